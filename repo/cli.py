@@ -1,0 +1,240 @@
+"""The `dsrepo` command line: parse options, call the library, print. Nothing else lives here.
+
+A user mistake (any DsrepoError) is printed as one line on stderr with exit status 1; click's
+own usage errors exit with 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from repo.coco.tasks import FORMATS
+from repo.errors import DsrepoError
+from repo.exporting import export_dataset
+from repo.importing import import_dataset
+from repo.info import summarize
+from repo.progress import Progress, Silent
+from repo.project import Project
+
+FORMAT_CHOICE = click.Choice(list(FORMATS))
+
+
+class FormatOptionsCommand(click.Command):
+    """Datumaro puts format options after `--`; they are accepted there and before it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            split = args.index("--")
+            args = args[:split] + args[split + 1:]
+        return super().parse_args(ctx, args)
+
+
+class BarProgress:
+    """A progress bar on stderr, one stage at a time."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def start(self, label: str, total: int) -> None:
+        self.finish()
+        self._bar = click.progressbar(length=max(total, 1), label=label, file=sys.stderr)
+        self._bar.__enter__()
+
+    def advance(self, steps: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(steps)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+def _progress(quiet: bool) -> Progress:
+    return Silent() if quiet or not sys.stderr.isatty() else BarProgress()
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    try:
+        yield
+    except DsrepoError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def project_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """-p, --db and --quiet, which every command takes."""
+
+    @click.option("-p", "--project", "project_dir", type=click.Path(file_okay=False, path_type=Path),
+                  default=Path("."), show_default=True, help="The project folder.")
+    @click.option("--db", metavar="URL", help="Database URL (else DSREPO_DB, the URL remembered "
+                  "in the project folder, or DIR/project.db).")
+    @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with user_errors():
+            return command(*args, **kwargs)
+
+    return wrapper
+
+
+def _open(project_dir: Path, db: str | None) -> Project:
+    return Project.open(project_dir, db)
+
+
+def _echo(message: str, quiet: bool = False) -> None:
+    if not quiet:
+        click.echo(message)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dsrepo")
+def main() -> None:
+    """dsrepo: COCO datasets kept in a database (SQLite or PostgreSQL).
+
+    \b
+    Example:
+        dsrepo create -p myproject
+        dsrepo import -p myproject -f coco path/to/coco
+        dsrepo export -p myproject -f coco -o out/
+    """
+
+
+@main.command()
+@project_options
+def create(project_dir: Path, db: str | None, quiet: bool) -> None:
+    """Create a project: a folder and an empty database with dsrepo's schema.
+
+    \b
+    Example:
+        dsrepo create -p myproject
+        dsrepo create -p myproject --db postgresql://me@localhost/datasets
+    """
+    project = Project.create(project_dir, db)
+    _echo(f"created project {project_dir} on {project.shown_url}", quiet)
+
+
+def _import_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("-f", "--format", "format_name", type=FORMAT_CHOICE, required=True, help="Input format."),
+        click.option("-n", "--name", help="Name of the new source (default: from PATH)."),
+        click.option("-r", "--relpath", metavar="RELPATH", help="A file or folder inside PATH to import."),
+        click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+                     help="fail: import nothing if any record is bad; skip: import the good records."),
+        click.option("--copy-images", is_flag=True, help="Store the image files in the database."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@main.command("import", cls=FormatOptionsCommand)
+@project_options
+@_import_options
+@click.argument("path", type=click.Path(path_type=Path))
+def import_command(
+    project_dir: Path, db: str | None, quiet: bool, format_name: str, name: str | None,
+    relpath: str | None, on_error: str, copy_images: bool, path: Path,
+) -> None:
+    """Import a COCO dataset (a folder, or one JSON file) as a new source.
+
+    \b
+    Example:
+        dsrepo import -p myproject -f coco path/to/coco
+        dsrepo import -p myproject -f coco_instances -n vendor_a instances_val2017.json
+        dsrepo import -p myproject -f coco path/to/coco -- --copy-images
+    """
+    project = _open(project_dir, db)
+    result = import_dataset(
+        project, format_name, path, name=name, relpath=relpath, on_error=on_error,
+        copy_images=copy_images, progress=_progress(quiet),
+    )
+    _echo(
+        f"imported source '{result.source}': {len(result.files)} files, {result.images} images, "
+        f"{result.annotations} annotations", quiet,
+    )
+    if result.missing_images:
+        click.echo(f"note: {result.missing_images} image files were not found (see `dsrepo info`)", err=True)
+
+
+@main.command("export", cls=FormatOptionsCommand)
+@project_options
+@click.option("-f", "--format", "format_name", type=FORMAT_CHOICE, required=True, help="Output format.")
+@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--overwrite", is_flag=True, help="Write into a non-empty output folder.")
+def export_command(
+    project_dir: Path, db: str | None, quiet: bool, format_name: str, out_dir: Path, overwrite: bool
+) -> None:
+    """Export the project's data as COCO files.
+
+    \b
+    Example:
+        dsrepo export -p myproject -f coco -o out/
+        dsrepo export -p myproject -f coco_instances -o out/ --overwrite
+    """
+    project = _open(project_dir, db)
+    result = export_dataset(project, format_name, out_dir, overwrite=overwrite, progress=_progress(quiet))
+    _echo(f"exported {len(result.files)} files, {result.images} images, {result.annotations} annotations to {out_dir}", quiet)
+
+
+@main.command(cls=FormatOptionsCommand)
+@click.option("-if", "--input-format", "input_format", type=FORMAT_CHOICE, required=True, help="Input format.")
+@click.option("-i", "--input", "input_path", type=click.Path(path_type=Path), required=True, help="Input dataset.")
+@click.option("-f", "--format", "format_name", type=FORMAT_CHOICE, required=True, help="Output format.")
+@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--overwrite", is_flag=True, help="Write into a non-empty output folder.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def convert(input_format: str, input_path: Path, format_name: str, out_dir: Path, overwrite: bool, quiet: bool) -> None:
+    """Import a dataset into a temporary project and export it again.
+
+    \b
+    Example:
+        dsrepo convert -if coco -i path/to/coco -f coco_instances -o out/
+    """
+    with user_errors(), tempfile.TemporaryDirectory(prefix="dsrepo-convert-") as scratch:
+        project = Project.create(Path(scratch) / "project")
+        try:
+            import_dataset(project, input_format, input_path, progress=_progress(quiet))
+            result = export_dataset(project, format_name, out_dir, overwrite=overwrite, progress=_progress(quiet))
+        finally:
+            project.close()
+    _echo(f"converted {result.images} images, {result.annotations} annotations into {out_dir}", quiet)
+
+
+@main.command()
+@project_options
+def info(project_dir: Path, db: str | None, quiet: bool) -> None:
+    """Show the database, the schema, and each source's files with their counts.
+
+    \b
+    Example:
+        dsrepo info -p myproject
+    """
+    project = _open(project_dir, db)
+    with project.reading() as connection:
+        summary = summarize(connection, project.shown_url)
+    click.echo(f"project: {project_dir}")
+    click.echo(f"database: {summary.url}")
+    click.echo(f"schema: {summary.schema}")
+    click.echo(f"revisions: {summary.head}")
+    click.echo(f"sources: {len(summary.sources)}")
+    for source in summary.sources:
+        click.echo(f"  {source.name} (format {source.format}, from {source.path})")
+        click.echo(f"    images: {source.items}, image files not found: {source.missing_images}")
+        for file in source.files:
+            click.echo(
+                f"    {file.task:<17} {file.subset:<12} {file.images:>8} images {file.annotations:>9} annotations"
+                f"  ({file.name})"
+            )
+
+
+if __name__ == "__main__":
+    main()

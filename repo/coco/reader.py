@@ -1,0 +1,588 @@
+"""Reading one COCO annotation file into validated records.
+
+Every check names the file, the record (by its id where it has a valid one, else by its
+position, e.g. `annotations[3]`) and the field, and says what was expected. A bad record is
+reported to the import's ErrorPolicy, which either fails the import or skips the record.
+Structural problems of the file itself (not an object, a section of the wrong type) always
+fail: there is nothing sound to keep from such a file.
+
+Validation is strict where a value means something to COCO tools (ids, sizes, geometry) and
+lenient elsewhere: keys COCO does not define, and optional fields that are `null`, are kept
+verbatim in `extra` and written back unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+import orjson
+
+from repo.coco.jsonio import dumps, load_json_file
+from repo.coco.policy import ErrorPolicy
+from repo.coco.records import (
+    BBOX_FIELDS, NUM_FLAG, RLE_LIST, RLE_STRING, AnnotationRecord, CategoryRecord, ImageRecord,
+    PanopticRecord, TaskFile,
+)
+from repo.coco.rle import RleError, check_runs, compress_runs, decode_string
+from repo.coco.tasks import LABELLED_TASKS
+from repo.errors import InputError
+
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_EXACT_FLOAT_LIMIT = 1 << 53  # beyond this a float column would change the integer
+PANOPTIC_ID_LIMIT = 1 << 24  # a PNG pixel holds 24 bits
+
+_OBJECT_TASKS = frozenset({"instances", "person_keypoints", "stuff"})
+_CATEGORIES_REQUIRED = LABELLED_TASKS
+_SECTIONS = ("info", "licenses", "categories", "images", "annotations")
+
+_IMAGE_KEYS = frozenset({"id", "file_name", "width", "height"})
+_CATEGORY_KEYS = frozenset({"id", "name", "supercategory"})
+
+
+def record_hash(value: Any) -> bytes:
+    """A digest of a JSON value's content, key order aside: rows with equal digests are equal."""
+    try:
+        canonical = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # integers beyond 64 bits
+        import json
+
+        canonical = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.blake2b(canonical, digest_size=16).digest()
+
+
+def describe(value: Any) -> str:
+    """How a message names a JSON value: its type, and the value when it is short."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"the string {dumps(shown).decode()}"
+    if isinstance(value, list):
+        return f"a list of {len(value)} values"
+    return "an object"
+
+
+def is_int(value: Any) -> bool:
+    return type(value) is int
+
+
+def is_number(value: Any) -> bool:
+    return type(value) is int or type(value) is float
+
+
+def unsafe_path_problem(name: str) -> str | None:
+    """Why a file name from a dataset could write or read outside its folder, or None."""
+    if not name:
+        return "is empty"
+    if "\x00" in name:
+        return "contains a NUL character"
+    for flavour in (PurePosixPath(name), PureWindowsPath(name)):
+        if flavour.is_absolute() or flavour.drive or flavour.root:
+            return f"{describe(name)} is an absolute path; expected a path inside the dataset folder"
+        if ".." in flavour.parts:
+            return f"{describe(name)} climbs out of the dataset folder with '..'"
+    return None
+
+
+def read_task_file(
+    path: Path, shown_as: str, task: str, subset: str, policy: ErrorPolicy
+) -> TaskFile:
+    document = load_json_file(path, shown_as)
+    return _FileReader(shown_as, task, policy).read(document, subset, path.name)
+
+
+class _FileReader:
+    def __init__(self, shown_as: str, task: str, policy: ErrorPolicy):
+        self.file = shown_as
+        self.task = task
+        self.policy = policy
+
+    def error(self, record: str | None, field: str | None, problem: str) -> InputError:
+        return InputError(self.file, record, field, problem)
+
+    # -- the file --------------------------------------------------------------------------
+
+    def read(self, document: Any, subset: str, name: str) -> TaskFile:
+        if not isinstance(document, dict):
+            raise self.error(None, None, f"the top-level value is {describe(document)}, expected an object")
+        self._check_sections(document)
+        categories = self._categories(document.get("categories", []))
+        images = self._images(document["images"])
+        keypoint_counts = {
+            c["coco_id"]: len(c["extra"]["keypoints"])
+            for c in categories
+            if c["extra"] and isinstance(c["extra"].get("keypoints"), list)
+        }
+        known_categories = {c["coco_id"] for c in categories} if categories else None
+        image_ids = {image["coco_id"]: image for image in images}
+        annotations: list[AnnotationRecord] = []
+        panoptic: list[PanopticRecord] = []
+        raw_annotations = document.get("annotations", [])
+        if self.task == "panoptic":
+            panoptic = self._panoptic(raw_annotations, image_ids, known_categories)
+        elif self.task == "image_info":
+            if raw_annotations:
+                raise self.error(
+                    "annotations[0]", None,
+                    "image_info files list images only; their 'annotations' must be empty",
+                )
+        else:
+            annotations = self._annotations(raw_annotations, image_ids, known_categories, keypoint_counts)
+        extra = {key: value for key, value in document.items() if key not in _SECTIONS}
+        return TaskFile(
+            task=self.task, subset=subset, name=name, layout=list(document),
+            info=document.get("info"), licenses=document.get("licenses"), extra=extra or None,
+            categories=categories, images=images, annotations=annotations, panoptic=panoptic,
+        )
+
+    def _check_sections(self, document: dict[str, Any]) -> None:
+        required = ["images"]
+        if self.task != "image_info":
+            required.append("annotations")
+        if self.task in _CATEGORIES_REQUIRED:
+            required.append("categories")
+        for key in required:
+            if key not in document:
+                raise self.error(None, key, f"the section is missing; a {self.task} file needs it")
+        for key in ("images", "annotations", "categories"):
+            if key in document and not isinstance(document[key], list):
+                raise self.error(None, key, f"the section is {describe(document[key])}, expected a list")
+
+    # -- categories and images -------------------------------------------------------------
+
+    def _categories(self, raw: list[Any]) -> list[CategoryRecord]:
+        records: list[CategoryRecord] = []
+        seen: set[int] = set()
+        for index, obj in enumerate(raw):
+            try:
+                record = self._category(obj, f"categories[{index}]")
+                if record["coco_id"] in seen:
+                    raise self.error(f"category id {record['coco_id']}", "id", "the id is listed twice")
+                seen.add(record["coco_id"])
+                records.append(record)
+            except InputError as error:
+                self.policy.report(error)
+        return records
+
+    def _category(self, obj: Any, where: str) -> CategoryRecord:
+        if not isinstance(obj, dict):
+            raise self.error(where, None, f"expected an object, got {describe(obj)}")
+        coco_id = self._id(obj, where, "id")
+        where = f"category id {coco_id}"
+        name = obj.get("name")
+        if not isinstance(name, str):
+            raise self.error(where, "name", f"expected a string, got {describe(name) if 'name' in obj else 'nothing'}")
+        supercategory = obj.get("supercategory")
+        if "supercategory" in obj and not isinstance(supercategory, str):
+            raise self.error(where, "supercategory", f"expected a string, got {describe(supercategory)}")
+        keypoints = obj.get("keypoints")
+        if "keypoints" in obj and not isinstance(keypoints, list):
+            raise self.error(where, "keypoints", f"expected a list of names, got {describe(keypoints)}")
+        extra = {k: v for k, v in obj.items() if k not in _CATEGORY_KEYS}
+        return CategoryRecord(
+            coco_id=coco_id, name=name, supercategory=supercategory, extra=extra or None,
+            hash=record_hash(obj),
+        )
+
+    def _images(self, raw: list[Any]) -> list[ImageRecord]:
+        records: list[ImageRecord] = []
+        ids: dict[int, str] = {}
+        names: dict[str, int] = {}
+        for index, obj in enumerate(raw):
+            try:
+                record = self._image(obj, f"images[{index}]")
+                where = f"image id {record['coco_id']}"
+                if record["coco_id"] in ids:
+                    raise self.error(where, "id", "the id is listed twice")
+                if record["file_name"] in names:
+                    raise self.error(
+                        where, "file_name",
+                        f"{describe(record['file_name'])} is also the file of image id {names[record['file_name']]}",
+                    )
+                ids[record["coco_id"]] = record["file_name"]
+                names[record["file_name"]] = record["coco_id"]
+                records.append(record)
+            except InputError as error:
+                self.policy.report(error)
+        return records
+
+    def _image(self, obj: Any, where: str) -> ImageRecord:
+        if not isinstance(obj, dict):
+            raise self.error(where, None, f"expected an object, got {describe(obj)}")
+        coco_id = self._id(obj, where, "id")
+        where = f"image id {coco_id}"
+        file_name = obj.get("file_name")
+        if not isinstance(file_name, str):
+            got = describe(file_name) if "file_name" in obj else "nothing"
+            raise self.error(where, "file_name", f"expected a string, got {got}")
+        problem = unsafe_path_problem(file_name)
+        if problem:
+            raise self.error(where, "file_name", problem)
+        sizes = []
+        for key in ("width", "height"):
+            value = obj.get(key)
+            if not is_int(value) or value <= 0:
+                got = describe(value) if key in obj else "nothing"
+                raise self.error(
+                    where, key,
+                    f"expected a positive integer, got {got} (dsrepo needs every image's size)",
+                )
+            sizes.append(value)
+        extra = {k: v for k, v in obj.items() if k not in _IMAGE_KEYS}
+        return ImageRecord(
+            coco_id=coco_id, file_name=file_name, width=sizes[0], height=sizes[1],
+            extra=extra or None, hash=record_hash(obj),
+        )
+
+    # -- annotations -----------------------------------------------------------------------
+
+    def _annotations(
+        self,
+        raw: list[Any],
+        images: dict[int, ImageRecord],
+        categories: set[int] | None,
+        keypoint_counts: dict[int, int],
+    ) -> list[AnnotationRecord]:
+        records: list[AnnotationRecord] = []
+        seen: set[int] = set()
+        parse = {
+            "captions": self._caption, "labels": self._label,
+        }.get(self.task, self._object)
+        for index, obj in enumerate(raw):
+            try:
+                record = parse(obj, f"annotations[{index}]", images, categories, keypoint_counts)
+                if record["coco_id"] in seen:
+                    raise self.error(f"annotation id {record['coco_id']}", "id", "the id is listed twice")
+                seen.add(record["coco_id"])
+                records.append(record)
+            except InputError as error:
+                self.policy.report(error)
+        return records
+
+    def _common(
+        self, obj: Any, where: str, images: dict[int, ImageRecord], lifted: set[str]
+    ) -> tuple[AnnotationRecord, str, ImageRecord]:
+        """The fields every annotation record has: id and image_id."""
+        if not isinstance(obj, dict):
+            raise self.error(where, None, f"expected an object, got {describe(obj)}")
+        coco_id = self._id(obj, where, "id")
+        where = f"annotation id {coco_id}"
+        image_id = obj.get("image_id")
+        image = self._image_of(obj, where, images)
+        lifted.update(("id", "image_id"))
+        record = AnnotationRecord(coco_id=coco_id, image_id=image_id, num_flags=0, hash=record_hash(obj))
+        return record, where, image
+
+    def _image_of(self, obj: dict[str, Any], where: str, images: dict[int, ImageRecord]) -> ImageRecord:
+        if "image_id" not in obj:
+            raise self.error(where, "image_id", "the field is missing")
+        image_id = obj["image_id"]
+        if not is_int(image_id):
+            raise self.error(where, "image_id", f"expected an integer, got {describe(image_id)}")
+        image = images.get(image_id)
+        if image is None:
+            raise self.error(where, "image_id", f"no image in this file has id {image_id}")
+        return image
+
+    def _category_of(
+        self, obj: dict[str, Any], where: str, categories: set[int] | None, field: str = "category_id"
+    ) -> int:
+        if field not in obj:
+            raise self.error(where, field, "the field is missing")
+        category_id = obj[field]
+        if not is_int(category_id):
+            raise self.error(where, field, f"expected an integer, got {describe(category_id)}")
+        if categories is not None and category_id not in categories:
+            raise self.error(where, field, f"no category in this file has id {category_id}")
+        return category_id
+
+    def _object(
+        self, obj: Any, where: str, images: dict[int, ImageRecord], categories: set[int] | None,
+        keypoint_counts: dict[int, int],
+    ) -> AnnotationRecord:
+        """An instances, stuff or person_keypoints record."""
+        lifted: set[str] = {"category_id"}
+        record, where, image = self._common(obj, where, images, lifted)
+        record["category_id"] = self._category_of(obj, where, categories)
+        self._geometry(obj, where, image, record, lifted)
+        kind = "mask" if record.get("rle") is not None else "polygon" if record.get("polygons") else "bbox"
+        if self.task == "person_keypoints":
+            kind = "points"
+            self._keypoints(obj, where, record, keypoint_counts.get(record["category_id"], 0), lifted)
+        record["kind"] = kind
+        self._optional_common(obj, where, record, lifted)
+        return self._finish(obj, record, lifted)
+
+    def _caption(
+        self, obj: Any, where: str, images: dict[int, ImageRecord], categories: set[int] | None,
+        keypoint_counts: dict[int, int],
+    ) -> AnnotationRecord:
+        lifted: set[str] = {"caption"}
+        record, where, _ = self._common(obj, where, images, lifted)
+        caption = obj.get("caption")
+        if not isinstance(caption, str):
+            got = describe(caption) if "caption" in obj else "nothing"
+            raise self.error(where, "caption", f"expected a string, got {got}")
+        record["caption"] = caption
+        record["kind"] = "caption"
+        self._optional_common(obj, where, record, lifted)
+        return self._finish(obj, record, lifted)
+
+    def _label(
+        self, obj: Any, where: str, images: dict[int, ImageRecord], categories: set[int] | None,
+        keypoint_counts: dict[int, int],
+    ) -> AnnotationRecord:
+        lifted: set[str] = {"category_id"}
+        record, where, _ = self._common(obj, where, images, lifted)
+        record["category_id"] = self._category_of(obj, where, categories)
+        record["kind"] = "label"
+        self._optional_common(obj, where, record, lifted)
+        return self._finish(obj, record, lifted)
+
+    def _optional_common(
+        self, obj: dict[str, Any], where: str, record: AnnotationRecord, lifted: set[str]
+    ) -> None:
+        """score and attributes, which any task may carry; null values stay in `extra`."""
+        if obj.get("score") is not None:
+            self._number(obj, where, "score", record, "score")
+            lifted.add("score")
+        attributes = obj.get("attributes")
+        if isinstance(attributes, dict):
+            record["attributes"] = attributes
+            lifted.add("attributes")
+
+    def _finish(self, obj: dict[str, Any], record: AnnotationRecord, lifted: set[str]) -> AnnotationRecord:
+        extra = {k: v for k, v in obj.items() if k not in lifted}
+        record["extra"] = extra or None
+        return record
+
+    # -- geometry ---------------------------------------------------------------------------
+
+    def _geometry(
+        self, obj: dict[str, Any], where: str, image: ImageRecord, record: AnnotationRecord,
+        lifted: set[str],
+    ) -> None:
+        """bbox, area, iscrowd and segmentation of an object record."""
+        if obj.get("bbox") is not None:
+            self._bbox(obj["bbox"], where, record)
+            lifted.add("bbox")
+        if obj.get("area") is not None:
+            self._number(obj, where, "area", record, "area")
+            lifted.add("area")
+        if obj.get("iscrowd") is not None:
+            record["iscrowd"] = self._flag(obj, where, "iscrowd")
+            lifted.add("iscrowd")
+        if obj.get("segmentation") is not None:
+            self._segmentation(obj["segmentation"], where, image, record)
+            lifted.add("segmentation")
+
+    def _bbox(self, bbox: Any, where: str, record: AnnotationRecord) -> None:
+        if not isinstance(bbox, list) or len(bbox) != 4 or not all(is_number(v) for v in bbox):
+            raise self.error(where, "bbox", f"expected 4 numbers [x, y, width, height], got {describe(bbox)}")
+        for name, value in zip(BBOX_FIELDS, bbox):
+            self._store_number(value, where, "bbox", record, name)
+
+    def _number(self, obj: dict[str, Any], where: str, key: str, record: AnnotationRecord, name: str) -> None:
+        value = obj[key]
+        if not is_number(value):
+            raise self.error(where, key, f"expected a number, got {describe(value)}")
+        self._store_number(value, where, key, record, name)
+
+    def _store_number(self, value: int | float, where: str, key: str, record: AnnotationRecord, name: str) -> None:
+        if type(value) is int:
+            if abs(value) > _EXACT_FLOAT_LIMIT:
+                raise self.error(where, key, f"the integer {value} is too large (at most 2^53)")
+            record["num_flags"] |= NUM_FLAG[name]
+        record[name] = float(value)  # type: ignore[literal-required]
+
+    def _flag(self, obj: dict[str, Any], where: str, key: str) -> int:
+        value = obj[key]
+        if not is_int(value) or value not in (0, 1):
+            raise self.error(where, key, f"expected 0 or 1, got {describe(value)}")
+        return value
+
+    def _segmentation(self, value: Any, where: str, image: ImageRecord, record: AnnotationRecord) -> None:
+        if isinstance(value, list):
+            for index, part in enumerate(value):
+                if not isinstance(part, list) or not all(is_number(v) for v in part):
+                    raise self.error(
+                        where, "segmentation",
+                        f"polygon part {index} is {describe(part)}, expected a list of numbers",
+                    )
+                if len(part) % 2 or len(part) < 6:
+                    raise self.error(
+                        where, "segmentation",
+                        f"polygon part {index} has {len(part)} coordinates, expected an even "
+                        "number and at least 6 (3 points)",
+                    )
+            record["polygons"] = value
+            return
+        if not isinstance(value, dict):
+            raise self.error(
+                where, "segmentation", f"expected a list of polygons or an RLE object, got {describe(value)}"
+            )
+        record["rle"], record["rle_form"] = self._rle(value, where, image)
+
+    def _rle(self, value: dict[str, Any], where: str, image: ImageRecord) -> tuple[bytes, str]:
+        unexpected = set(value) - {"counts", "size"}
+        if unexpected or "counts" not in value or "size" not in value:
+            raise self.error(
+                where, "segmentation",
+                f"an RLE object has exactly the keys 'counts' and 'size', got {sorted(value)}",
+            )
+        size, counts = value["size"], value["counts"]
+        expected = [image["height"], image["width"]]
+        if size != expected or not all(is_int(v) for v in size):
+            raise self.error(
+                where, "segmentation",
+                f"RLE size {describe(size) if not isinstance(size, list) else size} differs from the "
+                f"image's [height, width] = {expected}",
+            )
+        height, width = expected
+        try:
+            if isinstance(counts, str):
+                if not counts.isascii():
+                    raise RleError("counts string holds a character outside the RLE alphabet")
+                encoded = counts.encode("ascii")
+                check_runs(decode_string(encoded), height, width)
+                return encoded, RLE_STRING
+            if isinstance(counts, list):
+                if not all(is_int(v) for v in counts):
+                    raise RleError("counts must be a string or a list of integers")
+                check_runs(counts, height, width)
+                return compress_runs(counts, height, width), RLE_LIST
+            raise RleError(f"counts must be a string or a list of integers, got {describe(counts)}")
+        except RleError as exc:
+            raise self.error(where, "segmentation", f"invalid RLE: {exc}") from None
+
+    def _keypoints(
+        self, obj: dict[str, Any], where: str, record: AnnotationRecord, expected_points: int,
+        lifted: set[str],
+    ) -> None:
+        keypoints = obj.get("keypoints")
+        if keypoints is not None:
+            if not isinstance(keypoints, list) or not all(is_number(v) for v in keypoints):
+                raise self.error(where, "keypoints", f"expected a list of numbers, got {describe(keypoints)}")
+            if expected_points and len(keypoints) != 3 * expected_points:
+                raise self.error(
+                    where, "keypoints",
+                    f"expected {3 * expected_points} numbers (3 x the category's {expected_points} "
+                    f"keypoints), got {len(keypoints)}",
+                )
+            if len(keypoints) % 3:
+                raise self.error(
+                    where, "keypoints", f"expected x, y, visibility triplets, got {len(keypoints)} numbers"
+                )
+            record["keypoints"] = keypoints
+            lifted.add("keypoints")
+        num = obj.get("num_keypoints")
+        if num is not None:
+            if not is_int(num) or num < 0:
+                raise self.error(where, "num_keypoints", f"expected a non-negative integer, got {describe(num)}")
+            record["num_keypoints"] = num
+            lifted.add("num_keypoints")
+
+    # -- panoptic ---------------------------------------------------------------------------
+
+    def _panoptic(
+        self, raw: list[Any], images: dict[int, ImageRecord], categories: set[int] | None
+    ) -> list[PanopticRecord]:
+        records: list[PanopticRecord] = []
+        seen: set[int] = set()
+        for index, obj in enumerate(raw):
+            try:
+                record = self._panoptic_record(obj, f"annotations[{index}]", images, categories)
+                if record.image_id in seen:
+                    raise self.error(
+                        f"annotation for image id {record.image_id}", "image_id",
+                        "the image has a second panoptic record",
+                    )
+                seen.add(record.image_id)
+                records.append(record)
+            except InputError as error:
+                self.policy.report(error)
+        return records
+
+    def _panoptic_record(
+        self, obj: Any, where: str, images: dict[int, ImageRecord], categories: set[int] | None
+    ) -> PanopticRecord:
+        if not isinstance(obj, dict):
+            raise self.error(where, None, f"expected an object, got {describe(obj)}")
+        image = self._image_of(obj, where, images)
+        where = f"annotation for image id {image['coco_id']}"
+        png_name = obj.get("file_name")
+        if not isinstance(png_name, str):
+            got = describe(png_name) if "file_name" in obj else "nothing"
+            raise self.error(where, "file_name", f"expected the PNG's file name, got {got}")
+        problem = unsafe_path_problem(png_name)
+        if problem:
+            raise self.error(where, "file_name", problem)
+        segments_info = obj.get("segments_info")
+        if not isinstance(segments_info, list):
+            got = describe(segments_info) if "segments_info" in obj else "nothing"
+            raise self.error(where, "segments_info", f"expected a list, got {got}")
+        segments: list[AnnotationRecord] = []
+        seen: set[int] = set()
+        for index, segment in enumerate(segments_info):
+            record = self._segment(segment, f"{where}, segments_info[{index}]", image, categories)
+            if record["coco_id"] in seen:
+                raise self.error(
+                    f"segment id {record['coco_id']} of image id {image['coco_id']}", "id",
+                    "the segment is listed twice (segments must not overlap)",
+                )
+            seen.add(record["coco_id"])
+            segments.append(record)
+        extra = {k: v for k, v in obj.items() if k not in ("image_id", "file_name", "segments_info")}
+        return PanopticRecord(
+            image_id=image["coco_id"], png_name=png_name, extra=extra or None,
+            hash=record_hash(obj), segments=segments,
+        )
+
+    def _segment(
+        self, obj: Any, where: str, image: ImageRecord, categories: set[int] | None
+    ) -> AnnotationRecord:
+        if not isinstance(obj, dict):
+            raise self.error(where, None, f"expected an object, got {describe(obj)}")
+        segment_id = self._id(obj, where, "id")
+        where = f"segment id {segment_id} of image id {image['coco_id']}"
+        if not 0 < segment_id < PANOPTIC_ID_LIMIT:
+            raise self.error(
+                where, "id", "expected 1 to 2^24-1 (a PNG pixel holds 24 bits; 0 marks void pixels)"
+            )
+        lifted = {"id", "category_id"}
+        record = AnnotationRecord(
+            coco_id=segment_id, image_id=image["coco_id"], kind="mask", num_flags=0,
+            hash=record_hash(obj),
+        )
+        record["category_id"] = self._category_of(obj, where, categories)
+        if obj.get("bbox") is not None:
+            self._bbox(obj["bbox"], where, record)
+            lifted.add("bbox")
+        if obj.get("area") is not None:
+            self._number(obj, where, "area", record, "area")
+            lifted.add("area")
+        if obj.get("iscrowd") is not None:
+            record["iscrowd"] = self._flag(obj, where, "iscrowd")
+            lifted.add("iscrowd")
+        self._optional_common(obj, where, record, lifted)
+        return self._finish(obj, record, lifted)
+
+    # -- shared -----------------------------------------------------------------------------
+
+    def _id(self, obj: dict[str, Any], where: str, key: str) -> int:
+        if key not in obj:
+            raise self.error(where, key, "the field is missing")
+        value = obj[key]
+        if not is_int(value):
+            raise self.error(where, key, f"expected an integer, got {describe(value)}")
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise self.error(where, key, f"the id {value} does not fit in 64 bits")
+        return value

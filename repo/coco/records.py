@@ -1,0 +1,91 @@
+"""Validated COCO records, in dsrepo's own field names.
+
+The reader turns COCO's JSON objects into these records and the writer turns them back; no
+other module knows COCO's keys. Every key a record does not lift into a field of its own is
+kept verbatim in `extra`, so nothing in a file is lost. Numeric fields that COCO allows as
+integers or floats remember which one they were in `num_flags` (see NUM_FLAG).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+# Bits of `num_flags`: set when the value was a JSON integer (so 48 is not written back as 48.0).
+NUM_FLAG = {"bbox_x": 1, "bbox_y": 2, "bbox_w": 4, "bbox_h": 8, "area": 16, "score": 32}
+BBOX_FIELDS = ("bbox_x", "bbox_y", "bbox_w", "bbox_h")
+
+# `rle_form`: how the file wrote a mask's counts.
+RLE_STRING = "string"  # compressed, as pycocotools.mask.encode writes it
+RLE_LIST = "list"  # uncompressed run lengths, as COCO's crowd annotations have them
+
+
+class ImageRecord(TypedDict):
+    coco_id: int
+    file_name: str
+    width: int
+    height: int
+    extra: dict[str, Any] | None
+    hash: bytes
+
+
+class CategoryRecord(TypedDict):
+    coco_id: int
+    name: str
+    supercategory: str | None  # None: the key was absent
+    extra: dict[str, Any] | None
+    hash: bytes
+
+
+class AnnotationRecord(TypedDict, total=False):
+    """An annotation object, a caption or label record, or a panoptic segment."""
+
+    coco_id: int | None
+    image_id: int
+    category_id: int | None
+    kind: str  # bbox, polygon, mask, points, caption, label
+    iscrowd: int | None
+    score: float | None
+    area: float | None
+    bbox_x: float | None
+    bbox_y: float | None
+    bbox_w: float | None
+    bbox_h: float | None
+    num_flags: int
+    polygons: list[list[float]] | None
+    rle: bytes | None
+    rle_form: str | None
+    keypoints: list[float] | None
+    num_keypoints: int | None
+    caption: str | None
+    attributes: dict[str, Any] | None
+    extra: dict[str, Any] | None
+    hash: bytes
+
+
+@dataclass
+class PanopticRecord:
+    """One entry of a panoptic file's `annotations`: a PNG and the segments painted in it."""
+
+    image_id: int
+    png_name: str
+    extra: dict[str, Any] | None
+    hash: bytes
+    segments: list[AnnotationRecord] = field(default_factory=list)
+
+
+@dataclass
+class TaskFile:
+    """One COCO annotation file, validated, in the order the file had everything."""
+
+    task: str
+    subset: str
+    name: str  # the file's own name, e.g. instances_val2017.json
+    layout: list[str]  # top-level keys in file order
+    info: Any
+    licenses: Any
+    extra: dict[str, Any] | None  # top-level keys COCO does not define
+    categories: list[CategoryRecord]
+    images: list[ImageRecord]
+    annotations: list[AnnotationRecord]
+    panoptic: list[PanopticRecord]

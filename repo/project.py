@@ -1,0 +1,130 @@
+"""A project: one folder, one database.
+
+The folder holds `project.db` (SQLite, the default) or remembers, in `dsrepo.json`, the URL of
+another database (PostgreSQL). Every user action is one transaction on that database, opened
+here; the modules that do the work (`importing`, `exporting`, ...) receive the connection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy.exc import OperationalError
+
+from repo.errors import DsrepoError
+from repo.store import migrate
+from repo.store.engine import (
+    create_sqlite_file, is_sqlite, make_engine, masked, normalize_url, read_transaction,
+    sqlite_url, write_transaction,
+)
+
+DB_FILE = "project.db"
+CONFIG_FILE = "dsrepo.json"
+
+
+@dataclass
+class Project:
+    directory: Path
+    url: str
+    engine: Engine
+
+    # -- locating and creating --------------------------------------------------------------
+
+    @staticmethod
+    def _chosen_url(directory: Path, db: str | None) -> str | None:
+        """--db, then DSREPO_DB, then the URL remembered in the folder (Decision 15)."""
+        if db:
+            return normalize_url(db)
+        if os.environ.get("DSREPO_DB"):
+            return normalize_url(os.environ["DSREPO_DB"])
+        config = directory / CONFIG_FILE
+        if config.is_file():
+            try:
+                return normalize_url(json.loads(config.read_text(encoding="utf-8"))["db"])
+            except (ValueError, KeyError, TypeError):
+                raise DsrepoError(f"{config}: not a dsrepo project settings file (expected {{\"db\": URL}})") from None
+        return None
+
+    @classmethod
+    def create(cls, directory: Path, db: str | None = None) -> "Project":
+        """Make `directory` a project on an empty database and build the schema there."""
+        directory.mkdir(parents=True, exist_ok=True)
+        if (directory / CONFIG_FILE).exists() or (directory / DB_FILE).exists():
+            raise DsrepoError(f"{directory} is already a dsrepo project")
+        url = cls._chosen_url(directory, db)
+        remember = url is not None
+        if url is None:
+            url = sqlite_url((directory / DB_FILE).resolve())
+        if is_sqlite(url):
+            database = Path(url.split("///", 1)[1])
+            if database.exists() and database.stat().st_size > 0:
+                raise DsrepoError(f"{database} already exists; `create` needs a new or empty database")
+            database.parent.mkdir(parents=True, exist_ok=True)
+            create_sqlite_file(database)
+        project = cls(directory, url, make_engine(url))
+        with project._connect_errors():
+            with write_transaction(project.engine) as connection:
+                tables = inspect(connection).get_table_names()
+                if tables:
+                    raise DsrepoError(
+                        f"{masked(url)} already holds tables ({', '.join(sorted(tables)[:5])}); "
+                        "`create` needs an empty database"
+                    )
+                migrate.upgrade(connection)
+        if remember:
+            (directory / CONFIG_FILE).write_text(json.dumps({"db": url}) + "\n", encoding="utf-8")
+        return project
+
+    @classmethod
+    def open(cls, directory: Path, db: str | None = None) -> "Project":
+        """Open an existing project; opening writes nothing."""
+        url = cls._chosen_url(directory, db)
+        if url is None:
+            database = directory / DB_FILE
+            if not database.is_file():
+                raise DsrepoError(
+                    f"{directory} is not a dsrepo project (no {DB_FILE}); create one with "
+                    f"`dsrepo create -p {directory}` or name a database with --db"
+                )
+            url = sqlite_url(database.resolve())
+        elif is_sqlite(url) and not Path(url.split("///", 1)[1]).is_file():
+            raise DsrepoError(f"{masked(url)}: no such database; create it with `dsrepo create --db URL`")
+        project = cls(directory, url, make_engine(url))
+        with project._connect_errors():
+            with read_transaction(project.engine) as connection:
+                migrate.check_current(connection, masked(url))
+        return project
+
+    @contextmanager
+    def _connect_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise DsrepoError(f"cannot use the database {masked(self.url)}: {reason}") from None
+
+    # -- transactions -----------------------------------------------------------------------
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """One transaction for one user action (an import, a commit, ...)."""
+        with self._connect_errors(), write_transaction(self.engine) as connection:
+            yield connection
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        with self._connect_errors(), read_transaction(self.engine) as connection:
+            yield connection
+
+    @property
+    def shown_url(self) -> str:
+        return masked(self.url)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,57 @@
+"""Sources: the named imports a project is made of."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import Connection, Row, select
+
+from repo.coco.reader import record_hash
+from repo.errors import ConflictError, NotFoundError
+from repo.store import schema
+from repo.store.versions import WORKING, Snapshot, Stamp
+
+_sources = schema.sources
+_NAME = re.compile(r"^[^\s/\\][^/\\]*$")
+
+
+def live_names(connection: Connection, snapshot: Snapshot = WORKING) -> list[str]:
+    query = select(_sources.c.name).where(snapshot.visible(_sources)).order_by(_sources.c.id)
+    return list(connection.execute(query).scalars())
+
+
+def find_source(connection: Connection, name: str, snapshot: Snapshot = WORKING) -> Row[Any]:
+    query = select(_sources).where(_sources.c.name == name, snapshot.visible(_sources))
+    row = connection.execute(query).first()
+    if row is None:
+        names = live_names(connection, snapshot)
+        known = f" (sources: {', '.join(names)})" if names else " (the project has no sources)"
+        raise NotFoundError(f"no source named '{name}'{known}")
+    return row
+
+
+def auto_name(connection: Connection, stem: str) -> str:
+    """A free name derived from the imported path: `coco_instances`, `coco_instances-2`, ..."""
+    base = re.sub(r"[^\w.-]+", "_", stem).strip("._-") or "source"
+    taken = set(live_names(connection))
+    name, number = base, 1
+    while name in taken:
+        number += 1
+        name = f"{base}-{number}"
+    return name
+
+
+def add_source(
+    stamp: Stamp, name: str, format_name: str, path: str, options: dict[str, Any] | None
+) -> int:
+    if not _NAME.match(name):
+        raise ConflictError(f"'{name}' is not a valid source name (no slashes, not blank)")
+    if name in live_names(stamp.connection):
+        raise ConflictError(
+            f"a source named '{name}' already exists; choose another name with -n, "
+            f"or update it with `dsrepo update {name} PATH`"
+        )
+    record = {"name": name, "format": format_name, "path": path, "options": options}
+    [source_id] = stamp.insert(_sources, [{**record, "hash": record_hash(record)}])
+    return source_id

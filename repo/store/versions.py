@@ -1,0 +1,118 @@
+"""Row versions: which rows a read sees, and how a change stamps the rows it touches.
+
+See `schema` for the model. `Snapshot` turns "the working state" or "revision r" into a WHERE
+clause; `Stamp` carries the pending revision of one write transaction and is the only code
+that inserts, replaces or closes versioned rows, so the rules live in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, ColumnElement, Table, and_, delete, func, or_, select, text, update
+
+from repo.store.schema import revisions
+
+BATCH_ROWS = 2000
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The rows a read sees: the working state (seq None) or those of revision `seq`."""
+
+    seq: int | None = None
+
+    def visible(self, table: Table) -> ColumnElement[bool]:
+        if self.seq is None:
+            return table.c.rev_to.is_(None)
+        return and_(
+            table.c.rev_from <= self.seq,
+            or_(table.c.rev_to.is_(None), table.c.rev_to > self.seq),
+        )
+
+
+WORKING = Snapshot()
+
+
+def head_seq(connection: Connection) -> int:
+    """The newest revision's number; 0 before the first commit."""
+    return connection.execute(select(func.coalesce(func.max(revisions.c.seq), 0))).scalar_one()
+
+
+@dataclass
+class Stamp:
+    """Writes versioned rows for one transaction, stamped with the pending revision."""
+
+    connection: Connection
+    pending: int
+    _next_row_id: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def begin(cls, connection: Connection) -> "Stamp":
+        return cls(connection, head_seq(connection) + 1)
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.connection.dialect.name == "postgresql"
+
+    def allocate(self, table: Table, count: int) -> list[int]:
+        """Fresh row ids. PostgreSQL draws them from a sequence, so concurrent writers never
+        clash; SQLite has one writer at a time, so counting on from the largest id is safe."""
+        if count == 0:
+            return []
+        if self.is_postgresql:
+            rows = self.connection.execute(
+                text("SELECT nextval('dsrepo_row_ids') FROM generate_series(1, :n)"), {"n": count}
+            )
+            return [row[0] for row in rows]
+        start = self._next_row_id.get(table.name)
+        if start is None:
+            start = self.connection.execute(select(func.coalesce(func.max(table.c.row_id), 0))).scalar_one() + 1
+        self._next_row_id[table.name] = start + count
+        return list(range(start, start + count))
+
+    def insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert new records (new lineages); returns their ids, in order."""
+        row_ids = self.allocate(table, len(rows))
+        for row, row_id in zip(rows, row_ids):
+            row["row_id"] = row_id
+            row["id"] = row_id
+            row["rev_from"] = self.pending
+        self._execute_insert(table, rows)
+        return row_ids
+
+    def insert_versions(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert new versions of existing records; each row carries its record's `id`."""
+        row_ids = self.allocate(table, len(rows))
+        for row, row_id in zip(rows, row_ids):
+            row["row_id"] = row_id
+            row["rev_from"] = self.pending
+        self._execute_insert(table, rows)
+
+    def _execute_insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        for start in range(0, len(rows), BATCH_ROWS):
+            self.connection.execute(table.insert(), list(rows[start:start + BATCH_ROWS]))
+
+    def close(self, table: Table, condition: ColumnElement[bool]) -> int:
+        """End the working versions of the rows matching `condition`; returns how many.
+
+        A row made in this same pending revision was never committed: it is deleted, not kept
+        as history.
+        """
+        live = and_(condition, table.c.rev_to.is_(None))
+        dropped = self.connection.execute(
+            delete(table).where(live, table.c.rev_from == self.pending)
+        ).rowcount
+        closed = self.connection.execute(
+            update(table).where(live).values(rev_to=self.pending)
+        ).rowcount
+        return dropped + closed
+
+    def close_rows(self, table: Table, row_ids: Iterable[int]) -> int:
+        ids = list(row_ids)
+        total = 0
+        for start in range(0, len(ids), BATCH_ROWS):
+            total += self.close(table, table.c.row_id.in_(ids[start:start + BATCH_ROWS]))
+        return total
