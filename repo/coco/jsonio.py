@@ -41,7 +41,7 @@ def load_json_file(path: Path, shown_as: str) -> Any:
     except FileNotFoundError:
         raise InputError(shown_as, None, None, "file not found") from None
     except IsADirectoryError:
-        raise InputError(shown_as, None, None, "is a directory, expected a JSON file") from None
+        raise InputError(shown_as, None, None, "a folder, expected a JSON file") from None
     except OSError as exc:
         raise InputError(shown_as, None, None, f"cannot be read ({exc.strerror})") from None
     if data.startswith(b"\xef\xbb\xbf"):
@@ -50,16 +50,16 @@ def load_json_file(path: Path, shown_as: str) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(
-            shown_as, None, None, f"is not UTF-8 text (byte {exc.start} is invalid)"
+            shown_as, None, None, f"not UTF-8 text (byte {exc.start} is invalid)"
         ) from None
     if not text.strip():
-        raise InputError(shown_as, None, None, "is empty, expected a JSON object")
+        raise InputError(shown_as, None, None, "empty file, expected a JSON object")
     try:
         return parse_json(text)
     except json.JSONDecodeError as exc:
         raise InputError(
             shown_as, None, None,
-            f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
+            f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
         ) from None
 
 

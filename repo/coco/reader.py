@@ -181,12 +181,13 @@ class _FileReader:
         if not isinstance(name, str):
             raise self.error(where, "name", f"expected a string, got {describe(name) if 'name' in obj else 'nothing'}")
         supercategory = obj.get("supercategory")
-        if "supercategory" in obj and not isinstance(supercategory, str):
+        if supercategory is not None and not isinstance(supercategory, str):
             raise self.error(where, "supercategory", f"expected a string, got {describe(supercategory)}")
         keypoints = obj.get("keypoints")
         if "keypoints" in obj and not isinstance(keypoints, list):
             raise self.error(where, "keypoints", f"expected a list of names, got {describe(keypoints)}")
-        extra = {k: v for k, v in obj.items() if k not in _CATEGORY_KEYS}
+        lifted = _CATEGORY_KEYS if supercategory is not None else _CATEGORY_KEYS - {"supercategory"}
+        extra = {k: v for k, v in obj.items() if k not in lifted}
         return CategoryRecord(
             coco_id=coco_id, name=name, supercategory=supercategory, extra=extra or None,
             hash=record_hash(obj),
