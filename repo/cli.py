@@ -7,6 +7,7 @@ own usage errors exit with 2.
 from __future__ import annotations
 
 import functools
+import json
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -18,8 +19,9 @@ import click
 
 from repo.coco.tasks import FORMATS
 from repo.errors import DsrepoError
+from repo import diff, history, sources
 from repo.exporting import export_dataset
-from repo.importing import import_dataset
+from repo.importing import import_dataset, update_source
 from repo.info import summarize
 from repo.progress import Progress, Silent
 from repo.project import Project
@@ -169,19 +171,21 @@ def import_command(
 @project_options
 @click.option("-f", "--format", "format_name", type=FORMAT_CHOICE, required=True, help="Output format.")
 @click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--rev", metavar="REV", help="Export what this revision held (HEAD, HEAD~N, a tag, an id).")
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty output folder.")
 def export_command(
-    project_dir: Path, db: str | None, quiet: bool, format_name: str, out_dir: Path, overwrite: bool
+    project_dir: Path, db: str | None, quiet: bool, format_name: str, out_dir: Path, rev: str | None,
+    overwrite: bool,
 ) -> None:
-    """Export the project's data as COCO files.
+    """Export the project's data (the working state, or one revision) as COCO files.
 
     \b
     Example:
         dsrepo export -p myproject -f coco -o out/
-        dsrepo export -p myproject -f coco_instances -o out/ --overwrite
+        dsrepo export -p myproject -f coco_instances -o out/ --rev v1 --overwrite
     """
     project = _open(project_dir, db)
-    result = export_dataset(project, format_name, out_dir, overwrite=overwrite, progress=_progress(quiet))
+    result = export_dataset(project, format_name, out_dir, rev=rev, overwrite=overwrite, progress=_progress(quiet))
     _echo(f"exported {len(result.files)} files, {result.images} images, {result.annotations} annotations to {out_dir}", quiet)
 
 
@@ -234,6 +238,174 @@ def info(project_dir: Path, db: str | None, quiet: bool) -> None:
                 f"    {file.task:<17} {file.subset:<12} {file.images:>8} images {file.annotations:>9} annotations"
                 f"  ({file.name})"
             )
+
+
+@main.command()
+@project_options
+@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="fail: change nothing if any record is bad; skip: use the good records.")
+@click.option("--copy-images", is_flag=True, help="Store the image files in the database.")
+@click.argument("name")
+@click.argument("path", type=click.Path(path_type=Path))
+def update(
+    project_dir: Path, db: str | None, quiet: bool, on_error: str, copy_images: bool, name: str, path: Path,
+) -> None:
+    """Update source NAME from a newer copy of its files: only what differs is stored.
+
+    \b
+    Example:
+        dsrepo update -p myproject vendor_a path/to/new/coco
+    """
+    project = _open(project_dir, db)
+    result = update_source(project, name, path, on_error=on_error, copy_images=copy_images, progress=_progress(quiet))
+    changes = result.changes
+    if changes.empty:
+        _echo(f"source '{name}' is unchanged", quiet)
+        return
+    parts = [f"{verb} {_counts(getattr(changes, verb))}" for verb in ("added", "changed", "removed") if getattr(changes, verb)]
+    _echo(f"updated source '{name}': " + "; ".join(parts), quiet)
+
+
+def _counts(per_table: dict[str, int]) -> str:
+    return ", ".join(f"{count} {table}" for table, count in per_table.items())
+
+
+@main.command()
+@project_options
+@click.argument("name")
+def remove(project_dir: Path, db: str | None, quiet: bool, name: str) -> None:
+    """Remove source NAME from the working state (older revisions keep it).
+
+    \b
+    Example:
+        dsrepo remove -p myproject vendor_a
+        dsrepo commit -p myproject -m "drop vendor_a"
+    """
+    sources.remove(_open(project_dir, db), name)
+    _echo(f"removed source '{name}'", quiet)
+
+
+@main.command()
+@project_options
+@click.option("-m", "--message", required=True, help="What this revision is.")
+@click.option("--allow-empty", is_flag=True, help="Commit even if nothing changed.")
+def commit(project_dir: Path, db: str | None, quiet: bool, message: str, allow_empty: bool) -> None:
+    """Record the working state as a new revision.
+
+    \b
+    Example:
+        dsrepo commit -p myproject -m "import vendor A"
+    """
+    revision = history.commit(_open(project_dir, db), message, allow_empty)
+    _echo(f"[{revision.short}] {revision.message} ({_change_summary(revision.changes)})", quiet)
+
+
+def _change_summary(changes: dict[str, dict[str, int]]) -> str:
+    shown = []
+    for table in history.REPORTED:
+        counts = changes.get(table)
+        if counts:
+            shown.append(f"{table} +{counts['added']} -{counts['removed']} ~{counts['changed']}")
+    return ", ".join(shown) or "no changes"
+
+
+@main.command()
+@project_options
+@click.option("-n", "--max-count", "limit", type=click.IntRange(min=1), help="Show at most N revisions.")
+def log(project_dir: Path, db: str | None, quiet: bool, limit: int | None) -> None:
+    """List revisions, newest first: id, date, message, change counts.
+
+    \b
+    Example:
+        dsrepo log -p myproject -n 5
+    """
+    for revision in history.log(_open(project_dir, db), limit):
+        tags = f" ({', '.join(revision.tags)})" if revision.tags else ""
+        when = revision.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(f"{revision.short} {when} {revision.message}{tags}  [{_change_summary(revision.changes)}]")
+
+
+@main.command("tag")
+@project_options
+@click.argument("name")
+@click.argument("rev", default="HEAD")
+def tag_command(project_dir: Path, db: str | None, quiet: bool, name: str, rev: str) -> None:
+    """Name revision REV (default HEAD) as NAME.
+
+    \b
+    Example:
+        dsrepo tag -p myproject v1
+        dsrepo tag -p myproject before-merge HEAD~2
+    """
+    revision = history.tag(_open(project_dir, db), name, rev)
+    _echo(f"tagged {revision.short} as {name}", quiet)
+
+
+@main.command()
+@project_options
+def status(project_dir: Path, db: str | None, quiet: bool) -> None:
+    """Show the uncommitted changes of each source.
+
+    \b
+    Example:
+        dsrepo status -p myproject
+    """
+    entries = history.status(_open(project_dir, db))
+    if not entries:
+        click.echo("nothing to commit: the working state equals HEAD")
+        return
+    for entry in entries:
+        click.echo(f"{entry.source}:")
+        for table, counts in entry.changes.items():
+            click.echo(f"  {table}: +{counts['added']} -{counts['removed']} ~{counts['changed']}")
+
+
+@main.command()
+@project_options
+@click.option("-f", "--force", is_flag=True, help="Drop uncommitted changes.")
+@click.argument("rev")
+def checkout(project_dir: Path, db: str | None, quiet: bool, force: bool, rev: str) -> None:
+    """Make the working state what revision REV held (commit to record it).
+
+    \b
+    Example:
+        dsrepo checkout -p myproject v1
+        dsrepo checkout -p myproject HEAD --force    # drop uncommitted changes
+    """
+    revision = history.checkout(_open(project_dir, db), rev, force)
+    _echo(f"working state is now {revision.short} {revision.message}", quiet)
+
+
+@main.command("diff")
+@project_options
+@click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.argument("rev_a")
+@click.argument("rev_b", required=False)
+def diff_command(project_dir: Path, db: str | None, quiet: bool, output: str, rev_a: str, rev_b: str | None) -> None:
+    """Count items, annotations and categories added, removed and changed from REV_A to
+    REV_B (default: the working state), per source and subset.
+
+    \b
+    Example:
+        dsrepo diff -p myproject v1
+        dsrepo diff -p myproject HEAD~2 HEAD --format json
+    """
+    rows = diff.diff(_open(project_dir, db), rev_a, rev_b)
+    if output == "json":
+        click.echo(json.dumps([row.as_dict() for row in rows], ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("no differences")
+        return
+    _table(["source", "subset", "kind", "added", "removed", "changed"],
+           [[r.source, r.subset, r.kind, r.added, r.removed, r.changed] for r in rows])
+
+
+def _table(header: list[str], rows: list[list[object]]) -> None:
+    cells = [header] + [[str(value) for value in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        click.echo("  ".join(value.rjust(w) if value.isdigit() else value.ljust(w) for value, w in zip(row, widths)).rstrip())
 
 
 if __name__ == "__main__":

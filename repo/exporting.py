@@ -24,8 +24,8 @@ from repo.coco.writer import (
 from repo.errors import ConflictError, DsrepoError
 from repo.progress import Progress, Silent
 from repo.project import Project
-from repo.store import fetch, schema
-from repo.store.versions import WORKING, Snapshot
+from repo.store import fetch, revisions, schema
+from repo.store.versions import Snapshot
 
 
 @dataclass
@@ -56,16 +56,18 @@ def export_dataset(
     format_name: str,
     out_dir: Path,
     *,
-    snapshot: Snapshot = WORKING,
+    rev: str | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
 ) -> ExportResult:
-    """Write every stored file of the format's tasks into `out_dir`."""
+    """Write every stored file of the format's tasks into `out_dir`, as of revision `rev`
+    (a reference such as HEAD~1 or a tag; None for the working state)."""
     progress = progress or Silent()
     tasks = tasks_of(format_name)
-    prepare_output(out_dir, overwrite)
     result = ExportResult()
     with project.reading() as connection:
+        snapshot = revisions.snapshot(connection, rev)
+        prepare_output(out_dir, overwrite)
         files = [row for row in fetch.file_rows(connection, snapshot) if row.task in tasks]
         files.sort(key=lambda row: (tasks.index(row.task), row.subset, row.source_id, row.position))
         for (task, subset), group in itertools.groupby(files, key=lambda row: (row.task, row.subset)):

@@ -1,13 +1,14 @@
-"""Importing a COCO dataset as a new source: one file at a time, one transaction in all.
+"""Importing a COCO dataset as a source, or updating a source from a newer copy.
 
-Each annotation file is parsed and validated on its own (memory holds one file), its
-panoptic PNGs are cut into per-segment masks, its images are looked up on disk, and its
-rows are bulk-inserted. Any error rolls the whole import back.
+Each annotation file is parsed and validated on its own (memory holds one file), its panoptic
+PNGs are cut into per-segment masks, its images are looked up on disk, and its rows are
+written in bulk. The whole import (or update) is one transaction: any error rolls it back.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,15 +18,15 @@ from sqlalchemy.exc import IntegrityError
 from repo.coco.layout import AnnotationFile, discover
 from repo.coco.panoptic import cut_segments, read_id_map
 from repo.coco.policy import ErrorPolicy
-from repo.coco.reader import read_task_file
+from repo.coco.reader import read_task_file, record_hash
 from repo.coco.records import TaskFile
 from repo.errors import ConflictError, InputError
 from repo.progress import Progress, Silent
 from repo.project import Project
 from repo.store import schema
-from repo.store.loader import ImageRef, SourceLoader
-from repo.store.schema import POSITION_STEP
-from repo.store.sources import add_source, auto_name
+from repo.store.loader import ChangeCounts, ImageRef, SourceWriter
+from repo.store.positions import fresh_positions
+from repo.store.sources import add_source, auto_name, find_source, replace_source
 from repo.store.versions import Stamp
 
 
@@ -37,6 +38,7 @@ class ImportResult:
     annotations: int = 0
     missing_images: int = 0
     skipped: list[InputError] = field(default_factory=list)
+    changes: ChangeCounts = field(default_factory=ChangeCounts)
 
 
 def import_dataset(
@@ -51,44 +53,79 @@ def import_dataset(
     progress: Progress | None = None,
 ) -> ImportResult:
     """Import the dataset at `path` (in `format_name`) as a new source named `name`."""
-    progress = progress or Silent()
     annotation_files = discover(format_name, path, relpath)
-    policy = ErrorPolicy(skip=on_error == "skip")
     with project.writing() as connection:
         stamp = Stamp.begin(connection)
         if name is None:
             name = auto_name(connection, Path(relpath or path.resolve().name).stem or "source")
         options = {"relpath": relpath} if relpath else None
+        root = str(annotation_files[0].root.resolve())
         try:
-            source_id = add_source(stamp, name, format_name, str(path.resolve()), options)
+            source_id = add_source(stamp, name, format_name, root, options)
         except IntegrityError:
             raise ConflictError(f"a source named '{name}' already exists; choose another name with -n") from None
-        result = ImportResult(source=name)
-        loader = SourceLoader(stamp, source_id)
-        seen_items: set[tuple[str, str]] = set()
-        for position, annotation_file in enumerate(annotation_files):
-            progress.start(f"reading {annotation_file.path.name}", 1)
-            task_file = read_task_file(
-                annotation_file.path, annotation_file.shown_as, annotation_file.task,
-                annotation_file.subset, policy,
-            )
-            if task_file.task == "panoptic":
-                _cut_panoptic(annotation_file, task_file, policy, progress)
-            refs = _locate_images(connection, annotation_file, task_file, copy_images, progress)
-            loader.add_file(task_file, position * POSITION_STEP, refs)
-            result.files.append(annotation_file.shown_as)
-            for image in task_file.images:
-                key = (task_file.subset, image["file_name"])
-                if key not in seen_items:
-                    seen_items.add(key)
-                    result.missing_images += image["file_name"] not in refs
-            result.annotations += len(task_file.annotations) + sum(
-                len(record.segments) for record in task_file.panoptic
-            )
-        result.images = len(seen_items)
-        result.skipped = policy.skipped
-        progress.finish()
+        writer = SourceWriter(stamp, source_id, new_source=True)
+        return _write_files(connection, writer, name, annotation_files, on_error, copy_images, progress)
+
+
+def update_source(
+    project: Project,
+    name: str,
+    path: Path,
+    *,
+    on_error: str = "fail",
+    copy_images: bool = False,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Bring source `name` in line with a newer copy of its files; only differences are stored."""
+    with project.writing() as connection:
+        stamp = Stamp.begin(connection)
+        source = find_source(connection, name)
+        relpath = (source.options or {}).get("relpath")
+        annotation_files = discover(source.format, path, relpath)
+        source_id = replace_source(stamp, source, str(annotation_files[0].root.resolve()))
+        writer = SourceWriter(stamp, source_id, new_source=False)
+        return _write_files(connection, writer, name, annotation_files, on_error, copy_images, progress)
+
+
+def _write_files(
+    connection: Connection, writer: SourceWriter, name: str, annotation_files: list[AnnotationFile],
+    on_error: str, copy_images: bool, progress: Progress | None,
+) -> ImportResult:
+    progress = progress or Silent()
+    policy = ErrorPolicy(skip=on_error == "skip")
+    finder = _ImageFinder(connection, copy_images, progress)
+    result = ImportResult(source=name)
+    seen_items: set[tuple[str, str]] = set()
+    positions = fresh_positions(len(annotation_files))
+    for position, annotation_file, task_file in zip(positions, annotation_files, _read(annotation_files, policy, progress)):
+        refs = finder.locate(annotation_file, task_file)
+        writer.write_file(task_file, position, refs)
+        result.files.append(annotation_file.shown_as)
+        for image in task_file.images:
+            key = (task_file.subset, image["file_name"])
+            if key not in seen_items:
+                seen_items.add(key)
+                result.missing_images += image["file_name"] not in refs
+        result.annotations += len(task_file.annotations) + sum(len(r.segments) for r in task_file.panoptic)
+    result.images = len(seen_items)
+    result.skipped = policy.skipped
+    result.changes = writer.finish()
+    progress.finish()
     return result
+
+
+def _read(annotation_files: list[AnnotationFile], policy: ErrorPolicy, progress: Progress) -> Iterator[TaskFile]:
+    """Validated task files, one at a time, panoptic masks cut from their PNGs."""
+    for annotation_file in annotation_files:
+        progress.start(f"reading {annotation_file.path.name}", 1)
+        task_file = read_task_file(
+            annotation_file.path, annotation_file.shown_as, annotation_file.task, annotation_file.subset, policy
+        )
+        progress.advance()
+        if task_file.task == "panoptic":
+            _cut_panoptic(annotation_file, task_file, policy, progress)
+        yield task_file
 
 
 def _cut_panoptic(
@@ -96,49 +133,62 @@ def _cut_panoptic(
 ) -> None:
     """Decode each record's PNG into per-segment masks; a bad PNG drops its record under `skip`."""
     images = {image["coco_id"]: image for image in task_file.images}
-    progress.start(f"decoding {annotation_file.path.with_suffix('').name}/", len(task_file.panoptic))
-    png_dir = annotation_file.png_dir
+    progress.start(f"decoding {annotation_file.png_dir.name}/", len(task_file.panoptic))
     kept = []
     for record in task_file.panoptic:
         image = images[record.image_id]
         png_shown = f"{annotation_file.shown_as.removesuffix('.json')}/{record.png_name}"
         where = f"annotation for image id {record.image_id}"
         try:
-            id_map = read_id_map(png_dir / record.png_name, png_shown, where, image["width"], image["height"])
+            id_map = read_id_map(annotation_file.png_dir / record.png_name, png_shown, where, image["width"], image["height"])
             cut_segments(id_map, record, png_shown)
-            kept.append(record)
         except InputError as error:
             policy.report(error)
+        else:
+            for segment in record.segments:  # a segment is its JSON record and its pixels
+                segment["hash"] = record_hash([segment["hash"].hex(), segment["rle"].decode("ascii")])
+            kept.append(record)
         progress.advance()
     task_file.panoptic = kept
 
 
-def _locate_images(
-    connection: Connection, annotation_file: AnnotationFile, task_file: TaskFile, copy_images: bool,
-    progress: Progress,
-) -> dict[str, ImageRef]:
-    """Find each image file, hash it, and with `copy_images` store its bytes once."""
-    folders = annotation_file.image_dirs()
-    refs: dict[str, ImageRef] = {}
-    progress.start(f"hashing images of {annotation_file.path.name}", len(task_file.images))
-    for image in task_file.images:
-        file_name = image["file_name"]
-        for folder in folders:
-            candidate = folder / file_name
+class _ImageFinder:
+    """Finds each item's image file, hashes it once, and with `copy_images` stores it once."""
+
+    def __init__(self, connection: Connection, copy_images: bool, progress: Progress):
+        self.connection = connection
+        self.copy_images = copy_images
+        self.progress = progress
+        self._found: dict[Path, ImageRef | None] = {}
+
+    def locate(self, annotation_file: AnnotationFile, task_file: TaskFile) -> dict[str, ImageRef]:
+        folders = annotation_file.image_dirs()
+        refs: dict[str, ImageRef] = {}
+        self.progress.start(f"hashing images of {annotation_file.path.name}", len(task_file.images))
+        for image in task_file.images:
+            for folder in folders:
+                ref = self._ref(folder / image["file_name"], annotation_file.root)
+                if ref is not None:
+                    refs[image["file_name"]] = ref
+                    break
+            self.progress.advance()
+        return refs
+
+    def _ref(self, candidate: Path, root: Path) -> ImageRef | None:
+        if candidate not in self._found:
+            ref = None
             if candidate.is_file():
                 data = candidate.read_bytes()
                 digest = hashlib.sha256(data).hexdigest()
-                relative = candidate.relative_to(annotation_file.root).as_posix() if candidate.is_relative_to(annotation_file.root) else candidate.as_posix()
-                refs[file_name] = ImageRef(relative, len(data), digest)
-                if copy_images:
-                    _store_blob(connection, digest, data)
-                break
-        progress.advance()
-    return refs
+                shown = candidate.relative_to(root) if candidate.is_relative_to(root) else candidate
+                ref = ImageRef(shown.as_posix(), len(data), digest)
+                if self.copy_images:
+                    self._store_blob(digest, data)
+            self._found[candidate] = ref
+        return self._found[candidate]
 
-
-def _store_blob(connection: Connection, digest: str, data: bytes) -> None:
-    blobs = schema.blobs
-    exists = connection.execute(select(blobs.c.sha256).where(blobs.c.sha256 == digest)).first()
-    if exists is None:
-        connection.execute(insert(blobs).values(sha256=digest, size=len(data), data=data))
+    def _store_blob(self, digest: str, data: bytes) -> None:
+        blobs = schema.blobs
+        exists = self.connection.execute(select(blobs.c.sha256).where(blobs.c.sha256 == digest)).first()
+        if exists is None:
+            self.connection.execute(insert(blobs).values(sha256=digest, size=len(data), data=data))

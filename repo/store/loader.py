@@ -1,25 +1,30 @@
-"""Bulk-writing validated COCO files into the tables of one source.
+"""Writing freshly read COCO files into the tables of one source.
+
+The same code imports a new source and updates an existing one: for each table it matches the
+records read from the files against the stored working rows by their logical key, inserts
+records that are new, writes a new version of records whose content or place changed, and
+closes stored records that are gone. A first import is simply the case where nothing is stored.
 
 The files of a source share its items: an image listed by `instances_val.json` and by
-`captions_val.json` is one item of subset `val`, and each file remembers the id and, if it
-differs, the record it gave that image. Rows are built as plain dicts and inserted in batches
-with SQLAlchemy Core; nothing here creates an object per annotation.
+`captions_val.json` is one item of subset `val`; each file keeps its own id for the image and,
+if it differs, its own record of it. Rows are plain dicts inserted in batches with SQLAlchemy
+Core; nothing here creates an object per annotation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from repo.coco.reader import record_hash
 from repo.coco.records import AnnotationRecord, ImageRecord, TaskFile
 from repo.coco.writer import image_object
 from repo.store import schema
-from repo.store.schema import POSITION_STEP
+from repo.store.positions import reuse_positions
 from repo.store.versions import Stamp
 
 ANNOTATION_FIELDS = (
@@ -27,6 +32,16 @@ ANNOTATION_FIELDS = (
     "bbox_h", "num_flags", "polygons", "rle", "rle_form", "keypoints", "num_keypoints", "caption",
     "attributes", "extra", "hash",
 )
+
+# Besides its key, what makes a stored row differ from a freshly read record.
+COMPARED: dict[str, tuple[str, ...]] = {
+    "files": ("hash", "position"),
+    "categories": ("hash", "position", "label_id"),
+    "items": ("hash", "image_path", "image_size", "image_sha256"),
+    "file_images": ("hash", "position", "coco_id", "record"),
+    "annotations": ("hash", "position", "item_id"),
+    "panoptic_records": ("hash", "position"),
+}
 
 
 @dataclass(frozen=True)
@@ -39,104 +54,136 @@ class ImageRef:
 
 
 @dataclass
-class _Item:
-    id: int
-    record_hash: bytes
+class ChangeCounts:
+    added: dict[str, int] = field(default_factory=dict)
+    changed: dict[str, int] = field(default_factory=dict)
+    removed: dict[str, int] = field(default_factory=dict)
+
+    def count(self, kind: str, table: Table, number: int) -> None:
+        if number:
+            bucket = getattr(self, kind)
+            bucket[table.name] = bucket.get(table.name, 0) + number
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.changed or self.removed)
 
 
-def ensure_labels(stamp: Stamp, names: Iterable[str]) -> dict[str, int]:
+def ensure_labels(stamp: Stamp, names: Sequence[str]) -> dict[str, int]:
     """Label ids by name, creating the missing labels.
 
     Labels are shared by all sources; `ON CONFLICT DO NOTHING` lets two concurrent imports
     that both bring a new label succeed, the second one using the first one's row.
     """
     wanted = sorted(set(names))
-    if not wanted:
-        return {}
     table = schema.labels
     connection = stamp.connection
     dialect_insert = postgresql.insert if stamp.is_postgresql else sqlite.insert
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
-        ids = stamp.allocate(table, len(chunk))
-        rows = [
-            {"row_id": i, "id": i, "rev_from": stamp.pending, "hash": record_hash(name), "name": name}
-            for i, name in zip(ids, chunk)
-        ]
-        statement = dialect_insert(table).on_conflict_do_nothing(
-            index_elements=["name"], index_where=table.c.rev_to.is_(None)
-        )
-        connection.execute(statement, rows)
     found: dict[str, int] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start:start + 500]
         query = select(table.c.name, table.c.id).where(table.c.name.in_(chunk), table.c.rev_to.is_(None))
-        found.update(connection.execute(query).all())
+        existing = dict(connection.execute(query).all())
+        missing = [name for name in chunk if name not in existing]
+        if missing:
+            ids = stamp.allocate(table, len(missing))
+            rows = [
+                {"row_id": i, "id": i, "rev_from": stamp.pending, "hash": record_hash(name), "name": name}
+                for i, name in zip(ids, missing)
+            ]
+            statement = dialect_insert(table).on_conflict_do_nothing(
+                index_elements=["name"], index_where=table.c.rev_to.is_(None)
+            )
+            connection.execute(statement, rows)
+            existing = dict(connection.execute(query).all())
+        found.update(existing)
     return found
 
 
-class SourceLoader:
-    """Writes the files of one source, in one transaction."""
+class SourceWriter:
+    """Brings one source's working rows in line with its files, one file at a time."""
 
-    def __init__(self, stamp: Stamp, source_id: int):
+    def __init__(self, stamp: Stamp, source_id: int, *, new_source: bool):
         self.stamp = stamp
         self.source_id = source_id
-        self._items: dict[tuple[str, str], _Item] = {}
+        self.counts = ChangeCounts()
+        self._stored_files: dict[tuple[str, str], Row[Any]] = {}
+        self._stored_items: dict[tuple[str, str], Row[Any]] = {}
+        if not new_source:
+            self._load_source()
+        self._items: dict[tuple[str, str], tuple[int, bytes]] = {}  # written this run: id, record hash
 
-    def add_file(
-        self, task_file: TaskFile, position: int, image_refs: Mapping[str, ImageRef] | None = None
-    ) -> int:
-        """Insert one file's rows; returns the file's id."""
-        stamp = self.stamp
+    def _load_source(self) -> None:
+        files, items = schema.files, schema.items
+        connection = self.stamp.connection
+        for row in connection.execute(select(files).where(files.c.source_id == self.source_id, files.c.rev_to.is_(None))):
+            self._stored_files[(row.task, row.subset)] = row
+        for row in connection.execute(select(items).where(items.c.source_id == self.source_id, items.c.rev_to.is_(None))):
+            self._stored_items[(row.subset, row.file_name)] = row
+
+    # -- one file ---------------------------------------------------------------------------
+
+    def write_file(self, task_file: TaskFile, position: int, image_refs: Mapping[str, ImageRef]) -> None:
+        stored = self._stored_files.pop((task_file.task, task_file.subset), None)
         header = {
             "layout": task_file.layout, "info": task_file.info, "licenses": task_file.licenses,
             "extra": task_file.extra,
         }
-        [file_id] = stamp.insert(schema.files, [{
+        file_row = {
             "source_id": self.source_id, "task": task_file.task, "subset": task_file.subset,
             "name": task_file.name, "position": position, "hash": record_hash(header), **header,
-        }])
-        self._add_categories(file_id, task_file)
-        item_ids = self._add_images(file_id, task_file, image_refs or {})
-        self._add_annotations(file_id, task_file.annotations, item_ids)
-        self._add_panoptic(file_id, task_file, item_ids)
-        return file_id
+        }
+        [file_id] = self._sync(
+            schema.files, {"file": stored} if stored else {}, [("file", file_row)], positioned=False
+        )
+        self._write_categories(file_id, task_file, stored is not None)
+        item_ids = self._write_images(file_id, task_file, image_refs, stored is not None)
+        self._write_annotations(file_id, task_file, item_ids, stored is not None)
 
-    def _add_categories(self, file_id: int, task_file: TaskFile) -> None:
-        label_ids = ensure_labels(self.stamp, (c["name"] for c in task_file.categories))
-        self.stamp.insert(schema.categories, [
-            {
-                "file_id": file_id, "position": index * POSITION_STEP, "coco_id": c["coco_id"],
-                "name": c["name"], "supercategory": c["supercategory"], "label_id": label_ids[c["name"]],
+    def _stored(self, table: Table, file_id: int, exists: bool, key: Any) -> dict[Hashable, Row[Any]]:
+        if not exists:
+            return {}
+        query = select(table).where(table.c.file_id == file_id, table.c.rev_to.is_(None))
+        return {key(row): row for row in self.stamp.connection.execute(query)}
+
+    def _write_categories(self, file_id: int, task_file: TaskFile, exists: bool) -> None:
+        label_ids = ensure_labels(self.stamp, [c["name"] for c in task_file.categories])
+        wanted = [
+            (c["coco_id"], {
+                "file_id": file_id, "coco_id": c["coco_id"], "name": c["name"],
+                "supercategory": c["supercategory"], "label_id": label_ids[c["name"]],
                 "extra": c["extra"], "hash": c["hash"],
-            }
-            for index, c in enumerate(task_file.categories)
-        ])
-
-    def _add_images(
-        self, file_id: int, task_file: TaskFile, image_refs: Mapping[str, ImageRef]
-    ) -> dict[int, int]:
-        """Items for the file's images (new or shared with earlier files); returns coco id -> item id."""
-        subset = task_file.subset
-        new_images = [
-            image for image in task_file.images if (subset, image["file_name"]) not in self._items
-        ]
-        new_ids = self.stamp.insert(schema.items, [
-            self._item_row(subset, image, image_refs.get(image["file_name"])) for image in new_images
-        ])
-        for image, item_id in zip(new_images, new_ids):
-            self._items[(subset, image["file_name"])] = _Item(item_id, image["hash"])
-        item_ids: dict[int, int] = {}
-        rows = []
-        for index, image in enumerate(task_file.images):
-            item = self._items[(subset, image["file_name"])]
-            item_ids[image["coco_id"]] = item.id
-            rows.append({
-                "file_id": file_id, "item_id": item.id, "position": index * POSITION_STEP,
-                "coco_id": image["coco_id"], "hash": image["hash"],
-                "record": None if image["hash"] == item.record_hash else _image_record(image),
             })
-        self.stamp.insert(schema.file_images, rows)
+            for c in task_file.categories
+        ]
+        stored = self._stored(schema.categories, file_id, exists, lambda row: row.coco_id)
+        self._sync(schema.categories, stored, wanted)
+
+    def _write_images(
+        self, file_id: int, task_file: TaskFile, image_refs: Mapping[str, ImageRef], exists: bool
+    ) -> dict[int, int]:
+        """Items for the file's images (new, changed or shared); returns coco id -> item id."""
+        subset = task_file.subset
+        fresh = {}
+        for image in task_file.images:
+            key = (subset, image["file_name"])
+            if key not in self._items and key not in fresh:
+                fresh[key] = self._item_row(subset, image, image_refs.get(image["file_name"]))
+        stored = {key: self._stored_items.pop(key) for key in fresh if key in self._stored_items}
+        ids = self._sync(schema.items, stored, list(fresh.items()), positioned=False)
+        for (key, row), item_id in zip(fresh.items(), ids):
+            self._items[key] = (item_id, row["hash"])
+        item_ids: dict[int, int] = {}
+        wanted = []
+        for image in task_file.images:
+            item_id, item_hash = self._items[(subset, image["file_name"])]
+            item_ids[image["coco_id"]] = item_id
+            wanted.append((item_id, {
+                "file_id": file_id, "item_id": item_id, "coco_id": image["coco_id"], "hash": image["hash"],
+                "record": None if image["hash"] == item_hash else _image_record(image),
+            }))
+        stored_links = self._stored(schema.file_images, file_id, exists, lambda row: row.item_id)
+        self._sync(schema.file_images, stored_links, wanted)
         return item_ids
 
     def _item_row(self, subset: str, image: ImageRecord, ref: ImageRef | None) -> dict[str, Any]:
@@ -149,38 +196,90 @@ class SourceLoader:
             "image_sha256": ref.sha256 if ref else None,
         }
 
-    def _add_annotations(
-        self, file_id: int, records: list[AnnotationRecord], item_ids: dict[int, int], start: int = 0
-    ) -> None:
-        rows = [
-            _annotation_row(record, file_id, item_ids[record["image_id"]], (start + index) * POSITION_STEP)
-            for index, record in enumerate(records)
-        ]
-        self.stamp.insert(schema.annotations, rows)
-
-    def _add_panoptic(self, file_id: int, task_file: TaskFile, item_ids: dict[int, int]) -> None:
-        if not task_file.panoptic:
+    def _write_annotations(self, file_id: int, task_file: TaskFile, item_ids: dict[int, int], exists: bool) -> None:
+        if task_file.task == "panoptic":
+            records = [
+                (item_ids[record.image_id], {
+                    "file_id": file_id, "item_id": item_ids[record.image_id], "png_name": record.png_name,
+                    "extra": record.extra, "hash": record.hash,
+                })
+                for record in task_file.panoptic
+            ]
+            stored_records = self._stored(schema.panoptic_records, file_id, exists, lambda row: row.item_id)
+            self._sync(schema.panoptic_records, stored_records, records)
+            # A segment id is unique within its PNG only: segments are keyed by (image, id),
+            # and ordered by record, then by place in segments_info.
+            segments = [
+                ((item_ids[record.image_id], s["coco_id"]), _annotation_row(s, file_id, item_ids[record.image_id]))
+                for record in task_file.panoptic
+                for s in record.segments
+            ]
+            stored = self._stored(schema.annotations, file_id, exists, lambda row: (row.item_id, row.coco_id))
+            self._sync(schema.annotations, stored, segments)
             return
-        self.stamp.insert(schema.panoptic_records, [
-            {
-                "file_id": file_id, "item_id": item_ids[record.image_id],
-                "position": index * POSITION_STEP, "png_name": record.png_name,
-                "extra": record.extra, "hash": record.hash,
-            }
-            for index, record in enumerate(task_file.panoptic)
-        ])
-        # Segments are annotations ordered by (record, place in segments_info).
-        segments = [segment for record in task_file.panoptic for segment in record.segments]
-        self._add_annotations(file_id, segments, item_ids)
+        wanted = [
+            (a["coco_id"], _annotation_row(a, file_id, item_ids[a["image_id"]])) for a in task_file.annotations
+        ]
+        stored = self._stored(schema.annotations, file_id, exists, lambda row: row.coco_id)
+        self._sync(schema.annotations, stored, wanted)
+
+    # -- matching ---------------------------------------------------------------------------
+
+    def _sync(
+        self,
+        table: Table,
+        stored: dict[Hashable, Row[Any]],
+        wanted: Sequence[tuple[Hashable, dict[str, Any]]],
+        positioned: bool = True,
+    ) -> list[int]:
+        """Write `wanted` (key, row) over the `stored` rows; returns the records' ids in order."""
+        if positioned:
+            old = [stored[key].position if key in stored else None for key, _ in wanted]
+            for (_, row), position in zip(wanted, reuse_positions(old)):
+                row["position"] = position
+        compared = COMPARED[table.name]
+        new_rows, versions, closing, ids = [], [], [], []
+        for key, row in wanted:
+            current = stored.pop(key, None)
+            if current is None:
+                new_rows.append(row)
+                ids.append(None)
+            elif any(getattr(current, column) != row[column] for column in compared):
+                row["id"] = current.id
+                versions.append(row)
+                closing.append(current.row_id)
+                ids.append(current.id)
+            else:
+                ids.append(current.id)
+        closing.extend(row.row_id for row in stored.values())
+        self.stamp.close_rows(table, closing)
+        new_ids = iter(self.stamp.insert(table, new_rows))
+        self.stamp.insert_versions(table, versions)
+        self.counts.count("added", table, len(new_rows))
+        self.counts.count("changed", table, len(versions))
+        self.counts.count("removed", table, len(stored))
+        return [next(new_ids) if record_id is None else record_id for record_id in ids]
+
+    # -- the end ----------------------------------------------------------------------------
+
+    def finish(self) -> ChangeCounts:
+        """Close the stored files and items that the files no longer have."""
+        for stored_file in self._stored_files.values():
+            self.stamp.close_rows(schema.files, [stored_file.row_id])
+            self.counts.count("removed", schema.files, 1)
+            for table in (schema.categories, schema.file_images, schema.annotations, schema.panoptic_records):
+                self.counts.count("removed", table, self.stamp.close(table, table.c.file_id == stored_file.id))
+        self.stamp.close_rows(schema.items, [row.row_id for row in self._stored_items.values()])
+        self.counts.count("removed", schema.items, len(self._stored_items))
+        return self.counts
 
 
 def _image_record(image: ImageRecord) -> dict[str, Any]:
     return image_object(image["coco_id"], image["file_name"], image["width"], image["height"], image["extra"])
 
 
-def _annotation_row(record: AnnotationRecord, file_id: int, item_id: int, position: int) -> dict[str, Any]:
+def _annotation_row(record: AnnotationRecord, file_id: int, item_id: int) -> dict[str, Any]:
     row = {name: record.get(name) for name in ANNOTATION_FIELDS}
     row["file_id"] = file_id
     row["item_id"] = item_id
-    row["position"] = position
     return row

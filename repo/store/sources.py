@@ -55,3 +55,32 @@ def add_source(
     record = {"name": name, "format": format_name, "path": path, "options": options}
     [source_id] = stamp.insert(_sources, [{**record, "hash": record_hash(record)}])
     return source_id
+
+
+def source_names_by_id(connection: Connection) -> dict[int, str]:
+    """The name of every source that ever existed (its latest version's name)."""
+    query = select(_sources.c.id, _sources.c.name).order_by(_sources.c.row_id)
+    return dict(connection.execute(query).all())
+
+
+def replace_source(stamp: Stamp, source: Row[Any], path: str) -> int:
+    """A new version of the source row when its origin moved; returns the source's id."""
+    if source.path != path:
+        record = {"name": source.name, "format": source.format, "path": path, "options": source.options}
+        stamp.close_rows(_sources, [source.row_id])
+        stamp.insert_versions(_sources, [{**record, "id": source.id, "hash": record_hash(record)}])
+    return source.id
+
+
+def remove_source(stamp: Stamp, source: Row[Any]) -> None:
+    """Close the source and every row that belongs to it (older revisions keep them)."""
+    files = schema.files
+    file_ids = list(stamp.connection.execute(
+        select(files.c.id).where(files.c.source_id == source.id, files.c.rev_to.is_(None))
+    ).scalars())
+    for table in (schema.categories, schema.file_images, schema.annotations, schema.panoptic_records):
+        for start in range(0, len(file_ids), 500):
+            stamp.close(table, table.c.file_id.in_(file_ids[start:start + 500]))
+    stamp.close(files, files.c.source_id == source.id)
+    stamp.close(schema.items, schema.items.c.source_id == source.id)
+    stamp.close_rows(_sources, [source.row_id])

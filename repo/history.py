@@ -1,0 +1,83 @@
+"""Versions of a project: commit, log, tag, status, checkout.
+
+History is linear and lives in the database (see `repo.store.revisions`). Every command that
+changes data leaves its rows stamped with the pending revision; `commit` names that state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from repo.errors import DsrepoError
+from repo.project import Project
+from repo.store import revisions
+from repo.store.revisions import Revision
+from repo.store.sources import source_names_by_id
+from repo.store.versions import head_seq
+
+# Tables whose changes `status` and `log` report, in this order.
+REPORTED = ("sources", "items", "annotations", "categories", "labels", "files")
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    source: str  # "(labels)" for project-wide labels
+    changes: dict[str, dict[str, int]]  # table -> added / removed / changed
+
+
+def commit(project: Project, message: str, allow_empty: bool = False) -> Revision:
+    """Record the working state as a new revision."""
+    if not message.strip():
+        raise DsrepoError("a commit needs a message (-m MESSAGE)")
+    with project.writing() as connection:
+        pending = head_seq(connection) + 1
+        changes = revisions.totals(revisions.pending_changes(connection, pending))
+        if not changes and not allow_empty:
+            raise DsrepoError("nothing to commit: the working state equals HEAD (use --allow-empty to commit anyway)")
+        return revisions.record(connection, pending, message, changes)
+
+
+def log(project: Project, limit: int | None = None) -> list[Revision]:
+    with project.reading() as connection:
+        return revisions.history(connection, limit)
+
+
+def tag(project: Project, name: str, reference: str = "HEAD") -> Revision:
+    with project.writing() as connection:
+        seq = revisions.resolve(connection, reference)
+        revisions.add_tag(connection, name, seq)
+        return revisions.get(connection, seq)
+
+
+def status(project: Project) -> list[SourceStatus]:
+    """Uncommitted changes, per source."""
+    with project.reading() as connection:
+        pending = head_seq(connection) + 1
+        return _per_source(connection, revisions.pending_changes(connection, pending))
+
+
+def _per_source(connection: Any, changes: dict[str, dict[Any, dict[str, int]]]) -> list[SourceStatus]:
+    names = source_names_by_id(connection)
+    grouped: dict[str, dict[str, dict[str, int]]] = {}
+    for table in REPORTED:
+        for source_id, counts in changes.get(table, {}).items():
+            source = "(labels)" if source_id is None else names.get(source_id, f"#{source_id}")
+            grouped.setdefault(source, {})[table] = counts
+    return [SourceStatus(source, tables) for source, tables in grouped.items()]
+
+
+def checkout(project: Project, reference: str, force: bool = False) -> Revision:
+    """Make the working state what revision `reference` held; HEAD stays where it is."""
+    with project.writing() as connection:
+        seq = revisions.resolve(connection, reference)
+        pending = head_seq(connection) + 1
+        if revisions.changed_rows(connection, pending):
+            if not force:
+                raise DsrepoError(
+                    "the working state has uncommitted changes (see `dsrepo status`); "
+                    "commit them, or pass --force to drop them"
+                )
+            revisions.discard_pending(connection, pending)
+        revisions.restore(connection, seq, pending)
+        return revisions.get(connection, seq)
