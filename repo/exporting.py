@@ -16,16 +16,20 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, select
 
 from repo.coco.layout import annotation_path, output_path
-from repo.coco.panoptic import OverlapError, encode_png, paint_id_map
+from repo.coco.panoptic import PaintJob, paint_job
 from repo.coco.tasks import tasks_of
 from repo.coco.writer import (
     annotation_object, category_object, image_object, panoptic_object, segment_object, write_task_file,
 )
 from repo.errors import ConflictError, DsrepoError
+from repo.parallel import Workers
 from repo.progress import Progress, Silent
 from repo.project import Project
 from repo.store import fetch, revisions, schema
 from repo.store.versions import Snapshot
+
+
+PAINT_BATCH = 1024  # panoptic records whose segments are held in memory at once
 
 
 @dataclass
@@ -130,30 +134,35 @@ def _panoptic_objects(
     connection: Connection, snapshot: Snapshot, file_row: Row[Any], image_info: dict[int, _ImageInfo],
     png_dir: Path, out_dir: Path, pngs: list[int], progress: Progress,
 ) -> Iterator[dict[str, Any]]:
-    """Panoptic records in file order; each record's PNG is painted as it goes by."""
+    """Panoptic records in file order; their PNGs are painted in batches, on all cores."""
     records = list(fetch.panoptic_rows(connection, snapshot, file_row.id))
     progress.start(f"painting {png_dir.name}/", len(records))
     segments = _segments_by_record(connection, snapshot, file_row.id)
     current = next(segments, None)
-    for record in records:
-        rows: list[Row[Any]] = []
-        while current is not None and current.record_position == record.position:
-            rows.append(current)
-            current = next(segments, None)
-        info = image_info[record.item_id]
-        try:
-            id_map = paint_id_map([(row.coco_id, bytes(row.rle)) for row in rows], info.height, info.width)
-        except OverlapError as exc:
-            raise ConflictError(
-                f"{file_row.name}: image id {info.coco_id}: segments {exc.first} and {exc.second} "
-                "cover the same pixel; a panoptic PNG cannot hold both"
-            ) from None
-        target = output_path(out_dir, "annotations", png_dir.name, record.png_name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(encode_png(id_map))
-        pngs[0] += 1
-        progress.advance()
-        yield panoptic_object(info.coco_id, record.png_name, record.extra, [segment_object(row._mapping) for row in rows])
+    with Workers(len(records)) as workers:
+        for start in range(0, len(records), PAINT_BATCH):
+            jobs, objects = [], []
+            for record in records[start:start + PAINT_BATCH]:
+                rows: list[Row[Any]] = []
+                while current is not None and current.record_position == record.position:
+                    rows.append(current)
+                    current = next(segments, None)
+                info = image_info[record.item_id]
+                target = output_path(out_dir, "annotations", png_dir.name, record.png_name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                jobs.append(PaintJob(str(target), tuple((row.coco_id, bytes(row.rle)) for row in rows), info.height, info.width))
+                objects.append(panoptic_object(
+                    info.coco_id, record.png_name, record.extra, [segment_object(row._mapping) for row in rows]
+                ))
+            for job, obj, overlap in zip(jobs, objects, workers.map(paint_job, jobs)):
+                if overlap is not None:
+                    raise ConflictError(
+                        f"{file_row.name}: image id {obj['image_id']}: segments {overlap[0]} and {overlap[1]} "
+                        "cover the same pixel; a panoptic PNG cannot hold both"
+                    )
+                pngs[0] += 1
+                progress.advance()
+                yield obj
 
 
 def _segments_by_record(connection: Connection, snapshot: Snapshot, file_id: int) -> Iterator[Row[Any]]:

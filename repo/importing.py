@@ -16,11 +16,12 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from repo.coco.layout import AnnotationFile, discover
-from repo.coco.panoptic import cut_segments, read_id_map
+from repo.coco.panoptic import DecodeJob, decode_job
 from repo.coco.policy import ErrorPolicy
 from repo.coco.reader import read_task_file, record_hash
-from repo.coco.records import TaskFile
+from repo.coco.records import RLE_STRING, TaskFile
 from repo.errors import ConflictError, InputError
+from repo.parallel import Workers
 from repo.progress import Progress, Silent
 from repo.project import Project
 from repo.store import schema
@@ -131,24 +132,32 @@ def _read(annotation_files: list[AnnotationFile], policy: ErrorPolicy, progress:
 def _cut_panoptic(
     annotation_file: AnnotationFile, task_file: TaskFile, policy: ErrorPolicy, progress: Progress
 ) -> None:
-    """Decode each record's PNG into per-segment masks; a bad PNG drops its record under `skip`."""
+    """Decode each record's PNG into per-segment masks, on all cores; a bad PNG fails the
+    import, or under `skip` drops its record."""
     images = {image["coco_id"]: image for image in task_file.images}
-    progress.start(f"decoding {annotation_file.png_dir.name}/", len(task_file.panoptic))
+    shown_dir = annotation_file.shown_as.removesuffix(".json")
+    jobs = [
+        DecodeJob(
+            str(annotation_file.png_dir / record.png_name), f"{shown_dir}/{record.png_name}", record.image_id,
+            images[record.image_id]["width"], images[record.image_id]["height"],
+            tuple(segment["coco_id"] for segment in record.segments),
+        )
+        for record in task_file.panoptic
+    ]
+    progress.start(f"decoding {annotation_file.png_dir.name}/", len(jobs))
     kept = []
-    for record in task_file.panoptic:
-        image = images[record.image_id]
-        png_shown = f"{annotation_file.shown_as.removesuffix('.json')}/{record.png_name}"
-        where = f"annotation for image id {record.image_id}"
-        try:
-            id_map = read_id_map(annotation_file.png_dir / record.png_name, png_shown, where, image["width"], image["height"])
-            cut_segments(id_map, record, png_shown)
-        except InputError as error:
-            policy.report(error)
-        else:
-            for segment in record.segments:  # a segment is its JSON record and its pixels
-                segment["hash"] = record_hash([segment["hash"].hex(), segment["rle"].decode("ascii")])
+    with Workers(len(jobs)) as workers:
+        for record, outcome in zip(task_file.panoptic, workers.map(decode_job, jobs)):
+            progress.advance()
+            if isinstance(outcome, tuple):
+                policy.report(InputError(*outcome))
+                continue
+            for segment, rle in zip(record.segments, outcome):
+                segment["rle"] = rle
+                segment["rle_form"] = RLE_STRING
+                # A segment is its JSON record and its pixels: both make its content hash.
+                segment["hash"] = record_hash([segment["hash"].hex(), rle.decode("ascii")])
             kept.append(record)
-        progress.advance()
     task_file.panoptic = kept
 
 
