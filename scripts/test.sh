@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run dsrepo's test suite on a fresh machine:   bash scripts/test.sh [pytest args...]
 #
-#  1. creates/updates the virtualenv .venv in the repo root (pip install -e '.[test]');
+#  1. creates/updates the virtualenv .venv in the repo root (pip install -e '.[test,datumaro]');
 #  2. makes sure PostgreSQL 15 is installed (Debian's `postgresql` package, only if missing);
 #  3. starts a throw-away PostgreSQL server (temp data dir, 127.0.0.1 on a free port,
 #     trust auth, fsync off) and exports DSREPO_TEST_PG_URL pointing at it;
@@ -100,11 +100,11 @@ if [[ ! -x "$VPY" ]] || ! "$VPY" -c 'import sys; assert sys.version_info >= (3, 
     rm -rf "$VENV"
     "$PY" -m venv "$VENV" || die "could not create .venv (on Debian: apt-get install python3-venv)"
 fi
-log "installing dsrepo into .venv (pip install -e '.[test]')"
+log "installing dsrepo into .venv (pip install -e '.[test,datumaro]')"
 # Quiet: pip's output (incl. setuptools' build warnings) is shown only if the install fails.
-if ! "$VPY" -m pip install -q --disable-pip-version-check -e '.[test]' >"$WORK_TMP/pip.log" 2>&1; then
+if ! "$VPY" -m pip install -q --disable-pip-version-check -e '.[test,datumaro]' >"$WORK_TMP/pip.log" 2>&1; then
     cat "$WORK_TMP/pip.log" >&2
-    die "pip install -e '.[test]' failed (output above)"
+    die "pip install -e '.[test,datumaro]' failed (output above)"
 fi
 if command -v flock >/dev/null 2>&1; then
     flock -u 9
