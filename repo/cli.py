@@ -6,7 +6,9 @@ own usage errors exit with 2.
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 import json
 import sys
 import tempfile
@@ -19,11 +21,13 @@ import click
 
 from repo.coco.tasks import FORMATS
 from repo.errors import DsrepoError
-from repo import diff, history, sources
-from repo.exporting import export_dataset
+from repo import diff, history, labels, sources
+from repo.coco.labelmap import load_label_map
+from repo.exporting import ExportOptions, ExportResult, export_dataset
 from repo.importing import import_dataset, update_source
 from repo.info import summarize
 from repo.progress import Progress, Silent
+from repo.query import run_query
 from repo.project import Project
 
 FORMAT_CHOICE = click.Choice(list(FORMATS))
@@ -132,6 +136,8 @@ def _import_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
                      help="fail: import nothing if any record is bad; skip: import the good records."),
         click.option("--copy-images", is_flag=True, help="Store the image files in the database."),
+        click.option("--label-map", type=click.Path(dir_okay=False, path_type=Path),
+                     help='JSON {"old name": "new name" or null} applied to the categories.'),
     ]
     for option in reversed(options):
         command = option(command)
@@ -144,7 +150,7 @@ def _import_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.argument("path", type=click.Path(path_type=Path))
 def import_command(
     project_dir: Path, db: str | None, quiet: bool, format_name: str, name: str | None,
-    relpath: str | None, on_error: str, copy_images: bool, path: Path,
+    relpath: str | None, on_error: str, copy_images: bool, label_map: Path | None, path: Path,
 ) -> None:
     """Import a COCO dataset (a folder, or one JSON file) as a new source.
 
@@ -153,11 +159,12 @@ def import_command(
         dsrepo import -p myproject -f coco path/to/coco
         dsrepo import -p myproject -f coco_instances -n vendor_a instances_val2017.json
         dsrepo import -p myproject -f coco path/to/coco -- --copy-images
+        dsrepo import -p myproject -f coco path/to/coco --label-map labels.json
     """
     project = _open(project_dir, db)
     result = import_dataset(
-        project, format_name, path, name=name, relpath=relpath, on_error=on_error,
-        copy_images=copy_images, progress=_progress(quiet),
+        project, format_name, path, name=name, relpath=relpath, on_error=on_error, copy_images=copy_images,
+        label_map=load_label_map(label_map) if label_map else None, progress=_progress(quiet),
     )
     _echo(
         f"imported source '{result.source}': {len(result.files)} files, {result.images} images, "
@@ -167,47 +174,81 @@ def import_command(
         click.echo(f"note: {result.missing_images} image files were not found (see `dsrepo info`)", err=True)
 
 
+def _export_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("-f", "--format", "format_name", type=FORMAT_CHOICE, required=True, help="Output format."),
+        click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True, help="Output folder."),
+        click.option("--overwrite", is_flag=True, help="Write into a non-empty output folder."),
+        click.option("--save-images", "--save-media", "save_images", is_flag=True,
+                     help="Also write the images, to images/<subset>/."),
+        click.option("--reindex", is_flag=True, help="New ids 1..N for images, annotations and categories."),
+        click.option("--reindex-map", type=click.Path(dir_okay=False, path_type=Path),
+                     help="With --reindex, write the old -> new ids to this JSON file."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command("export", cls=FormatOptionsCommand)
 @project_options
-@click.option("-f", "--format", "format_name", type=FORMAT_CHOICE, required=True, help="Output format.")
-@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@_export_options
 @click.option("--rev", metavar="REV", help="Export what this revision held (HEAD, HEAD~N, a tag, an id).")
-@click.option("--overwrite", is_flag=True, help="Write into a non-empty output folder.")
+@click.option("--where", metavar="SQL", help="Only annotations for which this condition on annotations_v holds.")
 def export_command(
-    project_dir: Path, db: str | None, quiet: bool, format_name: str, out_dir: Path, rev: str | None,
-    overwrite: bool,
+    project_dir: Path, db: str | None, quiet: bool, format_name: str, out_dir: Path, overwrite: bool,
+    save_images: bool, reindex: bool, reindex_map: Path | None, rev: str | None, where: str | None,
 ) -> None:
     """Export the project's data (the working state, or one revision) as COCO files.
+
+    Several sources are exported as their union; ids that would collide in a file are
+    refused unless --reindex gives new ones.
 
     \b
     Example:
         dsrepo export -p myproject -f coco -o out/
-        dsrepo export -p myproject -f coco_instances -o out/ --rev v1 --overwrite
+        dsrepo export -p myproject -f coco_instances -o out/ --rev v1 -- --save-images
+        dsrepo export -p myproject -f coco -o out/ --where "label = 'person' AND area > 1000"
+        dsrepo export -p myproject -f coco -o out/ -- --reindex --reindex-map ids.json
     """
+    if reindex_map and not reindex:
+        raise click.UsageError("--reindex-map needs --reindex")
     project = _open(project_dir, db)
-    result = export_dataset(project, format_name, out_dir, rev=rev, overwrite=overwrite, progress=_progress(quiet))
+    options = ExportOptions(rev, overwrite, save_images, reindex, reindex_map, where)
+    result = export_dataset(project, format_name, out_dir, options, progress=_progress(quiet))
+    _report_export(result, out_dir, quiet)
+
+
+def _report_export(result: ExportResult, out_dir: Path, quiet: bool) -> None:
     _echo(f"exported {len(result.files)} files, {result.images} images, {result.annotations} annotations to {out_dir}", quiet)
+    if result.saved_images:
+        _echo(f"saved {result.saved_images} images", quiet)
+    if result.unavailable_images:
+        shown = ", ".join(result.unavailable_images[:3]) + (", ..." if len(result.unavailable_images) > 3 else "")
+        click.echo(f"note: {len(result.unavailable_images)} images are neither in the database nor on disk: {shown}", err=True)
 
 
 @main.command(cls=FormatOptionsCommand)
 @click.option("-if", "--input-format", "input_format", type=FORMAT_CHOICE, required=True, help="Input format.")
 @click.option("-i", "--input", "input_path", type=click.Path(path_type=Path), required=True, help="Input dataset.")
-@click.option("-f", "--format", "format_name", type=FORMAT_CHOICE, required=True, help="Output format.")
-@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True, help="Output folder.")
-@click.option("--overwrite", is_flag=True, help="Write into a non-empty output folder.")
+@_export_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def convert(input_format: str, input_path: Path, format_name: str, out_dir: Path, overwrite: bool, quiet: bool) -> None:
+def convert(
+    input_format: str, input_path: Path, format_name: str, out_dir: Path, overwrite: bool, save_images: bool,
+    reindex: bool, reindex_map: Path | None, quiet: bool,
+) -> None:
     """Import a dataset into a temporary project and export it again.
 
     \b
     Example:
         dsrepo convert -if coco -i path/to/coco -f coco_instances -o out/
     """
+    options = ExportOptions(None, overwrite, save_images, reindex, reindex_map)
     with user_errors(), tempfile.TemporaryDirectory(prefix="dsrepo-convert-") as scratch:
         project = Project.create(Path(scratch) / "project")
         try:
-            import_dataset(project, input_format, input_path, progress=_progress(quiet))
-            result = export_dataset(project, format_name, out_dir, overwrite=overwrite, progress=_progress(quiet))
+            import_dataset(project, input_format, input_path, copy_images=save_images, progress=_progress(quiet))
+            result = export_dataset(project, format_name, out_dir, options, progress=_progress(quiet))
         finally:
             project.close()
     _echo(f"converted {result.images} images, {result.annotations} annotations into {out_dir}", quiet)
@@ -402,10 +443,100 @@ def diff_command(project_dir: Path, db: str | None, quiet: bool, output: str, re
 
 
 def _table(header: list[str], rows: list[list[object]]) -> None:
-    cells = [header] + [[str(value) for value in row] for row in rows]
+    """Columns padded to their widest cell; numbers aligned right."""
+    cells = [header] + [["" if value is None else str(value) for value in row] for row in rows]
+    numeric = [all(isinstance(row[i], (int, float)) for row in rows if row[i] is not None) for i in range(len(header))]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     for row in cells:
-        click.echo("  ".join(value.rjust(w) if value.isdigit() else value.ljust(w) for value, w in zip(row, widths)).rstrip())
+        line = "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(row, widths, numeric))
+        click.echo(line.rstrip())
+
+
+@main.group("labels")
+def labels_group() -> None:
+    """Rename, merge or delete labels (each a change to commit like any other).
+
+    \b
+    Example:
+        dsrepo labels rename -p myproject pedestrian person
+        dsrepo labels merge -p myproject people persons --into person
+        dsrepo labels delete -p myproject junk
+    """
+
+
+@labels_group.command("rename")
+@project_options
+@click.argument("old")
+@click.argument("new")
+def labels_rename(project_dir: Path, db: str | None, quiet: bool, old: str, new: str) -> None:
+    """Rename label OLD to NEW in every source.
+
+    \b
+    Example:
+        dsrepo labels rename -p myproject pedestrian person
+    """
+    labels.rename(_open(project_dir, db), old, new)
+    _echo(f"renamed label '{old}' to '{new}'", quiet)
+
+
+@labels_group.command("merge")
+@project_options
+@click.argument("names", nargs=-1, required=True)
+@click.option("--into", required=True, help="The label that remains.")
+def labels_merge(project_dir: Path, db: str | None, quiet: bool, names: tuple[str, ...], into: str) -> None:
+    """Merge labels NAMES into the label INTO; their annotations follow.
+
+    \b
+    Example:
+        dsrepo labels merge -p myproject people persons --into person
+    """
+    labels.merge(_open(project_dir, db), list(names), into)
+    _echo(f"merged {', '.join(repr(n) for n in names)} into '{into}'", quiet)
+
+
+@labels_group.command("delete")
+@project_options
+@click.argument("name")
+def labels_delete(project_dir: Path, db: str | None, quiet: bool, name: str) -> None:
+    """Delete label NAME with its categories and annotations.
+
+    \b
+    Example:
+        dsrepo labels delete -p myproject junk
+    """
+    removed = labels.delete(_open(project_dir, db), name)
+    _echo(f"deleted label '{name}' and {removed} annotations", quiet)
+
+
+@main.command("query")
+@project_options
+@click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.argument("sql")
+def query_command(project_dir: Path, db: str | None, quiet: bool, output: str, sql: str) -> None:
+    """Run one read-only SQL statement; the views items_v and annotations_v are the
+    documented way in (see the README).
+
+    \b
+    Example:
+        dsrepo query -p myproject "SELECT label, count(*) FROM annotations_v GROUP BY label"
+        dsrepo query -p myproject --format csv "SELECT * FROM items_v WHERE width < 100"
+    """
+    result = run_query(_open(project_dir, db), sql)
+    if output == "json":
+        records = [dict(zip(result.columns, row)) for row in result.rows]
+        click.echo(json.dumps(records, ensure_ascii=False, indent=2, default=_jsonable))
+    elif output == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(result.columns)
+        writer.writerows(result.rows)
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        _table(result.columns, [list(row) for row in result.rows])
+
+
+def _jsonable(value: Any) -> Any:
+    return value.hex() if isinstance(value, (bytes, memoryview)) else str(value)
 
 
 if __name__ == "__main__":

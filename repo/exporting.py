@@ -1,13 +1,17 @@
 """Exporting a project (or one revision of it) as COCO files.
 
-Each stored file comes back as `annotations/<task>_<subset>.json` with everything it had, in
-its order; panoptic PNGs are painted again from the stored segments. Rows stream from the
-database into the JSON writer, so memory holds one file's images, not its annotations.
+Each output file `annotations/<task>_<subset>.json` is composed from the stored files of that
+task and subset (see `compose`): one source's file comes back exactly as it was imported,
+several sources' files as their union. Panoptic PNGs are painted again from the stored
+segments. Annotation rows stream from the database into the JSON writer, so memory holds
+one file's images, not its annotations.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,19 +21,28 @@ from sqlalchemy import Connection, Row, and_, select
 
 from repo.coco.layout import annotation_path, output_path
 from repo.coco.panoptic import PaintJob, paint_job
-from repo.coco.tasks import tasks_of
-from repo.coco.writer import (
-    annotation_object, category_object, image_object, panoptic_object, segment_object, write_task_file,
-)
+from repo.coco.tasks import file_name_for, tasks_of
+from repo.coco.writer import panoptic_object, segment_object, write_task_file
+from repo.compose import ComposedFile, Contributor, ImageFile, annotations, compose, id_maps
 from repo.errors import ConflictError, DsrepoError
 from repo.parallel import Workers
 from repo.progress import Progress, Silent
 from repo.project import Project
+from repo.query import selected_annotations
 from repo.store import fetch, revisions, schema
 from repo.store.versions import Snapshot
 
-
 PAINT_BATCH = 1024  # panoptic records whose segments are held in memory at once
+
+
+@dataclass
+class ExportOptions:
+    rev: str | None = None
+    overwrite: bool = False
+    save_images: bool = False
+    reindex: bool = False
+    reindex_map: Path | None = None
+    where: str | None = None
 
 
 @dataclass
@@ -38,13 +51,8 @@ class ExportResult:
     images: int = 0
     annotations: int = 0
     pngs: int = 0
-
-
-@dataclass(frozen=True)
-class _ImageInfo:
-    coco_id: int
-    height: int
-    width: int
+    saved_images: int = 0
+    unavailable_images: list[str] = field(default_factory=list)
 
 
 def prepare_output(out_dir: Path, overwrite: bool) -> None:
@@ -59,114 +67,137 @@ def export_dataset(
     project: Project,
     format_name: str,
     out_dir: Path,
-    *,
-    rev: str | None = None,
-    overwrite: bool = False,
+    options: ExportOptions | None = None,
     progress: Progress | None = None,
 ) -> ExportResult:
-    """Write every stored file of the format's tasks into `out_dir`, as of revision `rev`
-    (a reference such as HEAD~1 or a tag; None for the working state)."""
+    """Write the format's tasks, as of revision `options.rev` (None: the working state)."""
+    options = options or ExportOptions()
     progress = progress or Silent()
     tasks = tasks_of(format_name)
     result = ExportResult()
     with project.reading() as connection:
-        snapshot = revisions.snapshot(connection, rev)
-        prepare_output(out_dir, overwrite)
+        snapshot = revisions.snapshot(connection, options.rev)
+        selected = selected_annotations(connection, snapshot, options.where) if options.where else None
+        prepare_output(out_dir, options.overwrite)
+        sources = {row.id: row for row in fetch.source_rows(connection, snapshot)}
         files = [row for row in fetch.file_rows(connection, snapshot) if row.task in tasks]
         files.sort(key=lambda row: (tasks.index(row.task), row.subset, row.source_id, row.position))
+        maps: dict[str, Any] = {}
+        image_files: dict[tuple[str, str], ImageFile] = {}
         for (task, subset), group in itertools.groupby(files, key=lambda row: (row.task, row.subset)):
-            members = list(group)
-            if len(members) > 1:
-                raise ConflictError(
-                    f"{len(members)} sources hold {task}_{subset}.json; exporting a union of sources "
-                    "is not supported yet"
-                )
+            contributors = [Contributor(row, sources[row.source_id].name) for row in group]
+            name = file_name_for(task, subset)
+            progress.start(f"writing {name}", 1)
+            composed = compose(connection, snapshot, name, contributors, options.reindex)
             path = annotation_path(out_dir, task, subset)
             path.parent.mkdir(parents=True, exist_ok=True)
-            progress.start(f"writing {path.name}", 1)
-            images, annotations, pngs = _write_file(connection, snapshot, members[0], path, out_dir, progress)
+            images, written, pngs = _write(connection, snapshot, composed, path, out_dir, selected, progress)
             result.files.append(path)
             result.images += images
-            result.annotations += annotations
+            result.annotations += written
             result.pngs += pngs
+            maps[name] = id_maps(composed)
+            for image in composed.image_files:
+                image_files.setdefault((image.subset, image.file_name), image)
+        if options.save_images:
+            _save_images(connection, sources, list(image_files.values()), out_dir, result, progress)
+    if options.reindex and options.reindex_map:
+        _write_reindex_map(options.reindex_map, maps)
     progress.finish()
     return result
 
 
-def _write_file(
-    connection: Connection, snapshot: Snapshot, file_row: Row[Any], path: Path, out_dir: Path,
-    progress: Progress,
+def _write(
+    connection: Connection, snapshot: Snapshot, composed: ComposedFile, path: Path, out_dir: Path,
+    selected: set[int] | None, progress: Progress,
 ) -> tuple[int, int, int]:
-    categories = [category_object(row._mapping) for row in fetch.category_rows(connection, snapshot, file_row.id)]
-    images: list[dict[str, Any]] = []
-    image_info: dict[int, _ImageInfo] = {}
-    for row in fetch.image_rows(connection, snapshot, file_row.id):
-        obj = row.record if row.record is not None else image_object(
-            row.coco_id, row.file_name, row.width, row.height, row.extra
-        )
-        images.append(obj)
-        image_info[row.item_id] = _ImageInfo(row.coco_id, obj["height"], obj["width"])
-    sections = {
-        "info": file_row.info, "licenses": file_row.licenses, "categories": categories,
-        **(file_row.extra or {}),
-    }
+    """Write one output file; returns its numbers of images, annotations and PNGs."""
     pngs = [0]
-    if file_row.task == "panoptic":
-        png_dir = path.with_suffix("")
-        annotations: Iterator[dict[str, Any]] = _panoptic_objects(
-            connection, snapshot, file_row, image_info, png_dir, out_dir, pngs, progress
+    if composed.task == "panoptic":
+        records: Iterator[dict[str, Any]] = _panoptic_records(
+            connection, snapshot, composed, path.with_suffix("").name, out_dir, selected, pngs, progress
         )
     else:
-        annotations = (
-            annotation_object(row._mapping, *_placement(image_info, row.item_id))
-            for row in fetch.annotation_rows(connection, snapshot, file_row.id)
-        )
-    image_count, annotation_count = write_task_file(path, file_row.layout, sections, images, annotations)
-    return image_count, annotation_count, pngs[0]
+        records = annotations(connection, snapshot, composed, selected)
+    images, written = write_task_file(path, composed.layout, composed.sections, composed.images, records)
+    return images, written, pngs[0]
 
 
-def _placement(image_info: dict[int, _ImageInfo], item_id: int) -> tuple[int, int, int]:
-    info = image_info[item_id]
-    return info.coco_id, info.height, info.width
+# -- panoptic ------------------------------------------------------------------------------
 
-
-def _panoptic_objects(
-    connection: Connection, snapshot: Snapshot, file_row: Row[Any], image_info: dict[int, _ImageInfo],
-    png_dir: Path, out_dir: Path, pngs: list[int], progress: Progress,
+def _panoptic_records(
+    connection: Connection, snapshot: Snapshot, composed: ComposedFile, png_folder: str, out_dir: Path,
+    selected: set[int] | None, pngs: list[int], progress: Progress,
 ) -> Iterator[dict[str, Any]]:
-    """Panoptic records in file order; their PNGs are painted in batches, on all cores."""
-    records = list(fetch.panoptic_rows(connection, snapshot, file_row.id))
-    progress.start(f"painting {png_dir.name}/", len(records))
-    segments = _segments_by_record(connection, snapshot, file_row.id)
-    current = next(segments, None)
-    with Workers(len(records)) as workers:
-        for start in range(0, len(records), PAINT_BATCH):
-            jobs, objects = [], []
-            for record in records[start:start + PAINT_BATCH]:
-                rows: list[Row[Any]] = []
-                while current is not None and current.record_position == record.position:
-                    rows.append(current)
-                    current = next(segments, None)
-                info = image_info[record.item_id]
-                target = output_path(out_dir, "annotations", png_dir.name, record.png_name)
+    """Panoptic records in output order; their PNGs are painted in batches, on all cores."""
+    pending = list(_merged_records(connection, snapshot, composed, selected))
+    progress.start(f"painting {png_folder}/", len(pending))
+    with Workers(len(pending)) as workers:
+        for start in range(0, len(pending), PAINT_BATCH):
+            batch = pending[start:start + PAINT_BATCH]
+            jobs = []
+            for record, segments, placement in batch:
+                target = output_path(out_dir, "annotations", png_folder, record.png_name)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                jobs.append(PaintJob(str(target), tuple((row.coco_id, bytes(row.rle)) for row in rows), info.height, info.width))
-                objects.append(panoptic_object(
-                    info.coco_id, record.png_name, record.extra, [segment_object(row._mapping) for row in rows]
-                ))
-            for job, obj, overlap in zip(jobs, objects, workers.map(paint_job, jobs)):
+                painted = tuple((row.coco_id, bytes(row.rle)) for row in segments)
+                jobs.append(PaintJob(str(target), painted, placement.height, placement.width))
+            for (record, segments, placement), overlap in zip(batch, workers.map(paint_job, jobs)):
                 if overlap is not None:
                     raise ConflictError(
-                        f"{file_row.name}: image id {obj['image_id']}: segments {overlap[0]} and {overlap[1]} "
+                        f"{composed.name}: image id {placement.coco_id}: segments {overlap[0]} and {overlap[1]} "
                         "cover the same pixel; a panoptic PNG cannot hold both"
                     )
                 pngs[0] += 1
                 progress.advance()
-                yield obj
+                yield panoptic_object(
+                    placement.coco_id, record.png_name, record.extra,
+                    [_segment(composed, row, record.file_id) for row in segments],
+                )
 
 
-def _segments_by_record(connection: Connection, snapshot: Snapshot, file_id: int) -> Iterator[Row[Any]]:
-    """Segments ordered by their record's place in the file, then by their own."""
+def _segment(composed: ComposedFile, row: Row[Any], file_id: int) -> dict[str, Any]:
+    obj = segment_object(row._mapping)
+    obj["category_id"] = composed.categories.get((file_id, row.category_id), row.category_id)
+    return obj
+
+
+def _merged_records(
+    connection: Connection, snapshot: Snapshot, composed: ComposedFile, selected: set[int] | None
+) -> Iterator[tuple[Row[Any], list[Row[Any]], Any]]:
+    """(record, segments, placement) per output image; records of one image from several
+    sources merge into one, whose segment ids must then differ."""
+    by_image: dict[int, tuple[Row[Any], list[Row[Any]], Any, str]] = {}
+    order: list[int] = []
+    for contributor in composed.contributors:
+        file_id = contributor.file.id
+        records = {row.item_id: row for row in fetch.panoptic_rows(connection, snapshot, file_id)}
+        for item_id, segments in _segments_by_item(connection, snapshot, file_id, records):
+            record = records[item_id]
+            placement = composed.placements[(file_id, item_id)]
+            kept = [row for row in segments if selected is None or row.row_id in selected]
+            known = by_image.get(placement.coco_id)
+            if known is None:
+                by_image[placement.coco_id] = (record, kept, placement, contributor.source)
+                order.append(placement.coco_id)
+                continue
+            ids = {row.coco_id for row in known[1]}
+            for row in kept:
+                if row.coco_id in ids:
+                    raise ConflictError(
+                        f"{composed.name}: image id {placement.coco_id}: segment id {row.coco_id} is in source "
+                        f"{known[3]} and in source {contributor.source}; panoptic segment ids are pixel "
+                        "values and are never reindexed"
+                    )
+            known[1].extend(kept)
+    for image_id in order:
+        record, segments, placement, _ = by_image.pop(image_id)
+        yield record, segments, placement
+
+
+def _segments_by_item(
+    connection: Connection, snapshot: Snapshot, file_id: int, records: dict[int, Row[Any]]
+) -> Iterator[tuple[int, list[Row[Any]]]]:
+    """Each record's segments, records in file order (records without segments included)."""
     a, pr = schema.annotations, schema.panoptic_records
     query = (
         select(a, pr.c.position.label("record_position"))
@@ -174,4 +205,44 @@ def _segments_by_record(connection: Connection, snapshot: Snapshot, file_id: int
         .where(a.c.file_id == file_id, snapshot.visible(a))
         .order_by(pr.c.position, a.c.position)
     )
-    return iter(connection.execution_options(stream_results=True, yield_per=fetch.STREAM_BATCH).execute(query))
+    rows = connection.execute(query).all()
+    grouped = {item_id: list(group) for item_id, group in itertools.groupby(rows, key=lambda row: row.item_id)}
+    for item_id in sorted(records, key=lambda item: records[item].position):
+        yield item_id, grouped.get(item_id, [])
+
+
+# -- images and maps ------------------------------------------------------------------------
+
+def _save_images(
+    connection: Connection, sources: dict[int, Row[Any]], images: list[ImageFile], out_dir: Path,
+    result: ExportResult, progress: Progress,
+) -> None:
+    """Copy each image to images/<subset>/<file_name>, from the database or the source folder."""
+    progress.start("saving images", len(images))
+    blobs = schema.blobs
+    for image in images:
+        target = output_path(out_dir, "images", image.subset, image.file_name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = None
+        if image.sha256 is not None:
+            data = connection.execute(select(blobs.c.data).where(blobs.c.sha256 == image.sha256)).scalar()
+        if data is not None:
+            target.write_bytes(data)
+        else:
+            source_root = sources[image.source_id].path
+            origin = Path(source_root) / image.path if image.path and source_root else None
+            if origin is None or not origin.is_file():
+                result.unavailable_images.append(f"{image.subset}/{image.file_name}")
+                progress.advance()
+                continue
+            shutil.copyfile(origin, target)
+        result.saved_images += 1
+        progress.advance()
+
+
+def _write_reindex_map(path: Path, maps: dict[str, Any]) -> None:
+    document = {
+        name: {kind: [{"source": s, "old": old, "new": new} for s, old, new in pairs] for kind, pairs in kinds.items()}
+        for name, kinds in maps.items()
+    }
+    path.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")

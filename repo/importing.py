@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from repo.coco.labelmap import LabelMap, apply_label_map
 from repo.coco.layout import AnnotationFile, discover
 from repo.coco.panoptic import DecodeJob, decode_job
 from repo.coco.policy import ErrorPolicy
@@ -51,6 +52,7 @@ def import_dataset(
     relpath: str | None = None,
     on_error: str = "fail",
     copy_images: bool = False,
+    label_map: LabelMap | None = None,
     progress: Progress | None = None,
 ) -> ImportResult:
     """Import the dataset at `path` (in `format_name`) as a new source named `name`."""
@@ -59,14 +61,14 @@ def import_dataset(
         stamp = Stamp.begin(connection)
         if name is None:
             name = auto_name(connection, Path(relpath or path.resolve().name).stem or "source")
-        options = {"relpath": relpath} if relpath else None
+        options = {key: value for key, value in (("relpath", relpath), ("label_map", label_map)) if value} or None
         root = str(annotation_files[0].root.resolve())
         try:
             source_id = add_source(stamp, name, format_name, root, options)
         except IntegrityError:
             raise ConflictError(f"a source named '{name}' already exists; choose another name with -n") from None
         writer = SourceWriter(stamp, source_id, new_source=True)
-        return _write_files(connection, writer, name, annotation_files, on_error, copy_images, progress)
+        return _write_files(connection, writer, name, annotation_files, on_error, copy_images, label_map, progress)
 
 
 def update_source(
@@ -78,20 +80,24 @@ def update_source(
     copy_images: bool = False,
     progress: Progress | None = None,
 ) -> ImportResult:
-    """Bring source `name` in line with a newer copy of its files; only differences are stored."""
+    """Bring source `name` in line with a newer copy of its files; only differences are stored.
+
+    The label map given at import applies again."""
     with project.writing() as connection:
         stamp = Stamp.begin(connection)
         source = find_source(connection, name)
-        relpath = (source.options or {}).get("relpath")
-        annotation_files = discover(source.format, path, relpath)
+        options = source.options or {}
+        annotation_files = discover(source.format, path, options.get("relpath"))
         source_id = replace_source(stamp, source, str(annotation_files[0].root.resolve()))
         writer = SourceWriter(stamp, source_id, new_source=False)
-        return _write_files(connection, writer, name, annotation_files, on_error, copy_images, progress)
+        return _write_files(
+            connection, writer, name, annotation_files, on_error, copy_images, options.get("label_map"), progress
+        )
 
 
 def _write_files(
     connection: Connection, writer: SourceWriter, name: str, annotation_files: list[AnnotationFile],
-    on_error: str, copy_images: bool, progress: Progress | None,
+    on_error: str, copy_images: bool, label_map: LabelMap | None, progress: Progress | None,
 ) -> ImportResult:
     progress = progress or Silent()
     policy = ErrorPolicy(skip=on_error == "skip")
@@ -100,6 +106,8 @@ def _write_files(
     seen_items: set[tuple[str, str]] = set()
     positions = fresh_positions(len(annotation_files))
     for position, annotation_file, task_file in zip(positions, annotation_files, _read(annotation_files, policy, progress)):
+        if label_map:
+            apply_label_map(task_file, label_map)
         refs = finder.locate(annotation_file, task_file)
         writer.write_file(task_file, position, refs)
         result.files.append(annotation_file.shown_as)

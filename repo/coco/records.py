@@ -20,6 +20,14 @@ RLE_STRING = "string"  # compressed, as pycocotools.mask.encode writes it
 RLE_LIST = "list"  # uncompressed run lengths, as COCO's crowd annotations have them
 
 
+# The fields of an annotation record that become columns of its row.
+ANNOTATION_FIELDS = (
+    "kind", "coco_id", "category_id", "iscrowd", "score", "area", "bbox_x", "bbox_y", "bbox_w",
+    "bbox_h", "num_flags", "polygons", "rle", "rle_form", "keypoints", "num_keypoints", "caption",
+    "attributes", "extra", "hash",
+)
+
+
 class ImageRecord(TypedDict):
     coco_id: int
     file_name: str

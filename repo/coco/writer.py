@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from repo.coco.jsonio import ObjectStreamWriter
+from repo.coco.reader import record_hash
 from repo.coco.records import BBOX_FIELDS, NUM_FLAG, RLE_LIST
 from repo.coco.rle import runs_as_list
 
@@ -124,3 +125,13 @@ def write_task_file(
                 writer.value(key, sections[key])
         writer.end()
     return counts[0], counts[1]
+
+
+def annotation_hash(row: Row, task: str, image_id: int, height: int, width: int) -> bytes:
+    """The content hash of a stored annotation, as the reader computes it for a fresh record.
+
+    A panoptic segment is its `segments_info` record and its pixels together.
+    """
+    if task == "panoptic":
+        return record_hash([record_hash(segment_object(row)).hex(), bytes(row["rle"]).decode("ascii")])
+    return record_hash(annotation_object(row, image_id, height, width))

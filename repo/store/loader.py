@@ -21,17 +21,11 @@ from sqlalchemy import Row, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from repo.coco.reader import record_hash
-from repo.coco.records import AnnotationRecord, ImageRecord, TaskFile
+from repo.coco.records import ANNOTATION_FIELDS, AnnotationRecord, ImageRecord, TaskFile
 from repo.coco.writer import image_object
 from repo.store import schema
 from repo.store.positions import reuse_positions
 from repo.store.versions import Stamp
-
-ANNOTATION_FIELDS = (
-    "kind", "coco_id", "category_id", "iscrowd", "score", "area", "bbox_x", "bbox_y", "bbox_w",
-    "bbox_h", "num_flags", "polygons", "rle", "rle_form", "keypoints", "num_keypoints", "caption",
-    "attributes", "extra", "hash",
-)
 
 # Besides its key, what makes a stored row differ from a freshly read record.
 COMPARED: dict[str, tuple[str, ...]] = {

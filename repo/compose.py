@@ -1,0 +1,238 @@
+"""Composing one output file from the stored files of one or more sources.
+
+An output file `<task>_<subset>.json` is made of every stored file of that task and subset,
+in source order. With one contributing file and ids kept, it is that file exactly. With
+several, it is their union:
+
+- images are the same image when their `file_name` matches (sizes must agree), and keep the
+  id of the first source that lists them;
+- categories are unified by label: a label keeps the category id of the first source that
+  declares it;
+- annotations keep their ids;
+- info and unknown top-level keys come from the first source; licenses are unioned.
+
+Ids must stay unique in a file (two images, annotations or labels with one id is invalid
+COCO): a collision is an error that says to reindex, and reindexing numbers images,
+annotations and categories 1..N in output order (panoptic segment ids are never reindexed:
+they are pixel values, unique per PNG only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Row
+
+from repo.coco.writer import annotation_object, category_object, image_object
+from repo.errors import ConflictError
+from repo.store import fetch
+from repo.store.versions import Snapshot
+
+REINDEX_HINT = "export with --reindex to assign new ids"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an item lands in the output file: its image id there, and its size."""
+
+    coco_id: int
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """An image file an export may copy: from the database, or from the source's folder."""
+
+    subset: str
+    file_name: str
+    sha256: str | None
+    source_id: int
+    path: str | None
+
+
+class Ids:
+    """Keeps ids, refusing collisions, or hands out new ones; remembers old -> new."""
+
+    def __init__(self, output: str, what: str, reindex: bool):
+        self.output, self.what, self.reindex = output, what, reindex
+        self.owner: dict[int, str] = {}
+        self.mapping: list[tuple[str, int, int]] = []
+
+    def assign(self, old: int, owner: str, source: str) -> int:
+        if self.reindex:
+            new = len(self.mapping) + 1
+            self.mapping.append((source, old, new))
+            return new
+        if old in self.owner:
+            raise ConflictError(
+                f"{self.output}: {self.what} id {old} is used by {self.owner[old]} and by {owner}; {REINDEX_HINT}"
+            )
+        self.owner[old] = owner
+        return old
+
+
+@dataclass
+class Contributor:
+    file: Row[Any]
+    source: str
+
+
+@dataclass
+class ComposedFile:
+    """The parts of one output file that fit in memory; annotations are streamed later."""
+
+    name: str
+    task: str
+    layout: list[str]
+    sections: dict[str, Any]
+    images: list[dict[str, Any]]
+    placements: dict[tuple[int, int], Placement]  # (file id, item id) -> placement
+    categories: dict[tuple[int, int], int]  # (file id, stored category id) -> output id
+    image_files: list[ImageFile]
+    image_ids: Ids
+    category_ids: Ids
+    annotation_ids: Ids
+    contributors: list[Contributor] = field(default_factory=list)
+
+
+def compose(
+    connection: Connection, snapshot: Snapshot, name: str, contributors: list[Contributor], reindex: bool
+) -> ComposedFile:
+    first = contributors[0].file
+    composed = ComposedFile(
+        name=name, task=first.task, layout=list(first.layout), sections={}, images=[], placements={},
+        categories={}, image_files=[], image_ids=Ids(name, "image", reindex),
+        category_ids=Ids(name, "category", reindex), annotation_ids=Ids(name, "annotation", reindex),
+        contributors=contributors,
+    )
+    _compose_header(composed, contributors)
+    composed.sections["categories"] = _compose_categories(connection, snapshot, composed)
+    _compose_images(connection, snapshot, composed)
+    if "categories" not in composed.layout and composed.sections["categories"]:
+        composed.layout.append("categories")
+    return composed
+
+
+def _compose_header(composed: ComposedFile, contributors: list[Contributor]) -> None:
+    first = contributors[0].file
+    composed.sections.update(first.extra or {})
+    composed.sections["info"] = first.info
+    licenses = first.licenses
+    if len(contributors) > 1 and isinstance(licenses, list):
+        licenses = list(licenses)
+        for contributor in contributors[1:]:
+            for license in contributor.file.licenses or []:
+                if license not in licenses:
+                    licenses.append(license)
+    composed.sections["licenses"] = licenses
+    for contributor in contributors[1:]:
+        for key in contributor.file.layout:
+            if key not in composed.layout:
+                composed.layout.append(key)
+                composed.sections.setdefault(key, (contributor.file.extra or {}).get(key))
+
+
+def _compose_categories(connection: Connection, snapshot: Snapshot, composed: ComposedFile) -> list[dict[str, Any]]:
+    categories: list[dict[str, Any]] = []
+    by_label: dict[int, int] = {}
+    first_file = composed.contributors[0].file.id
+    for contributor in composed.contributors:
+        for row in fetch.category_rows(connection, snapshot, contributor.file.id):
+            key = (contributor.file.id, row.coco_id)
+            if contributor.file.id != first_file and row.label_id in by_label:
+                composed.categories[key] = by_label[row.label_id]
+                continue
+            owner = f"label '{row.name}' (source {contributor.source})"
+            new_id = composed.category_ids.assign(row.coco_id, owner, contributor.source)
+            by_label.setdefault(row.label_id, new_id)
+            composed.categories[key] = new_id
+            obj = category_object(row._mapping)
+            obj["id"] = new_id
+            categories.append(obj)
+    return categories
+
+
+def _compose_images(connection: Connection, snapshot: Snapshot, composed: ComposedFile) -> None:
+    seen: dict[str, tuple[Placement, str]] = {}  # file_name -> placement, source
+    for contributor in composed.contributors:
+        for row in fetch.image_rows(connection, snapshot, contributor.file.id):
+            obj = dict(row.record) if row.record is not None else image_object(
+                row.coco_id, row.file_name, row.width, row.height, row.extra
+            )
+            known = seen.get(row.file_name)
+            if known is not None:
+                placement, source = known
+                if (placement.height, placement.width) != (obj["height"], obj["width"]):
+                    raise ConflictError(
+                        f"{composed.name}: image '{row.file_name}' is {placement.width}x{placement.height} in source "
+                        f"{source} but {obj['width']}x{obj['height']} in source {contributor.source} (width x height)"
+                    )
+                composed.placements[(contributor.file.id, row.item_id)] = placement
+                continue
+            owner = f"'{row.file_name}' (source {contributor.source})"
+            new_id = composed.image_ids.assign(row.coco_id, owner, contributor.source)
+            obj["id"] = new_id
+            placement = Placement(new_id, obj["height"], obj["width"])
+            seen[row.file_name] = (placement, contributor.source)
+            composed.placements[(contributor.file.id, row.item_id)] = placement
+            composed.images.append(obj)
+            composed.image_files.append(
+                ImageFile(row.subset, row.file_name, row.image_sha256, row.source_id, row.image_path)
+            )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A stored annotation on its way into the output file, ids not yet assigned."""
+
+    contributor: Contributor
+    row: Row[Any]
+    obj: dict[str, Any]  # image and category ids already those of the output file
+
+
+def candidates(
+    connection: Connection, snapshot: Snapshot, composed: ComposedFile, selected: set[int] | None
+) -> Iterator[Candidate]:
+    """Every stored annotation of the output file (panoptic aside), in output order."""
+    for contributor in composed.contributors:
+        file_id = contributor.file.id
+        for row in fetch.annotation_rows(connection, snapshot, file_id):
+            if selected is not None and row.row_id not in selected:
+                continue
+            placement = composed.placements[(file_id, row.item_id)]
+            obj = annotation_object(row._mapping, placement.coco_id, placement.height, placement.width)
+            if row.category_id is not None and "category_id" in obj:
+                obj["category_id"] = composed.categories.get((file_id, row.category_id), row.category_id)
+            yield Candidate(contributor, row, obj)
+
+
+def finalize(composed: ComposedFile, candidate: Candidate) -> dict[str, Any]:
+    """The annotation with its output id: kept (collisions refused) or reindexed."""
+    if "id" in candidate.obj:
+        source = candidate.contributor.source
+        candidate.obj["id"] = composed.annotation_ids.assign(candidate.obj["id"], f"source {source}", source)
+    return candidate.obj
+
+
+def annotations(
+    connection: Connection, snapshot: Snapshot, composed: ComposedFile, selected: set[int] | None
+) -> Iterator[dict[str, Any]]:
+    """The output file's annotations (every task but panoptic), streamed in output order."""
+    for candidate in candidates(connection, snapshot, composed, selected):
+        yield finalize(composed, candidate)
+
+
+def id_maps(composed: ComposedFile) -> dict[str, list[tuple[str, int, int]]]:
+    """Old -> new ids of a reindexed file, as (source, old id, new id)."""
+    return {
+        "images": composed.image_ids.mapping,
+        "annotations": composed.annotation_ids.mapping,
+        "categories": composed.category_ids.mapping,
+    }
+
+
+def sources_of(rows: Sequence[Row[Any]]) -> dict[int, str]:
+    return {row.id: row.name for row in rows}
