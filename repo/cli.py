@@ -21,10 +21,11 @@ import click
 
 from repo.coco.tasks import FORMATS
 from repo.errors import DsrepoError
-from repo import diff, history, labels, sources
+from repo import diff, history, labels, sources, stats
 from repo.coco.labelmap import load_label_map
 from repo.exporting import ExportOptions, ExportResult, export_dataset
 from repo.importing import import_dataset, update_source
+from repo.merge import STRATEGIES, MergeOptions, merge_sources
 from repo.info import summarize
 from repo.progress import Progress, Silent
 from repo.query import run_query
@@ -537,6 +538,86 @@ def query_command(project_dir: Path, db: str | None, quiet: bool, output: str, s
 
 def _jsonable(value: Any) -> Any:
     return value.hex() if isinstance(value, (bytes, memoryview)) else str(value)
+
+
+@main.command("merge")
+@project_options
+@click.option("-n", "--name", "new_name", required=True, help="Name of the merged source.")
+@click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="union", show_default=True,
+              help="union: keep all annotations; exact: shared images must have the same annotations; "
+                   "intersect: match annotations by IoU/OKS and keep those enough sources agree on.")
+@click.option("--reindex", is_flag=True, help="New ids 1..N where ids would collide.")
+@click.option("--iou", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="intersect: the IoU (or OKS) from which two annotations match.")
+@click.option("--quorum", type=click.IntRange(min=1), default=1, show_default=True,
+              help="intersect: keep a match only if this many sources have it.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the merge report (default: DIR/merge-report-NAME.json).")
+@click.argument("sources_", metavar="SOURCE...", nargs=-1, required=True)
+def merge_command(
+    project_dir: Path, db: str | None, quiet: bool, new_name: str, strategy: str, reindex: bool, iou: float,
+    quorum: int, report: Path | None, sources_: tuple[str, ...],
+) -> None:
+    """Merge SOURCEs into a new source NAME, which replaces them (commit to record it).
+
+    \b
+    Example:
+        dsrepo merge -p myproject -n all vendor_a vendor_b
+        dsrepo merge -p myproject -n agreed --strategy intersect --iou 0.5 --quorum 2 a b c
+    """
+    options = MergeOptions(strategy, reindex, iou, quorum, report)
+    result = merge_sources(_open(project_dir, db), new_name, list(sources_), options, _progress(quiet))
+    _echo(
+        f"merged {', '.join(sources_)} into '{result.source}': {result.files} files, {result.images} images, "
+        f"{result.annotations} annotations", quiet,
+    )
+    if result.report:
+        click.echo(
+            f"{len(result.conflicts)} conflicts, {result.dropped} annotations dropped; report: {result.report}",
+            err=True,
+        )
+
+
+@main.command("stats")
+@project_options
+@click.option("--rev", metavar="REV", help="Statistics of this revision instead of the working state.")
+@click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Also draw histograms into this PNG.")
+def stats_command(project_dir: Path, db: str | None, quiet: bool, rev: str | None, output: str, plot: Path | None) -> None:
+    """Counts per subset, task and label; area and box-size distributions; images without
+    annotations; the share of crowd annotations.
+
+    \b
+    Example:
+        dsrepo stats -p myproject
+        dsrepo stats -p myproject --format json --plot stats.png
+    """
+    project = _open(project_dir, db)
+    figures = stats.compute(project, rev)
+    if plot:
+        stats.plot(figures, stats.area_exponents(project, rev), plot)
+    if output == "json":
+        click.echo(json.dumps(figures.as_dict(), ensure_ascii=False, indent=2))
+        return
+    _table(["subset", "images", "without annotations"],
+           [[s, n, figures.images_without_annotations.get(s, 0)] for s, n in figures.images.items()])
+    click.echo()
+    _table(["subset", "task", "annotations"],
+           [[s, t, n] for s, per_task in figures.annotations.items() for t, n in per_task.items()])
+    click.echo()
+    _table(["task", "label", "annotations"],
+           [[t, label, n] for t, per_label in figures.labels.items() for label, n in per_label.items()])
+    click.echo()
+    rows = []
+    for name, dist in (("area", figures.area), ("bbox width", figures.bbox_width), ("bbox height", figures.bbox_height)):
+        q = dist.quantiles
+        rows.append([name, dist.count] + [round(q[k], 2) if q else None for k in ("min", "p25", "median", "p75", "max")])
+    _table(["measure", "count", "min", "p25", "median", "p75", "max"], rows)
+    buckets = figures.area.buckets
+    if buckets:
+        click.echo("\nareas: " + ", ".join(f"{name} {count}" for name, count in buckets.items()))
+    if figures.crowd_share is not None:
+        click.echo(f"crowd share: {figures.crowd_share:.2%}")
 
 
 if __name__ == "__main__":

@@ -19,18 +19,19 @@ they are pixel values, unique per PNG only).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection, Row, and_, select
 
 from repo.coco.writer import annotation_object, category_object, image_object
 from repo.errors import ConflictError
-from repo.store import fetch
+from repo.store import fetch, schema
 from repo.store.versions import Snapshot
 
-REINDEX_HINT = "export with --reindex to assign new ids"
+REINDEX_HINT = "use --reindex to assign new ids"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class ImageFile:
     subset: str
     file_name: str
     sha256: str | None
+    size: int | None
     source_id: int
     path: str | None
 
@@ -180,7 +182,7 @@ def _compose_images(connection: Connection, snapshot: Snapshot, composed: Compos
             composed.placements[(contributor.file.id, row.item_id)] = placement
             composed.images.append(obj)
             composed.image_files.append(
-                ImageFile(row.subset, row.file_name, row.image_sha256, row.source_id, row.image_path)
+                ImageFile(row.subset, row.file_name, row.image_sha256, row.image_size, row.source_id, row.image_path)
             )
 
 
@@ -225,6 +227,56 @@ def annotations(
         yield finalize(composed, candidate)
 
 
+def panoptic_records(
+    connection: Connection, snapshot: Snapshot, composed: ComposedFile, selected: set[int] | None
+) -> Iterator[tuple[Row[Any], list[Row[Any]], Any]]:
+    """(record, segments, placement) per output image; records of one image from several
+    sources merge into one, whose segment ids must then differ."""
+    by_image: dict[int, tuple[Row[Any], list[Row[Any]], Any, str]] = {}
+    order: list[int] = []
+    for contributor in composed.contributors:
+        file_id = contributor.file.id
+        records = {row.item_id: row for row in fetch.panoptic_rows(connection, snapshot, file_id)}
+        for item_id, segments in _segments_by_item(connection, snapshot, file_id, records):
+            record = records[item_id]
+            placement = composed.placements[(file_id, item_id)]
+            kept = [row for row in segments if selected is None or row.row_id in selected]
+            known = by_image.get(placement.coco_id)
+            if known is None:
+                by_image[placement.coco_id] = (record, kept, placement, contributor.source)
+                order.append(placement.coco_id)
+                continue
+            ids = {row.coco_id for row in known[1]}
+            for row in kept:
+                if row.coco_id in ids:
+                    raise ConflictError(
+                        f"{composed.name}: image id {placement.coco_id}: segment id {row.coco_id} is in source "
+                        f"{known[3]} and in source {contributor.source}; panoptic segment ids are pixel "
+                        "values and are never reindexed"
+                    )
+            known[1].extend(kept)
+    for image_id in order:
+        record, segments, placement, _ = by_image.pop(image_id)
+        yield record, segments, placement
+
+
+def _segments_by_item(
+    connection: Connection, snapshot: Snapshot, file_id: int, records: dict[int, Row[Any]]
+) -> Iterator[tuple[int, list[Row[Any]]]]:
+    """Each record's segments, records in file order (records without segments included)."""
+    a, pr = schema.annotations, schema.panoptic_records
+    query = (
+        select(a, pr.c.position.label("record_position"))
+        .join(pr, and_(pr.c.file_id == a.c.file_id, pr.c.item_id == a.c.item_id, snapshot.visible(pr)))
+        .where(a.c.file_id == file_id, snapshot.visible(a))
+        .order_by(pr.c.position, a.c.position)
+    )
+    rows = connection.execute(query).all()
+    grouped = {item_id: list(group) for item_id, group in itertools.groupby(rows, key=lambda row: row.item_id)}
+    for item_id in sorted(records, key=lambda item: records[item].position):
+        yield item_id, grouped.get(item_id, [])
+
+
 def id_maps(composed: ComposedFile) -> dict[str, list[tuple[str, int, int]]]:
     """Old -> new ids of a reindexed file, as (source, old id, new id)."""
     return {
@@ -233,6 +285,3 @@ def id_maps(composed: ComposedFile) -> dict[str, list[tuple[str, int, int]]]:
         "categories": composed.category_ids.mapping,
     }
 
-
-def sources_of(rows: Sequence[Row[Any]]) -> dict[int, str]:
-    return {row.id: row.name for row in rows}

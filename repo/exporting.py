@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, select
+from sqlalchemy import Connection, Row, select
 
 from repo.coco.layout import annotation_path, output_path
 from repo.coco.panoptic import PaintJob, paint_job
 from repo.coco.tasks import file_name_for, tasks_of
 from repo.coco.writer import panoptic_object, segment_object, write_task_file
-from repo.compose import ComposedFile, Contributor, ImageFile, annotations, compose, id_maps
+from repo.compose import ComposedFile, Contributor, ImageFile, annotations, compose, id_maps, panoptic_records
 from repo.errors import ConflictError, DsrepoError
 from repo.parallel import Workers
 from repo.progress import Progress, Silent
@@ -130,7 +130,7 @@ def _panoptic_records(
     selected: set[int] | None, pngs: list[int], progress: Progress,
 ) -> Iterator[dict[str, Any]]:
     """Panoptic records in output order; their PNGs are painted in batches, on all cores."""
-    pending = list(_merged_records(connection, snapshot, composed, selected))
+    pending = list(panoptic_records(connection, snapshot, composed, selected))
     progress.start(f"painting {png_folder}/", len(pending))
     with Workers(len(pending)) as workers:
         for start in range(0, len(pending), PAINT_BATCH):
@@ -161,56 +161,6 @@ def _segment(composed: ComposedFile, row: Row[Any], file_id: int) -> dict[str, A
     return obj
 
 
-def _merged_records(
-    connection: Connection, snapshot: Snapshot, composed: ComposedFile, selected: set[int] | None
-) -> Iterator[tuple[Row[Any], list[Row[Any]], Any]]:
-    """(record, segments, placement) per output image; records of one image from several
-    sources merge into one, whose segment ids must then differ."""
-    by_image: dict[int, tuple[Row[Any], list[Row[Any]], Any, str]] = {}
-    order: list[int] = []
-    for contributor in composed.contributors:
-        file_id = contributor.file.id
-        records = {row.item_id: row for row in fetch.panoptic_rows(connection, snapshot, file_id)}
-        for item_id, segments in _segments_by_item(connection, snapshot, file_id, records):
-            record = records[item_id]
-            placement = composed.placements[(file_id, item_id)]
-            kept = [row for row in segments if selected is None or row.row_id in selected]
-            known = by_image.get(placement.coco_id)
-            if known is None:
-                by_image[placement.coco_id] = (record, kept, placement, contributor.source)
-                order.append(placement.coco_id)
-                continue
-            ids = {row.coco_id for row in known[1]}
-            for row in kept:
-                if row.coco_id in ids:
-                    raise ConflictError(
-                        f"{composed.name}: image id {placement.coco_id}: segment id {row.coco_id} is in source "
-                        f"{known[3]} and in source {contributor.source}; panoptic segment ids are pixel "
-                        "values and are never reindexed"
-                    )
-            known[1].extend(kept)
-    for image_id in order:
-        record, segments, placement, _ = by_image.pop(image_id)
-        yield record, segments, placement
-
-
-def _segments_by_item(
-    connection: Connection, snapshot: Snapshot, file_id: int, records: dict[int, Row[Any]]
-) -> Iterator[tuple[int, list[Row[Any]]]]:
-    """Each record's segments, records in file order (records without segments included)."""
-    a, pr = schema.annotations, schema.panoptic_records
-    query = (
-        select(a, pr.c.position.label("record_position"))
-        .join(pr, and_(pr.c.file_id == a.c.file_id, pr.c.item_id == a.c.item_id, snapshot.visible(pr)))
-        .where(a.c.file_id == file_id, snapshot.visible(a))
-        .order_by(pr.c.position, a.c.position)
-    )
-    rows = connection.execute(query).all()
-    grouped = {item_id: list(group) for item_id, group in itertools.groupby(rows, key=lambda row: row.item_id)}
-    for item_id in sorted(records, key=lambda item: records[item].position):
-        yield item_id, grouped.get(item_id, [])
-
-
 # -- images and maps ------------------------------------------------------------------------
 
 def _save_images(
@@ -229,8 +179,8 @@ def _save_images(
         if data is not None:
             target.write_bytes(data)
         else:
-            source_root = sources[image.source_id].path
-            origin = Path(source_root) / image.path if image.path and source_root else None
+            source_root = sources[image.source_id].path or ""  # merged sources keep absolute paths
+            origin = Path(source_root, image.path) if image.path else None
             if origin is None or not origin.is_file():
                 result.unavailable_images.append(f"{image.subset}/{image.file_name}")
                 progress.advance()

@@ -87,10 +87,13 @@ def run_query(project: Project, sql: str) -> QueryResult:
     if is_sqlite(project.url):
         engine = make_engine(project.url, read_only=True)
         try:
-            with engine.connect() as connection:
-                connection.connection.driver_connection.set_authorizer(_read_only_authorizer)
-                with connection.begin():
+            with engine.connect() as connection, connection.begin():
+                raw = connection.connection.driver_connection
+                raw.set_authorizer(_read_only_authorizer)
+                try:
                     columns, rows = _run_read_only(connection, sql, "query")
+                finally:
+                    raw.set_authorizer(None)
         finally:
             engine.dispose()
     else:

@@ -49,7 +49,8 @@ def upgrade() -> None:
     sa.Column('caption', sa.Text(), nullable=True),
     sa.Column('attributes', sa.JSON(none_as_null=True), nullable=True),
     sa.Column('extra', sa.JSON(none_as_null=True), nullable=True),
-    sa.PrimaryKeyConstraint('row_id')
+    sa.PrimaryKeyConstraint('row_id'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('annotations', schema=None) as batch_op:
         batch_op.create_index('ix_annotations_file', ['file_id', 'position'], unique=False, sqlite_where=sa.text('rev_to IS NULL'), postgresql_where=sa.text('rev_to IS NULL'))
@@ -76,7 +77,8 @@ def upgrade() -> None:
     sa.Column('supercategory', sa.Text(), nullable=True),
     sa.Column('label_id', sa.BigInteger(), nullable=False),
     sa.Column('extra', sa.JSON(none_as_null=True), nullable=True),
-    sa.PrimaryKeyConstraint('row_id')
+    sa.PrimaryKeyConstraint('row_id'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('categories', schema=None) as batch_op:
         batch_op.create_index('ix_categories_file', ['file_id', 'position'], unique=False, sqlite_where=sa.text('rev_to IS NULL'), postgresql_where=sa.text('rev_to IS NULL'))
@@ -93,7 +95,8 @@ def upgrade() -> None:
     sa.Column('position', sa.BigInteger(), nullable=False),
     sa.Column('coco_id', sa.BigInteger(), nullable=False),
     sa.Column('record', sa.JSON(none_as_null=True), nullable=True),
-    sa.PrimaryKeyConstraint('row_id')
+    sa.PrimaryKeyConstraint('row_id'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('file_images', schema=None) as batch_op:
         batch_op.create_index('ix_file_images_file', ['file_id', 'position'], unique=False, sqlite_where=sa.text('rev_to IS NULL'), postgresql_where=sa.text('rev_to IS NULL'))
@@ -116,7 +119,8 @@ def upgrade() -> None:
     sa.Column('info', sa.JSON(none_as_null=True), nullable=True),
     sa.Column('licenses', sa.JSON(none_as_null=True), nullable=True),
     sa.Column('extra', sa.JSON(none_as_null=True), nullable=True),
-    sa.PrimaryKeyConstraint('row_id')
+    sa.PrimaryKeyConstraint('row_id'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('files', schema=None) as batch_op:
         batch_op.create_index('ix_files_lineage', ['id', 'rev_from'], unique=False)
@@ -138,7 +142,8 @@ def upgrade() -> None:
     sa.Column('image_path', sa.Text(), nullable=True),
     sa.Column('image_size', sa.BigInteger(), nullable=True),
     sa.Column('image_sha256', sa.String(length=64), nullable=True),
-    sa.PrimaryKeyConstraint('row_id')
+    sa.PrimaryKeyConstraint('row_id'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('items', schema=None) as batch_op:
         batch_op.create_index('ix_items_lineage', ['id', 'rev_from'], unique=False)
@@ -151,7 +156,8 @@ def upgrade() -> None:
     sa.Column('rev_to', sa.Integer(), nullable=True),
     sa.Column('hash', sa.LargeBinary(length=16), nullable=False),
     sa.Column('name', sa.Text(), nullable=False),
-    sa.PrimaryKeyConstraint('row_id')
+    sa.PrimaryKeyConstraint('row_id'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('labels', schema=None) as batch_op:
         batch_op.create_index('ix_labels_lineage', ['id', 'rev_from'], unique=False)
@@ -168,7 +174,8 @@ def upgrade() -> None:
     sa.Column('position', sa.BigInteger(), nullable=False),
     sa.Column('png_name', sa.Text(), nullable=False),
     sa.Column('extra', sa.JSON(none_as_null=True), nullable=True),
-    sa.PrimaryKeyConstraint('row_id')
+    sa.PrimaryKeyConstraint('row_id'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('panoptic_records', schema=None) as batch_op:
         batch_op.create_index('ix_panoptic_records_file', ['file_id', 'position'], unique=False, sqlite_where=sa.text('rev_to IS NULL'), postgresql_where=sa.text('rev_to IS NULL'))
@@ -193,7 +200,8 @@ def upgrade() -> None:
     sa.Column('format', sa.String(length=50), nullable=False),
     sa.Column('path', sa.Text(), nullable=True),
     sa.Column('options', sa.JSON(none_as_null=True), nullable=True),
-    sa.PrimaryKeyConstraint('row_id')
+    sa.PrimaryKeyConstraint('row_id'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('sources', schema=None) as batch_op:
         batch_op.create_index('ix_sources_lineage', ['id', 'rev_from'], unique=False)

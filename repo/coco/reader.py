@@ -96,7 +96,14 @@ def read_task_file(
     path: Path, shown_as: str, task: str, subset: str, policy: ErrorPolicy
 ) -> TaskFile:
     document = load_json_file(path, shown_as)
-    return _FileReader(shown_as, task, policy).read(document, subset, path.name)
+    return read_task_document(document, shown_as, task, subset, path.name, policy)
+
+
+def read_task_document(
+    document: Any, shown_as: str, task: str, subset: str, name: str, policy: ErrorPolicy
+) -> TaskFile:
+    """Validate an already parsed file (`merge` builds its files in memory)."""
+    return _FileReader(shown_as, task, policy).read(document, subset, name)
 
 
 class _FileReader:

@@ -52,7 +52,7 @@ def image_rows(connection: Connection, snapshot: Snapshot, file_id: int) -> Iter
     query = (
         select(
             _fi.c.item_id, _fi.c.coco_id, _fi.c.record, _i.c.file_name, _i.c.width, _i.c.height,
-            _i.c.extra, _i.c.subset, _i.c.source_id, _i.c.image_path, _i.c.image_sha256,
+            _i.c.extra, _i.c.subset, _i.c.source_id, _i.c.image_path, _i.c.image_sha256, _i.c.image_size,
         )
         .join(_i, and_(_i.c.id == _fi.c.item_id, snapshot.visible(_i)))
         .where(_fi.c.file_id == file_id, snapshot.visible(_fi))

@@ -256,6 +256,11 @@ class SourceWriter:
 
     # -- the end ----------------------------------------------------------------------------
 
+    @property
+    def item_count(self) -> int:
+        """Items written so far (each once, however many files list it)."""
+        return len(self._items)
+
     def finish(self) -> ChangeCounts:
         """Close the stored files and items that the files no longer have."""
         for stored_file in self._stored_files.values():

@@ -44,6 +44,9 @@ def _versioned(name: str, *columns: Column) -> Table:
         Column("rev_to", Integer, nullable=True),
         Column("hash", LargeBinary(16), nullable=False),
         *columns,
+        # Ids are lineages that other rows point to: SQLite must never hand one out twice,
+        # even after the rows of an uncommitted change are deleted.
+        sqlite_autoincrement=True,
     )
 
 

@@ -43,7 +43,7 @@ def auto_name(connection: Connection, stem: str) -> str:
 
 
 def add_source(
-    stamp: Stamp, name: str, format_name: str, path: str, options: dict[str, Any] | None
+    stamp: Stamp, name: str, format_name: str, path: str | None, options: dict[str, Any] | None
 ) -> int:
     if not _NAME.match(name):
         raise ConflictError(f"'{name}' is not a valid source name (no slashes, not blank)")

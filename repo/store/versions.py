@@ -68,8 +68,11 @@ class Stamp:
             )
             return [row[0] for row in rows]
         start = self._next_row_id.get(table.name)
-        if start is None:
-            start = self.connection.execute(select(func.coalesce(func.max(table.c.row_id), 0))).scalar_one() + 1
+        if start is None:  # AUTOINCREMENT's counter remembers ids of rows deleted since
+            used = self.connection.execute(
+                text("SELECT seq FROM sqlite_sequence WHERE name = :name"), {"name": table.name}
+            ).scalar() or 0
+            start = max(used, self.connection.execute(select(func.coalesce(func.max(table.c.row_id), 0))).scalar_one()) + 1
         self._next_row_id[table.name] = start + count
         return list(range(start, start + count))
 

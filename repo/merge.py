@@ -1,0 +1,304 @@
+"""Merging sources into one new source, which replaces them in the same change.
+
+The merged source is what an export of the inputs would write (see `compose`), read back as
+a new source, so every rule of a union export holds: images are matched by file name, labels
+by name, ids are kept unless they collide (then --reindex). Strategies decide what happens to
+the annotations of an image that several sources have:
+
+- union: all of them are kept;
+- exact: they must be the same annotations (ids aside) in every source; one copy is kept;
+- intersect: annotations are matched across sources by IoU (boxes, polygons, masks) or OKS
+  (keypoints), image by image, so the cost grows with the number of images, not its square.
+  A match found in at least `quorum` sources is kept once (label by majority vote, geometry
+  of the member closest to the others); the rest is dropped. Every disagreement goes to a
+  JSON merge report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as coco_mask
+from sqlalchemy import select
+
+from repo.coco.policy import ErrorPolicy
+from repo.coco.reader import read_task_document, record_hash
+from repo.coco.records import RLE_STRING
+from repo.coco.tasks import file_name_for
+from repo.coco.writer import panoptic_object, segment_object
+from repo.compose import Candidate, ComposedFile, Contributor, candidates, compose, finalize, panoptic_records
+from repo.errors import ConflictError, DsrepoError
+from repo.progress import Progress, Silent
+from repo.project import Project
+from repo.store import schema
+from repo.store.loader import ImageRef, SourceWriter
+from repo.store.positions import fresh_positions
+from repo.store.sources import add_source, find_source, remove_source
+from repo.store.versions import WORKING, Stamp
+
+STRATEGIES = ("union", "exact", "intersect")
+
+
+@dataclass
+class MergeOptions:
+    strategy: str = "union"
+    reindex: bool = False
+    iou: float = 0.5
+    quorum: int = 1
+    report: Path | None = None
+
+
+@dataclass
+class MergeResult:
+    source: str
+    files: int = 0
+    images: int = 0
+    annotations: int = 0
+    dropped: int = 0
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    report: Path | None = None
+
+
+def merge_sources(
+    project: Project, new_name: str, names: Sequence[str], options: MergeOptions | None = None,
+    progress: Progress | None = None,
+) -> MergeResult:
+    options = options or MergeOptions()
+    progress = progress or Silent()
+    if options.strategy not in STRATEGIES:
+        raise DsrepoError(f"unknown merge strategy '{options.strategy}' (known: {', '.join(STRATEGIES)})")
+    if len(set(names)) < 2:
+        raise DsrepoError("merge needs at least two different sources")
+    result = MergeResult(new_name)
+    with project.writing() as connection:
+        stamp = Stamp.begin(connection)
+        inputs = [find_source(connection, name) for name in dict.fromkeys(names)]
+        files = schema.files
+        file_rows = connection.execute(
+            select(files).where(files.c.source_id.in_([s.id for s in inputs]), files.c.rev_to.is_(None))
+        ).all()
+        order = {source.id: index for index, source in enumerate(inputs)}
+        file_rows.sort(key=lambda row: (order[row.source_id], row.position))
+        roots = {source.id: source.path for source in inputs}
+        names_by_id = {source.id: source.name for source in inputs}
+        groups: dict[tuple[str, str], list[Contributor]] = {}
+        for row in file_rows:
+            groups.setdefault((row.task, row.subset), []).append(Contributor(row, names_by_id[row.source_id]))
+        for source in inputs:  # frees the names; their rows go below, in the same change
+            stamp.close_rows(schema.sources, [source.row_id])
+        options_record = {"merged_from": [s.name for s in inputs], "strategy": options.strategy}
+        source_id = add_source(stamp, new_name, "coco", None, options_record)
+        writer = SourceWriter(stamp, source_id, new_source=True)
+        merger = _Merger(options, result)
+        for position, ((task, subset), contributors) in zip(fresh_positions(len(groups)), groups.items()):
+            name = file_name_for(task, subset)
+            progress.start(f"merging {name}", 1)
+            composed = compose(connection, WORKING, name, contributors, options.reindex)
+            task_file, refs = merger.merged_file(connection, composed, subset, roots)
+            writer.write_file(task_file, position, refs)
+            result.files += 1
+            result.annotations += len(task_file.annotations) + sum(len(r.segments) for r in task_file.panoptic)
+            progress.advance()
+        result.images = writer.item_count
+        writer.finish()
+        for source in inputs:
+            remove_source(stamp, source)
+    if options.strategy == "intersect" or result.conflicts:
+        result.report = options.report or project.directory / f"merge-report-{new_name}.json"
+        _write_report(result, inputs_names=[s for s in dict.fromkeys(names)], options=options)
+    progress.finish()
+    return result
+
+
+class _Merger:
+    def __init__(self, options: MergeOptions, result: MergeResult):
+        self.options = options
+        self.result = result
+
+    def merged_file(
+        self, connection: Any, composed: ComposedFile, subset: str, roots: dict[int, str | None]
+    ) -> tuple[Any, dict[str, ImageRef]]:
+        document: dict[str, Any] = dict(composed.sections)
+        document["images"] = composed.images
+        masks: dict[tuple[int, int], bytes] = {}
+        if composed.task == "panoptic":
+            records = []
+            for record, segments, placement in panoptic_records(connection, WORKING, composed, None):
+                for row in segments:
+                    masks[(placement.coco_id, row.coco_id)] = bytes(row.rle)
+                records.append(panoptic_object(
+                    placement.coco_id, record.png_name, record.extra,
+                    [self._segment(composed, row, record.file_id) for row in segments],
+                ))
+            document["annotations"] = records
+        else:
+            document["annotations"] = self._annotations(connection, composed)
+        ordered = {key: document[key] for key in composed.layout if key in document}
+        if "annotations" not in ordered and document["annotations"]:
+            ordered["annotations"] = document["annotations"]
+        task_file = read_task_document(
+            ordered, f"merged {composed.name}", composed.task, subset, composed.name, ErrorPolicy()
+        )
+        for panoptic in task_file.panoptic:
+            for segment in panoptic.segments:
+                rle = masks[(panoptic.image_id, segment["coco_id"])]
+                segment["rle"], segment["rle_form"] = rle, RLE_STRING
+                segment["hash"] = record_hash([segment["hash"].hex(), rle.decode("ascii")])
+        refs = {}
+        for image in composed.image_files:
+            if image.path is None or image.sha256 is None:
+                continue
+            root = roots.get(image.source_id)
+            path = str(Path(root) / image.path) if root else image.path
+            refs[image.file_name] = ImageRef(path, image.size or 0, image.sha256)
+        return task_file, refs
+
+    @staticmethod
+    def _segment(composed: ComposedFile, row: Any, file_id: int) -> dict[str, Any]:
+        obj = segment_object(row._mapping)
+        obj["category_id"] = composed.categories.get((file_id, row.category_id), row.category_id)
+        return obj
+
+    def _annotations(self, connection: Any, composed: ComposedFile) -> list[dict[str, Any]]:
+        found = candidates(connection, WORKING, composed, None)
+        if self.options.strategy == "union":
+            return [finalize(composed, candidate) for candidate in found]
+        by_image: dict[int, list[Candidate]] = {}
+        for candidate in found:
+            by_image.setdefault(candidate.obj["image_id"], []).append(candidate)
+        file_names = {image["id"]: image["file_name"] for image in composed.images}
+        kept: list[Candidate] = []
+        for image_id, group in by_image.items():
+            sources = list(dict.fromkeys(c.contributor.source for c in group))
+            if len(sources) == 1:
+                kept.extend(group)
+            elif self.options.strategy == "exact":
+                kept.extend(self._exact(composed, file_names[image_id], group, sources))
+            else:
+                kept.extend(self._intersect(composed, file_names[image_id], group, sources))
+        return [finalize(composed, candidate) for candidate in kept]
+
+    # -- exact ------------------------------------------------------------------------------
+
+    def _exact(self, composed: ComposedFile, file_name: str, group: list[Candidate], sources: list[str]) -> list[Candidate]:
+        contents: dict[str, Counter[bytes]] = {source: Counter() for source in sources}
+        for candidate in group:
+            content = {key: value for key, value in candidate.obj.items() if key != "id"}
+            contents[candidate.contributor.source][record_hash(content)] += 1
+        first = sources[0]
+        for other in sources[1:]:
+            if contents[other] != contents[first]:
+                raise ConflictError(
+                    f"exact merge: {composed.name}: image '{file_name}' has different annotations in "
+                    f"sources {first} and {other}; use --strategy union or intersect"
+                )
+        return [candidate for candidate in group if candidate.contributor.source == first]
+
+    # -- intersect --------------------------------------------------------------------------
+
+    def _intersect(
+        self, composed: ComposedFile, file_name: str, group: list[Candidate], sources: list[str]
+    ) -> list[Candidate]:
+        similarity = _similarities([c.obj for c in group], composed.task, _size(composed, group[0]))
+        clusters: list[list[int]] = []
+        for index, candidate in enumerate(group):
+            best, best_score = None, self.options.iou
+            for number, cluster in enumerate(clusters):
+                if any(group[m].contributor.source == candidate.contributor.source for m in cluster):
+                    continue
+                score = max(similarity[index, m] for m in cluster)
+                if score >= best_score:
+                    best, best_score = number, score
+            if best is None:
+                clusters.append([index])
+            else:
+                clusters[best].append(index)
+        kept = []
+        for cluster in clusters:
+            members = [group[m] for m in cluster]
+            agreeing = [m.contributor.source for m in members]
+            if len(members) < len(sources):
+                self._conflict("no_match", composed, file_name, members,
+                               missing=[s for s in sources if s not in agreeing])
+            if len(members) < self.options.quorum:
+                self.result.dropped += len(members)
+                continue
+            votes = Counter(m.obj.get("category_id") for m in members)
+            winner, count = votes.most_common(1)[0]
+            if len(votes) > 1:
+                self._conflict("label_vote", composed, file_name, members, votes={str(k): v for k, v in votes.items()})
+            voters = [m for m in cluster if group[m].obj.get("category_id") == winner]
+            best = max(voters, key=lambda m: sum(similarity[m, other] for other in cluster))
+            kept.append(group[best])
+            self.result.dropped += len(members) - 1
+        order = {id(candidate): position for position, candidate in enumerate(group)}
+        return sorted(kept, key=lambda candidate: order[id(candidate)])
+
+    def _conflict(self, kind: str, composed: ComposedFile, file_name: str, members: list[Candidate], **details: Any) -> None:
+        self.result.conflicts.append({
+            "kind": kind, "file": composed.name, "image": file_name,
+            "annotations": [{"source": m.contributor.source, "id": m.obj.get("id")} for m in members],
+            **details,
+        })
+
+
+def _size(composed: ComposedFile, candidate: Candidate) -> tuple[int, int]:
+    placement = composed.placements[(candidate.contributor.file.id, candidate.row.item_id)]
+    return placement.height, placement.width
+
+
+def _similarities(objects: list[dict[str, Any]], task: str, size: tuple[int, int]) -> np.ndarray:
+    """Pairwise similarity of one image's annotations: IoU, OKS, or equality (captions, labels)."""
+    count = len(objects)
+    if task == "captions":
+        return np.array([[float(a.get("caption") == b.get("caption")) for b in objects] for a in objects])
+    if task == "labels":
+        return np.ones((count, count))
+    if task == "person_keypoints" and all(o.get("keypoints") for o in objects):
+        return np.array([[_oks(a, b) for b in objects] for a in objects])
+    height, width = size
+    if all(o.get("segmentation") for o in objects):
+        rles = [_rle(o["segmentation"], height, width) for o in objects]
+        return np.asarray(coco_mask.iou(rles, rles, [0] * count))
+    boxes = [o.get("bbox") or [0, 0, 0, 0] for o in objects]
+    return np.asarray(coco_mask.iou(boxes, boxes, [0] * count))
+
+
+def _rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
+    if isinstance(segmentation, list):
+        return coco_mask.merge(coco_mask.frPyObjects(segmentation, height, width))
+    if isinstance(segmentation["counts"], list):
+        return coco_mask.frPyObjects(segmentation, height, width)
+    return {"size": segmentation["size"], "counts": segmentation["counts"].encode("ascii")}
+
+
+def _oks(a: dict[str, Any], b: dict[str, Any], sigma: float = 0.1) -> float:
+    """Object keypoint similarity, COCO's formula with one sigma for every keypoint."""
+    first, second = np.asarray(a["keypoints"], float).reshape(-1, 3), np.asarray(b["keypoints"], float).reshape(-1, 3)
+    if first.shape != second.shape:
+        return 0.0
+    visible = (first[:, 2] > 0) & (second[:, 2] > 0)
+    if not visible.any():
+        return 0.0
+    box = a.get("bbox") or [0, 0, 1, 1]
+    scale = max(box[2] * box[3], 1.0)
+    distances = ((first[visible, :2] - second[visible, :2]) ** 2).sum(axis=1)
+    return float(np.mean(np.exp(-distances / (2 * scale * (2 * sigma) ** 2))))
+
+
+def _write_report(result: MergeResult, inputs_names: list[str], options: MergeOptions) -> None:
+    assert result.report is not None
+    document = {
+        "merged_source": result.source, "sources": inputs_names, "strategy": options.strategy,
+        "iou_threshold": options.iou, "quorum": options.quorum,
+        "annotations_kept": result.annotations, "annotations_dropped": result.dropped,
+        "conflicts": result.conflicts,
+    }
+    result.report.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+

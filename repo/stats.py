@@ -1,0 +1,145 @@
+"""Statistics of a project: counts, size distributions, empty images, crowd share.
+
+Everything is computed from the query views at the chosen snapshot, so `stats` describes
+exactly what `export` would write.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+from sqlalchemy import Connection, func, select
+
+from repo.project import Project
+from repo.query import annotations_view, items_view
+from repo.store import revisions
+from repo.store.versions import Snapshot
+
+# COCO's object sizes: small < 32^2 <= medium < 96^2 <= large (in pixels of area).
+AREA_BUCKETS = (("small", 0, 32**2), ("medium", 32**2, 96**2), ("large", 96**2, float("inf")))
+QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@dataclass
+class Distribution:
+    count: int
+    quantiles: dict[str, float]  # min, p25, median, p75, max
+    buckets: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Stats:
+    images: dict[str, int]  # per subset
+    annotations: dict[str, dict[str, int]]  # subset -> task -> count
+    labels: dict[str, dict[str, int]]  # task -> label -> count
+    images_without_annotations: dict[str, int]  # per subset
+    crowd_share: float | None
+    area: Distribution
+    bbox_width: Distribution
+    bbox_height: Distribution
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _distribution(values: list[float], buckets: bool = False) -> Distribution:
+    if not values:
+        return Distribution(0, {})
+    array = np.asarray(values, dtype=float)
+    names = ("min", "p25", "median", "p75", "max")
+    quantiles = {name: float(np.quantile(array, q)) for name, q in zip(names, QUANTILES)}
+    result = Distribution(len(values), quantiles)
+    if buckets:
+        result.buckets = {name: int(((array >= low) & (array < high)).sum()) for name, low, high in AREA_BUCKETS}
+    return result
+
+
+def compute(project: Project, rev: str | None = None) -> Stats:
+    with project.reading() as connection:
+        return _compute(connection, revisions.snapshot(connection, rev))
+
+
+def _compute(connection: Connection, snapshot: Snapshot) -> Stats:
+    annotations = annotations_view(snapshot).subquery()
+    items = items_view(snapshot).subquery()
+    images = dict(connection.execute(
+        select(items.c.subset, func.count()).group_by(items.c.subset).order_by(items.c.subset)
+    ).all())
+    per_task: dict[str, dict[str, int]] = {}
+    for subset, task, count in connection.execute(
+        select(annotations.c.subset, annotations.c.task, func.count())
+        .group_by(annotations.c.subset, annotations.c.task).order_by(annotations.c.subset, annotations.c.task)
+    ).all():
+        per_task.setdefault(subset, {})[task] = count
+    labels: dict[str, dict[str, int]] = {}
+    for task, label, count in connection.execute(
+        select(annotations.c.task, annotations.c.label, func.count())
+        .where(annotations.c.label.is_not(None))
+        .group_by(annotations.c.task, annotations.c.label)
+        .order_by(annotations.c.task, func.count().desc(), annotations.c.label)
+    ).all():
+        labels.setdefault(task, {})[label] = count
+    annotated = select(annotations.c.source, annotations.c.subset, annotations.c.file_name).distinct().subquery()
+    empty = dict(connection.execute(
+        select(items.c.subset, func.count())
+        .select_from(items.outerjoin(annotated, (annotated.c.source == items.c.source)
+                                     & (annotated.c.subset == items.c.subset)
+                                     & (annotated.c.file_name == items.c.file_name)))
+        .where(annotated.c.file_name.is_(None))
+        .group_by(items.c.subset)
+    ).all())
+    crowd = Counter(dict(connection.execute(
+        select(annotations.c.iscrowd, func.count()).where(annotations.c.iscrowd.is_not(None)).group_by(annotations.c.iscrowd)
+    ).all()))
+    total = sum(crowd.values())
+    geometry = connection.execute(select(annotations.c.area, annotations.c.bbox_w, annotations.c.bbox_h)).all()
+    return Stats(
+        images=images, annotations=per_task, labels=labels,
+        images_without_annotations={subset: empty.get(subset, 0) for subset in images},
+        crowd_share=crowd[1] / total if total else None,
+        area=_distribution([row.area for row in geometry if row.area is not None], buckets=True),
+        bbox_width=_distribution([row.bbox_w for row in geometry if row.bbox_w is not None]),
+        bbox_height=_distribution([row.bbox_h for row in geometry if row.bbox_h is not None]),
+    )
+
+
+def plot(stats: Stats, areas_log2: list[int], path: Path) -> None:
+    """A PNG with two bar charts: annotations per label (top 20) and areas in powers of two."""
+    label_counts: Counter[str] = Counter()
+    for per_label in stats.labels.values():
+        label_counts.update(per_label)
+    panels = [
+        ("annotations per label", [(name, count) for name, count in label_counts.most_common(20)]),
+        ("annotation area (log2 px)", [(str(k), v) for k, v in sorted(Counter(areas_log2).items())]),
+    ]
+    width, panel_height, margin = 900, 320, 40
+    image = Image.new("RGB", (width, panel_height * len(panels)), "white")
+    draw = ImageDraw.Draw(image)
+    for index, (title, bars) in enumerate(panels):
+        top = index * panel_height
+        draw.text((margin, top + 8), title, fill="black")
+        if not bars:
+            continue
+        highest = max(count for _, count in bars) or 1
+        slot = (width - 2 * margin) / len(bars)
+        base = top + panel_height - margin
+        for number, (name, count) in enumerate(bars):
+            left = margin + number * slot
+            bar_top = base - (panel_height - 3 * margin) * count / highest
+            draw.rectangle([left + 2, bar_top, left + slot - 2, base], fill=(70, 110, 180))
+            draw.text((left + 2, base + 4), name[:8], fill="black")
+            draw.text((left + 2, bar_top - 12), str(count), fill="black")
+    image.save(path)
+
+
+def area_exponents(project: Project, rev: str | None = None) -> list[int]:
+    """floor(log2(area)) of every annotation with a positive area, for the histogram."""
+    with project.reading() as connection:
+        view = annotations_view(revisions.snapshot(connection, rev)).subquery()
+        areas = connection.execute(select(view.c.area).where(view.c.area > 0)).scalars().all()
+    return [int(np.floor(np.log2(area))) for area in areas]
