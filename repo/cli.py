@@ -24,7 +24,7 @@ from repo.errors import DsrepoError
 from repo import diff, history, labels, sources, stats
 from repo.coco.labelmap import load_label_map
 from repo.exporting import ExportOptions, ExportResult, export_dataset
-from repo.importing import import_dataset, update_source
+from repo.importing import ImportResult, import_dataset, update_source, write_error_report
 from repo.merge import STRATEGIES, MergeOptions, merge_sources
 from repo.info import summarize
 from repo.progress import Progress, Silent
@@ -136,6 +136,9 @@ def _import_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("-r", "--relpath", metavar="RELPATH", help="A file or folder inside PATH to import."),
         click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
                      help="fail: import nothing if any record is bad; skip: import the good records."),
+        click.option("--error-report", type=click.Path(dir_okay=False, path_type=Path),
+                     help="With --on-error skip: where to write the skipped records "
+                          "(default: DIR/import-errors-NAME.json)."),
         click.option("--copy-images", is_flag=True, help="Store the image files in the database."),
         click.option("--label-map", type=click.Path(dir_okay=False, path_type=Path),
                      help='JSON {"old name": "new name" or null} applied to the categories.'),
@@ -151,7 +154,8 @@ def _import_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.argument("path", type=click.Path(path_type=Path))
 def import_command(
     project_dir: Path, db: str | None, quiet: bool, format_name: str, name: str | None,
-    relpath: str | None, on_error: str, copy_images: bool, label_map: Path | None, path: Path,
+    relpath: str | None, on_error: str, error_report: Path | None, copy_images: bool, label_map: Path | None,
+    path: Path,
 ) -> None:
     """Import a COCO dataset (a folder, or one JSON file) as a new source.
 
@@ -173,6 +177,15 @@ def import_command(
     )
     if result.missing_images:
         click.echo(f"note: {result.missing_images} image files were not found (see `dsrepo info`)", err=True)
+    _report_skipped(result, project_dir, error_report)
+
+
+def _report_skipped(result: ImportResult, project_dir: Path, error_report: Path | None) -> None:
+    if not result.skipped:
+        return
+    report = error_report or project_dir / f"import-errors-{result.source}.json"
+    write_error_report(report, result.skipped)
+    click.echo(f"skipped {len(result.skipped)} bad records; details in {report}", err=True)
 
 
 def _export_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -286,11 +299,14 @@ def info(project_dir: Path, db: str | None, quiet: bool) -> None:
 @project_options
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="fail: change nothing if any record is bad; skip: use the good records.")
+@click.option("--error-report", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --on-error skip: where to write the skipped records.")
 @click.option("--copy-images", is_flag=True, help="Store the image files in the database.")
 @click.argument("name")
 @click.argument("path", type=click.Path(path_type=Path))
 def update(
-    project_dir: Path, db: str | None, quiet: bool, on_error: str, copy_images: bool, name: str, path: Path,
+    project_dir: Path, db: str | None, quiet: bool, on_error: str, error_report: Path | None, copy_images: bool,
+    name: str, path: Path,
 ) -> None:
     """Update source NAME from a newer copy of its files: only what differs is stored.
 
@@ -300,6 +316,7 @@ def update(
     """
     project = _open(project_dir, db)
     result = update_source(project, name, path, on_error=on_error, copy_images=copy_images, progress=_progress(quiet))
+    _report_skipped(result, project_dir, error_report)
     changes = result.changes
     if changes.empty:
         _echo(f"source '{name}' is unchanged", quiet)

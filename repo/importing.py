@@ -8,6 +8,7 @@ written in bulk. The whole import (or update) is one transaction: any error roll
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,15 @@ class ImportResult:
     missing_images: int = 0
     skipped: list[InputError] = field(default_factory=list)
     changes: ChangeCounts = field(default_factory=ChangeCounts)
+
+
+def write_error_report(path: Path, skipped: list[InputError]) -> None:
+    """The records `--on-error skip` left out, one JSON object each."""
+    records = [
+        {"file": error.file, "record": error.record, "field": error.field, "problem": error.problem}
+        for error in skipped
+    ]
+    path.write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
 def import_dataset(

@@ -64,11 +64,12 @@ def load_json_file(path: Path, shown_as: str) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    """Serialize compactly; values orjson cannot hold (integers beyond 64 bits) take the slow path."""
+    """Serialize compactly; what orjson refuses (integers beyond 64 bits, lone surrogates from
+    `\\udXXX` escapes) takes the slow path."""
     try:
         return orjson.dumps(value)
-    except TypeError:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except TypeError:  # ASCII escapes also carry lone surrogates, which UTF-8 cannot
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
 def dumps_text(value: Any) -> str:

@@ -31,6 +31,8 @@ from repo.errors import InputError
 
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _EXACT_FLOAT_LIMIT = 1 << 53  # beyond this a float column would change the integer
+_INT32_MAX = (1 << 31) - 1
+_UINT32_LIMIT = 1 << 32
 PANOPTIC_ID_LIMIT = 1 << 24  # a PNG pixel holds 24 bits
 
 _OBJECT_TASKS = frozenset({"instances", "person_keypoints", "stuff"})
@@ -76,6 +78,11 @@ def is_int(value: Any) -> bool:
 
 def is_number(value: Any) -> bool:
     return type(value) is int or type(value) is float
+
+
+def text_problem(value: str) -> str | None:
+    """Why a string cannot go into a text column (PostgreSQL refuses NUL characters), or None."""
+    return "contains a NUL character, which dsrepo cannot store" if "\x00" in value else None
 
 
 def unsafe_path_problem(name: str) -> str | None:
@@ -190,6 +197,9 @@ class _FileReader:
         supercategory = obj.get("supercategory")
         if supercategory is not None and not isinstance(supercategory, str):
             raise self.error(where, "supercategory", f"expected a string, got {describe(supercategory)}")
+        for key, value in (("name", name), ("supercategory", supercategory)):
+            if value is not None and text_problem(value):
+                raise self.error(where, key, text_problem(value))  # type: ignore[arg-type]
         keypoints = obj.get("keypoints")
         if "keypoints" in obj and not isinstance(keypoints, list):
             raise self.error(where, "keypoints", f"expected a list of names, got {describe(keypoints)}")
@@ -237,11 +247,11 @@ class _FileReader:
         sizes = []
         for key in ("width", "height"):
             value = obj.get(key)
-            if not is_int(value) or value <= 0:
+            if not is_int(value) or not 0 < value <= _INT32_MAX:
                 got = describe(value) if key in obj else "nothing"
                 raise self.error(
                     where, key,
-                    f"expected a positive integer, got {got} (dsrepo needs every image's size)",
+                    f"expected a positive integer below 2^31, got {got} (dsrepo needs every image's size)",
                 )
             sizes.append(value)
         extra = {k: v for k, v in obj.items() if k not in _IMAGE_KEYS}
@@ -339,6 +349,8 @@ class _FileReader:
         if not isinstance(caption, str):
             got = describe(caption) if "caption" in obj else "nothing"
             raise self.error(where, "caption", f"expected a string, got {got}")
+        if text_problem(caption):
+            raise self.error(where, "caption", text_problem(caption))  # type: ignore[arg-type]
         record["caption"] = caption
         record["kind"] = "caption"
         self._optional_common(obj, where, record, lifted)
@@ -463,8 +475,8 @@ class _FileReader:
                 check_runs(decode_string(encoded), height, width)
                 return encoded, RLE_STRING
             if isinstance(counts, list):
-                if not all(is_int(v) for v in counts):
-                    raise RleError("counts must be a string or a list of integers")
+                if not all(is_int(v) and 0 <= v < _UINT32_LIMIT for v in counts):
+                    raise RleError("counts must be a string or a list of integers from 0 to 2^32-1")
                 check_runs(counts, height, width)
                 return compress_runs(counts, height, width), RLE_LIST
             raise RleError(f"counts must be a string or a list of integers, got {describe(counts)}")
@@ -493,7 +505,7 @@ class _FileReader:
             lifted.add("keypoints")
         num = obj.get("num_keypoints")
         if num is not None:
-            if not is_int(num) or num < 0:
+            if not is_int(num) or not 0 <= num <= _INT32_MAX:
                 raise self.error(where, "num_keypoints", f"expected a non-negative integer, got {describe(num)}")
             record["num_keypoints"] = num
             lifted.add("num_keypoints")
