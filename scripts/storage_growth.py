@@ -1,0 +1,89 @@
+"""How much a project database grows when one annotation changes (issue: versions).
+
+Imports a generated val2017-sized dataset, commits, changes one annotation's bbox in a copy
+of the files, updates the source from it, commits again, and prints the database size before
+and after, on SQLite and (with --pg-url) on PostgreSQL.
+
+    python scripts/storage_growth.py [--images 5000] [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gen_coco import generate  # noqa: E402
+
+from repo.history import commit  # noqa: E402
+from repo.importing import import_dataset, update_source  # noqa: E402
+from repo.project import Project  # noqa: E402
+
+
+def database_size(project: Project) -> int:
+    """Bytes the database occupies: the SQLite file (after a checkpoint), or pg_database_size."""
+    with project.engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            pages = connection.exec_driver_sql("PRAGMA page_count").scalar_one()
+            return pages * connection.exec_driver_sql("PRAGMA page_size").scalar_one()
+        return connection.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
+
+
+def measure(label: str, data: Path, changed: Path, project_dir: Path, url: str | None) -> None:
+    project = Project.create(project_dir, url)
+    started = time.perf_counter()
+    import_dataset(project, "coco_instances", data, name="src")
+    commit(project, "import")
+    before = database_size(project)
+    changes = update_source(project, "src", changed).changes
+    assert changes.changed == {"annotations": 1} and not (changes.added or changes.removed), changes
+    commit(project, "one bbox")
+    after = database_size(project)
+    project.close()
+    growth = after - before
+    print(f"{label:<10} before {before / 1e6:8.2f} MB  after {after / 1e6:8.2f} MB  "
+          f"growth {growth:>8} bytes = {100 * growth / before:.4f}%  ({time.perf_counter() - started:.1f} s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=5000)
+    parser.add_argument("--pg-url", help="an admin URL; a throw-away database is created there")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="dsrepo-growth-") as scratch:
+        root = Path(scratch)
+        data = root / "data"
+        generate(data, images=args.images, seed=1, tasks=["instances"])
+        changed = root / "changed"
+        shutil.copytree(data, changed)
+        path = changed / "annotations" / "instances_val2017.json"
+        document = json.loads(path.read_text())
+        document["annotations"][len(document["annotations"]) // 2]["bbox"][0] += 1.0
+        path.write_text(json.dumps(document))
+        measure("sqlite", data, changed, root / "sqlite", None)
+        if args.pg_url:
+            name = f"growth_{uuid.uuid4().hex[:8]}"
+            admin = create_engine(args.pg_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+            with admin.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+            try:
+                url = make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
+                measure("postgresql", data, changed, root / "pg", url)
+            finally:
+                with admin.connect() as connection:
+                    connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    main()
