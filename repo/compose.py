@@ -98,6 +98,7 @@ class ComposedFile:
     category_ids: Ids
     annotation_ids: Ids
     contributors: list[Contributor] = field(default_factory=list)
+    listed_by: dict[int, list[str]] = field(default_factory=dict)  # output image id -> sources
 
 
 def compose(
@@ -173,12 +174,14 @@ def _compose_images(connection: Connection, snapshot: Snapshot, composed: Compos
                         f"{source} but {obj['width']}x{obj['height']} in source {contributor.source} (width x height)"
                     )
                 composed.placements[(contributor.file.id, row.item_id)] = placement
+                composed.listed_by[placement.coco_id].append(contributor.source)
                 continue
             owner = f"'{row.file_name}' (source {contributor.source})"
             new_id = composed.image_ids.assign(row.coco_id, owner, contributor.source)
             obj["id"] = new_id
             placement = Placement(new_id, obj["height"], obj["width"])
             seen[row.file_name] = (placement, contributor.source)
+            composed.listed_by[new_id] = [contributor.source]
             composed.placements[(contributor.file.id, row.item_id)] = placement
             composed.images.append(obj)
             composed.image_files.append(

@@ -175,7 +175,7 @@ class _Merger:
         file_names = {image["id"]: image["file_name"] for image in composed.images}
         kept: list[Candidate] = []
         for image_id, group in by_image.items():
-            sources = list(dict.fromkeys(c.contributor.source for c in group))
+            sources = list(dict.fromkeys(composed.listed_by[image_id]))
             if len(sources) == 1:
                 kept.extend(group)
             elif self.options.strategy == "exact":

@@ -19,8 +19,8 @@ _a, _fi, _i, _pr = schema.annotations, schema.file_images, schema.items, schema.
 
 
 def _stream(connection: Connection, query: Any) -> Iterator[Row[Any]]:
-    result = connection.execution_options(stream_results=True, yield_per=STREAM_BATCH).execute(query)
-    yield from result
+    """Rows in batches from a server-side cursor (the options apply to this statement only)."""
+    yield from connection.execute(query, execution_options={"stream_results": True, "yield_per": STREAM_BATCH})
 
 
 def source_rows(connection: Connection, snapshot: Snapshot) -> list[Row[Any]]:
