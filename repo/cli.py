@@ -21,7 +21,8 @@ import click
 
 from repo.coco.tasks import FORMATS
 from repo.errors import DsrepoError
-from repo import diff, history, labels, sources, stats
+from repo import history, labels, sources, stats
+from repo.diff import diff as diff_revisions
 from repo.coco.labelmap import load_label_map
 from repo.exporting import ExportOptions, ExportResult, export_dataset
 from repo.importing import ImportResult, import_dataset, update_source, write_error_report
@@ -270,6 +271,19 @@ def convert(
 
 @main.command()
 @project_options
+def upgrade(project_dir: Path, db: str | None, quiet: bool) -> None:
+    """Migrate the project's database to the schema of this version of dsrepo.
+
+    \b
+    Example:
+        dsrepo upgrade -p myproject
+    """
+    old, new = Project.upgrade(project_dir, db)
+    _echo(f"schema {old} -> {new}" if old != new else f"schema {new} is current", quiet)
+
+
+@main.command()
+@project_options
 def info(project_dir: Path, db: str | None, quiet: bool) -> None:
     """Show the database, the schema, and each source's files with their counts.
 
@@ -449,7 +463,7 @@ def diff_command(project_dir: Path, db: str | None, quiet: bool, output: str, re
         dsrepo diff -p myproject v1
         dsrepo diff -p myproject HEAD~2 HEAD --format json
     """
-    rows = diff.diff(_open(project_dir, db), rev_a, rev_b)
+    rows = diff_revisions(_open(project_dir, db), rev_a, rev_b)
     if output == "json":
         click.echo(json.dumps([row.as_dict() for row in rows], ensure_ascii=False, indent=2))
         return

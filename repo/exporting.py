@@ -111,23 +111,28 @@ def _write(
     connection: Connection, snapshot: Snapshot, composed: ComposedFile, path: Path, out_dir: Path,
     selected: set[int] | None, progress: Progress,
 ) -> tuple[int, int, int]:
-    """Write one output file; returns its numbers of images, annotations and PNGs."""
-    pngs = [0]
-    if composed.task == "panoptic":
-        records: Iterator[dict[str, Any]] = _panoptic_records(
-            connection, snapshot, composed, path.with_suffix("").name, out_dir, selected, pngs, progress
-        )
-    else:
+    """Write one output file; returns its numbers of images, annotations (panoptic: segments)
+    and PNGs."""
+    if composed.task != "panoptic":
         records = annotations(connection, snapshot, composed, selected)
-    images, written = write_task_file(path, composed.layout, composed.sections, composed.images, records)
-    return images, written, pngs[0]
+        images, written = write_task_file(path, composed.layout, composed.sections, composed.images, records)
+        return images, written, 0
+    painted = _Painted()
+    panoptic = _panoptic_records(connection, snapshot, composed, path.with_suffix("").name, out_dir, selected, painted, progress)
+    images, pngs = write_task_file(path, composed.layout, composed.sections, composed.images, panoptic)
+    return images, painted.segments, pngs
+
+
+@dataclass
+class _Painted:
+    segments: int = 0
 
 
 # -- panoptic ------------------------------------------------------------------------------
 
 def _panoptic_records(
     connection: Connection, snapshot: Snapshot, composed: ComposedFile, png_folder: str, out_dir: Path,
-    selected: set[int] | None, pngs: list[int], progress: Progress,
+    selected: set[int] | None, painted: _Painted, progress: Progress,
 ) -> Iterator[dict[str, Any]]:
     """Panoptic records in output order; their PNGs are painted in batches, on all cores."""
     pending = list(panoptic_records(connection, snapshot, composed, selected))
@@ -139,15 +144,15 @@ def _panoptic_records(
             for record, segments, placement in batch:
                 target = output_path(out_dir, "annotations", png_folder, record.png_name)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                painted = tuple((row.coco_id, bytes(row.rle)) for row in segments)
-                jobs.append(PaintJob(str(target), painted, placement.height, placement.width))
+                masks = tuple((row.coco_id, bytes(row.rle)) for row in segments)
+                jobs.append(PaintJob(str(target), masks, placement.height, placement.width))
             for (record, segments, placement), overlap in zip(batch, workers.map(paint_job, jobs)):
                 if overlap is not None:
                     raise ConflictError(
                         f"{composed.name}: image id {placement.coco_id}: segments {overlap[0]} and {overlap[1]} "
                         "cover the same pixel; a panoptic PNG cannot hold both"
                     )
-                pngs[0] += 1
+                painted.segments += len(segments)
                 progress.advance()
                 yield panoptic_object(
                     placement.coco_id, record.png_name, record.extra,

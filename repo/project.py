@@ -84,6 +84,25 @@ class Project:
     @classmethod
     def open(cls, directory: Path, db: str | None = None) -> "Project":
         """Open an existing project; opening writes nothing."""
+        project = cls._locate(directory, db)
+        with project._connect_errors():
+            with read_transaction(project.engine) as connection:
+                migrate.check_current(connection, masked(project.url))
+        return project
+
+    @classmethod
+    def upgrade(cls, directory: Path, db: str | None = None) -> tuple[str | None, str]:
+        """Migrate a project's schema to this dsrepo's; returns (old, new) schema revisions."""
+        project = cls._locate(directory, db)
+        with project.writing() as connection:
+            old = migrate.current_revision(connection)
+            if old is None:
+                raise DsrepoError(f"{project.shown_url} is not a dsrepo project (no schema)")
+            migrate.upgrade(connection)
+            return old, migrate.current_revision(connection) or old
+
+    @classmethod
+    def _locate(cls, directory: Path, db: str | None) -> "Project":
         url = cls._chosen_url(directory, db)
         if url is None:
             database = directory / DB_FILE
@@ -95,11 +114,7 @@ class Project:
             url = sqlite_url(database.resolve())
         elif is_sqlite(url) and not Path(url.split("///", 1)[1]).is_file():
             raise DsrepoError(f"{masked(url)}: no such database; create it with `dsrepo create --db URL`")
-        project = cls(directory, url, make_engine(url))
-        with project._connect_errors():
-            with read_transaction(project.engine) as connection:
-                migrate.check_current(connection, masked(url))
-        return project
+        return cls(directory, url, make_engine(url))
 
     @contextmanager
     def _connect_errors(self) -> Iterator[None]:
