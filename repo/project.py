@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect
-from sqlalchemy.exc import OperationalError
 
 from repo.errors import DsrepoError
 from repo.store import migrate
@@ -68,15 +67,14 @@ class Project:
             database.parent.mkdir(parents=True, exist_ok=True)
             create_sqlite_file(database)
         project = cls(directory, url, make_engine(url))
-        with project._connect_errors():
-            with write_transaction(project.engine) as connection:
-                tables = inspect(connection).get_table_names()
-                if tables:
-                    raise DsrepoError(
-                        f"{masked(url)} already holds tables ({', '.join(sorted(tables)[:5])}); "
-                        "`create` needs an empty database"
-                    )
-                migrate.upgrade(connection)
+        with write_transaction(project.engine) as connection:
+            tables = inspect(connection).get_table_names()
+            if tables:
+                raise DsrepoError(
+                    f"{masked(url)} already holds tables ({', '.join(sorted(tables)[:5])}); "
+                    "`create` needs an empty database"
+                )
+            migrate.upgrade(connection)
         if remember:
             (directory / CONFIG_FILE).write_text(json.dumps({"db": url}) + "\n", encoding="utf-8")
         return project
@@ -85,9 +83,8 @@ class Project:
     def open(cls, directory: Path, db: str | None = None) -> "Project":
         """Open an existing project; opening writes nothing."""
         project = cls._locate(directory, db)
-        with project._connect_errors():
-            with read_transaction(project.engine) as connection:
-                migrate.check_current(connection, masked(project.url))
+        with read_transaction(project.engine) as connection:
+            migrate.check_current(connection, masked(project.url))
         return project
 
     @classmethod
@@ -116,25 +113,17 @@ class Project:
             raise DsrepoError(f"{masked(url)}: no such database; create it with `dsrepo create --db URL`")
         return cls(directory, url, make_engine(url))
 
-    @contextmanager
-    def _connect_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except OperationalError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise DsrepoError(f"cannot use the database {masked(self.url)}: {reason}") from None
-
     # -- transactions -----------------------------------------------------------------------
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
         """One transaction for one user action (an import, a commit, ...)."""
-        with self._connect_errors(), write_transaction(self.engine) as connection:
+        with write_transaction(self.engine) as connection:
             yield connection
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
-        with self._connect_errors(), read_transaction(self.engine) as connection:
+        with read_transaction(self.engine) as connection:
             yield connection
 
     @property

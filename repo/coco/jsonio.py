@@ -1,15 +1,24 @@
 """Reading and writing JSON without losing a value.
 
 orjson is several times faster than the standard library on COCO-sized files, but it turns
-integers beyond 64 bits into floats. Such integers are rare (we refuse them as ids), yet a
-lossless store must keep them where they appear in free-form fields, so a file holding a run of
-20 or more digits is parsed by the standard library instead. NaN and Infinity are not JSON;
-both parsers refuse them here.
+integers outside [-2^63, 2^64) into floats. Such integers are rare (we refuse them as ids), yet
+a lossless store must keep them where they appear in free-form fields, so a file holding a run
+of 20 or more digits, or a minus sign and 19, is parsed by the standard library instead. Both
+parsers must then accept exactly the same files: NaN and Infinity are not JSON, a number too
+large for a double (1e400) would come back as Infinity, and an unpaired `\\ud800`-style escape
+is a string UTF-8 cannot hold (SQLite and PostgreSQL refuse it); orjson refuses all three,
+and so does the slow path here.
+
+Values are written by orjson, which gives up beyond MAX_DEPTH levels of nesting; the standard
+library then takes over, but it recurses and runs out of stack somewhere below 1000 levels,
+which orjson's parser still accepts. So the reader refuses records nested deeper than
+MAX_DEPTH (see `nesting_depth`), and whatever is stored can be written back.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import IO, Any
@@ -18,20 +27,81 @@ import orjson
 
 from repo.errors import InputError
 
-_LONG_DIGIT_RUN = re.compile(r"\d{20,}")
-_LONG_DIGIT_RUN_BYTES = re.compile(rb"\d{20,}")
+# Where orjson would turn an integer into a float: 2^64 has 20 digits, -2^63-1 has 19.
+_LONG_DIGIT_RUN = re.compile(r"-\d{19}|\d{20}")
+_LONG_DIGIT_RUN_BYTES = re.compile(rb"-\d{19}|\d{20}")
+# A `\\uD800`-`\\uDFFF` escape (a surrogate), not itself preceded by an escaping backslash.
+_SURROGATE_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE_HINT = re.compile(r"\\u[dD][89a-fA-F]")
 
-
-def _refuse_constant(name: str) -> Any:
-    raise json.JSONDecodeError(f"{name} is not valid JSON", name, 0)
+MAX_DEPTH = 254  # levels of lists and objects that orjson writes
 
 
 def parse_json(text: str | bytes) -> Any:
-    """Parse JSON text exactly: big integers stay integers, NaN/Infinity are refused."""
+    """Parse JSON text exactly: big integers stay integers; what orjson refuses is refused."""
     pattern = _LONG_DIGIT_RUN_BYTES if isinstance(text, bytes) else _LONG_DIGIT_RUN
     if pattern.search(text):
-        return json.loads(text, parse_constant=_refuse_constant)
+        return _parse_slowly(text.decode("utf-8") if isinstance(text, bytes) else text)
     return orjson.loads(text)
+
+
+def _parse_slowly(text: str) -> Any:
+    """The standard library's parse, refusing what orjson refuses (see the module docstring)."""
+
+    def refuse(problem: str, literal: str) -> Any:
+        raise json.JSONDecodeError(problem, text, max(text.find(literal), 0))
+
+    def constant(name: str) -> Any:
+        return refuse(f"{name} is not valid JSON", name)
+
+    def finite(literal: str) -> float:
+        value = float(literal)
+        return value if math.isfinite(value) else refuse(f"the number {literal} is too large for a double", literal)
+
+    try:
+        value = json.loads(text, parse_constant=constant, parse_float=finite)
+    except RecursionError:
+        raise json.JSONDecodeError("lists and objects nested too deeply", text, 0) from None
+    position = _lone_surrogate(text)
+    if position is not None:
+        raise json.JSONDecodeError(
+            f"{text[position:position + 6]} is half of a surrogate pair without its other half", text, position
+        )
+    return value
+
+
+def _lone_surrogate(text: str) -> int | None:
+    """Where the first surrogate escape stands that is not half of a high-low pair, or None."""
+    if not _SURROGATE_HINT.search(text):
+        return None
+    pending: int | None = None  # position of a high surrogate escape awaiting its low half
+    for match in _SURROGATE_ESCAPE.finditer(text):
+        at = match.end() - 6
+        high = match.group()[-3] in "89abAB"
+        if pending is not None:
+            if high or at != match.start() or at != pending + 6:
+                return pending
+            pending = None
+        elif high:
+            pending = at
+        else:
+            return at
+    return pending
+
+
+def nesting_depth(value: Any) -> int:
+    """How many levels of lists and objects a value nests (0 for a scalar), without recursing:
+    the values to measure are the ones too deep to recurse into."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
 
 
 def load_json_file(path: Path, shown_as: str) -> Any:

@@ -76,7 +76,7 @@ def make_engine(url: str, read_only: bool = False) -> Engine:
         target = f"file:{Path(database).resolve()}?mode={mode}"
         return sqlite3.connect(target, uri=True, timeout=timeout, check_same_thread=False)
 
-    engine = create_engine("sqlite://", creator=connect, poolclass=NullPool, **common)
+    engine = create_engine(url, creator=connect, poolclass=NullPool, **common)  # the URL names it; creator opens it
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
@@ -105,26 +105,34 @@ def _is_busy(exc: OperationalError) -> bool:
     return "database is locked" in text or "database is busy" in text
 
 
+def _connect(engine: Engine) -> Connection:
+    """A connection, or a one-line error when the database cannot be reached at all."""
+    try:
+        return engine.connect()
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise DsrepoError(f"cannot use the database {masked(str(engine.url))}: {reason}") from None
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """One transaction for one user action: committed whole, or rolled back whole."""
-    try:
-        with engine.connect() as connection:
-            connection = connection.execution_options(dsrepo_write=True)
+    with _connect(engine) as connection:
+        connection.execution_options(dsrepo_write=True)
+        try:
             with connection.begin():
                 yield connection
-    except OperationalError as exc:
-        if _is_busy(exc):
-            raise BusyError(
-                "project is busy: another dsrepo command is writing to it; "
-                "try again when it has finished"
-            ) from None
-        raise
+        except OperationalError as exc:
+            if _is_busy(exc):
+                raise BusyError(
+                    "project is busy: another dsrepo command is writing to it; "
+                    "try again when it has finished"
+                ) from None
+            raise
 
 
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
     """A consistent read of the last committed state."""
-    with engine.connect() as connection:
-        with connection.begin():
-            yield connection
+    with _connect(engine) as connection, connection.begin():
+        yield connection
