@@ -30,7 +30,7 @@ def commit(project: Project, message: str, allow_empty: bool = False) -> Revisio
     """Record the working state as a new revision."""
     if not message.strip():
         raise DsrepoError("a commit needs a message (-m MESSAGE)")
-    with project.writing() as connection:
+    with project.writing(exclusive=True) as connection:
         pending = head_seq(connection) + 1
         changes = revisions.totals(revisions.pending_changes(connection, pending))
         if not changes and not allow_empty:
@@ -69,7 +69,7 @@ def _per_source(connection: Any, changes: dict[str, dict[Any, dict[str, int]]]) 
 
 def checkout(project: Project, reference: str, force: bool = False) -> Revision:
     """Make the working state what revision `reference` held; HEAD stays where it is."""
-    with project.writing() as connection:
+    with project.writing(exclusive=True) as connection:
         seq = revisions.resolve(connection, reference)
         pending = head_seq(connection) + 1
         if revisions.changed_rows(connection, pending):

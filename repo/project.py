@@ -116,9 +116,10 @@ class Project:
     # -- transactions -----------------------------------------------------------------------
 
     @contextmanager
-    def writing(self) -> Iterator[Connection]:
-        """One transaction for one user action (an import, a commit, ...)."""
-        with write_transaction(self.engine) as connection:
+    def writing(self, exclusive: bool = False) -> Iterator[Connection]:
+        """One transaction for one user action (an import, a commit, ...); `exclusive` waits
+        for every other writer (see `store.engine.write_transaction`)."""
+        with write_transaction(self.engine, exclusive) as connection:
             yield connection
 
     @contextmanager

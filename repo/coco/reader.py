@@ -8,7 +8,8 @@ fail: there is nothing sound to keep from such a file.
 
 Validation is strict where a value means something to COCO tools (ids, sizes, geometry) and
 lenient elsewhere: keys COCO does not define, and optional fields that are `null`, are kept
-verbatim in `extra` and written back unchanged.
+verbatim in `extra` and written back unchanged. The one limit on free-form values is their
+nesting (at most jsonio.MAX_DEPTH levels), so that every stored value can be written back.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from repo.coco.jsonio import dumps, load_json_file
+from repo.coco.jsonio import MAX_DEPTH, dumps, load_json_file, nesting_depth
 from repo.coco.policy import ErrorPolicy
 from repo.coco.records import (
     BBOX_FIELDS, NUM_FLAG, RLE_LIST, RLE_STRING, AnnotationRecord, CategoryRecord, ImageRecord,
@@ -41,17 +42,34 @@ _SECTIONS = ("info", "licenses", "categories", "images", "annotations")
 
 _IMAGE_KEYS = frozenset({"id", "file_name", "width", "height"})
 _CATEGORY_KEYS = frozenset({"id", "name", "supercategory"})
+_TOO_DEEP = f"lists and objects nest more than {MAX_DEPTH} levels deep; dsrepo stores at most {MAX_DEPTH}"
+
+
+class NestingError(ValueError):
+    """A value nests deeper than MAX_DEPTH: the standard library's writer might run out of stack."""
 
 
 def record_hash(value: Any) -> bytes:
     """A digest of a JSON value's content, key order aside: rows with equal digests are equal."""
     try:
         canonical = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # integers beyond 64 bits
+    except TypeError:  # integers beyond 64 bits, or nesting deeper than orjson writes
+        if nesting_depth(value) > MAX_DEPTH:
+            raise NestingError(f"lists and objects nest more than {MAX_DEPTH} levels deep") from None
         import json
 
         canonical = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.blake2b(canonical, digest_size=16).digest()
+
+
+def too_deep(value: Any) -> bool:
+    """Whether a value nests deeper than MAX_DEPTH (orjson tries first: it is fast, and fails
+    only on such values and on integers beyond 64 bits)."""
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        return nesting_depth(value) > MAX_DEPTH
+    return False
 
 
 def describe(value: Any) -> str:
@@ -122,12 +140,21 @@ class _FileReader:
     def error(self, record: str | None, field: str | None, problem: str) -> InputError:
         return InputError(self.file, record, field, problem)
 
+    def _hash(self, obj: dict[str, Any], where: str) -> bytes:
+        """The record's content hash; a record too deep to store is an error of its deepest field."""
+        try:
+            return record_hash(obj)
+        except NestingError:
+            field = next((key for key, value in obj.items() if too_deep([value])), None)
+            raise self.error(where, field, _TOO_DEEP) from None
+
     # -- the file --------------------------------------------------------------------------
 
     def read(self, document: Any, subset: str, name: str) -> TaskFile:
         if not isinstance(document, dict):
             raise self.error(None, None, f"the top-level value is {describe(document)}, expected an object")
         self._check_sections(document)
+        self._check_nesting(document)
         categories = self._categories(document.get("categories", []))
         images = self._images(document["images"])
         keypoint_counts = {
@@ -170,6 +197,13 @@ class _FileReader:
             if key in document and not isinstance(document[key], list):
                 raise self.error(None, key, f"the section is {describe(document[key])}, expected a list")
 
+    def _check_nesting(self, document: dict[str, Any]) -> None:
+        """Top-level values besides the record lists are stored as they are (records are checked
+        as they are hashed)."""
+        for key, value in document.items():
+            if key not in ("images", "annotations", "categories") and too_deep(value):
+                raise self.error(None, key, _TOO_DEEP)
+
     # -- categories and images -------------------------------------------------------------
 
     def _categories(self, raw: list[Any]) -> list[CategoryRecord]:
@@ -207,7 +241,7 @@ class _FileReader:
         extra = {k: v for k, v in obj.items() if k not in lifted}
         return CategoryRecord(
             coco_id=coco_id, name=name, supercategory=supercategory, extra=extra or None,
-            hash=record_hash(obj),
+            hash=self._hash(obj, where),
         )
 
     def _images(self, raw: list[Any]) -> list[ImageRecord]:
@@ -257,7 +291,7 @@ class _FileReader:
         extra = {k: v for k, v in obj.items() if k not in _IMAGE_KEYS}
         return ImageRecord(
             coco_id=coco_id, file_name=file_name, width=sizes[0], height=sizes[1],
-            extra=extra or None, hash=record_hash(obj),
+            extra=extra or None, hash=self._hash(obj, where),
         )
 
     # -- annotations -----------------------------------------------------------------------
@@ -296,7 +330,7 @@ class _FileReader:
         image_id = obj.get("image_id")
         image = self._image_of(obj, where, images)
         lifted.update(("id", "image_id"))
-        record = AnnotationRecord(coco_id=coco_id, image_id=image_id, num_flags=0, hash=record_hash(obj))
+        record = AnnotationRecord(coco_id=coco_id, image_id=image_id, num_flags=0, hash=self._hash(obj, where))
         return record, where, image
 
     def _image_of(self, obj: dict[str, Any], where: str, images: dict[int, ImageRecord]) -> ImageRecord:
@@ -318,6 +352,8 @@ class _FileReader:
         category_id = obj[field]
         if not is_int(category_id):
             raise self.error(where, field, f"expected an integer, got {describe(category_id)}")
+        if not _INT64_MIN <= category_id <= _INT64_MAX:  # checked here too: a file may list no categories
+            raise self.error(where, field, f"the id {category_id} does not fit in 64 bits")
         if categories is not None and category_id not in categories:
             raise self.error(where, field, f"no category in this file has id {category_id}")
         return category_id
@@ -563,7 +599,7 @@ class _FileReader:
         extra = {k: v for k, v in obj.items() if k not in ("image_id", "file_name", "segments_info")}
         return PanopticRecord(
             image_id=image["coco_id"], png_name=png_name, extra=extra or None,
-            hash=record_hash(obj), segments=segments,
+            hash=self._hash(obj, where), segments=segments,
         )
 
     def _segment(
@@ -580,7 +616,7 @@ class _FileReader:
         lifted = {"id", "category_id"}
         record = AnnotationRecord(
             coco_id=segment_id, image_id=image["coco_id"], kind="mask", num_flags=0,
-            hash=record_hash(obj),
+            hash=self._hash(obj, where),
         )
         record["category_id"] = self._category_of(obj, where, categories)
         if obj.get("bbox") is not None:

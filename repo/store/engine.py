@@ -114,13 +114,26 @@ def _connect(engine: Engine) -> Connection:
         raise DsrepoError(f"cannot use the database {masked(str(engine.url))}: {reason}") from None
 
 
+# PostgreSQL advisory lock keys (any two 64-bit numbers of our own).
+WRITERS_LOCK = 0x647372_65706F  # "dsrepo": held shared by every write, exclusively by commit/checkout
+LABELS_LOCK = 0x647372_6C626C  # held while a transaction creates labels
+
+
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """One transaction for one user action: committed whole, or rolled back whole."""
+def write_transaction(engine: Engine, exclusive: bool = False) -> Iterator[Connection]:
+    """One transaction for one user action: committed whole, or rolled back whole.
+
+    On PostgreSQL, writers run side by side but hold a shared lock, and `exclusive` writers
+    (commit, checkout) wait for them: a revision must never be recorded while another
+    transaction is still writing rows stamped with it. SQLite has one writer at a time anyway.
+    """
     with _connect(engine) as connection:
         connection.execution_options(dsrepo_write=True)
         try:
             with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+                    connection.exec_driver_sql(f"SELECT {function}({WRITERS_LOCK})")
                 yield connection
         except OperationalError as exc:
             if _is_busy(exc):

@@ -55,6 +55,7 @@ def _label_categories(connection: Connection, label_id: int) -> list[Row[Any]]:
 
 
 def rename_label(stamp: Stamp, label: Row[Any], new_name: str) -> None:
+    stamp.lock_labels()
     if live_label(stamp.connection, new_name) is not None:
         raise ConflictError(f"a label named '{new_name}' already exists; use `dsrepo labels merge {label.name} --into {new_name}`")
     _replace_categories(stamp, _label_categories(stamp.connection, label.id), name=new_name)

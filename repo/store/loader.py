@@ -79,6 +79,10 @@ def ensure_labels(stamp: Stamp, names: Sequence[str]) -> dict[str, int]:
         query = select(table.c.name, table.c.id).where(table.c.name.in_(chunk), table.c.rev_to.is_(None))
         existing = dict(connection.execute(query).all())
         missing = [name for name in chunk if name not in existing]
+        if missing and stamp.is_postgresql:
+            stamp.lock_labels()  # then look again: another import may have just created them
+            existing = dict(connection.execute(query).all())
+            missing = [name for name in chunk if name not in existing]
         if missing:
             ids = stamp.allocate(table, len(missing))
             rows = [

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, ColumnElement, Table, and_, delete, func, or_, select, text, update
 
+from repo.store.engine import LABELS_LOCK
 from repo.store.schema import revisions
 
 BATCH_ROWS = 2000
@@ -56,6 +57,14 @@ class Stamp:
     @property
     def is_postgresql(self) -> bool:
         return self.connection.dialect.name == "postgresql"
+
+    def lock_labels(self) -> None:
+        """One creator or renamer of labels at a time (PostgreSQL; SQLite has one writer).
+
+        Two imports adding the same new labels in opposite orders would otherwise each wait
+        for the other's uncommitted rows, and deadlock."""
+        if self.is_postgresql:
+            self.connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LABELS_LOCK})")
 
     def allocate(self, table: Table, count: int) -> list[int]:
         """Fresh row ids. PostgreSQL draws them from a sequence, so concurrent writers never
