@@ -19,16 +19,15 @@ they are pixel values, unique per PNG only).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, select
+from sqlalchemy import Connection, Row
 
 from repo.coco.writer import annotation_object, category_object, image_object
 from repo.errors import ConflictError
-from repo.store import fetch, schema
+from repo.store import fetch
 from repo.store.versions import Snapshot
 
 REINDEX_HINT = "use --reindex to assign new ids"
@@ -266,16 +265,12 @@ def panoptic_records(
 def _segments_by_item(
     connection: Connection, snapshot: Snapshot, file_id: int, records: dict[int, Row[Any]]
 ) -> Iterator[tuple[int, list[Row[Any]]]]:
-    """Each record's segments, records in file order (records without segments included)."""
-    a, pr = schema.annotations, schema.panoptic_records
-    query = (
-        select(a, pr.c.position.label("record_position"))
-        .join(pr, and_(pr.c.file_id == a.c.file_id, pr.c.item_id == a.c.item_id, snapshot.visible(pr)))
-        .where(a.c.file_id == file_id, snapshot.visible(a))
-        .order_by(pr.c.position, a.c.position)
-    )
-    rows = connection.execute(query).all()
-    grouped = {item_id: list(group) for item_id, group in itertools.groupby(rows, key=lambda row: row.item_id)}
+    """Each record's segments in their order, records in file order (also those without
+    segments). One scan of the file's annotations, grouped here: no join for the planner to
+    get wrong on tables it has no statistics for yet."""
+    grouped: dict[int, list[Row[Any]]] = {}
+    for row in fetch.annotation_rows(connection, snapshot, file_id):
+        grouped.setdefault(row.item_id, []).append(row)
     for item_id in sorted(records, key=lambda item: records[item].position):
         yield item_id, grouped.get(item_id, [])
 

@@ -78,7 +78,9 @@ def import_dataset(
         except IntegrityError:
             raise ConflictError(f"a source named '{name}' already exists; choose another name with -n") from None
         writer = SourceWriter(stamp, source_id, new_source=True)
-        return _write_files(connection, writer, name, annotation_files, on_error, copy_images, label_map, progress)
+        result = _write_files(connection, writer, name, annotation_files, on_error, copy_images, label_map, progress)
+    project.refresh_statistics()
+    return result
 
 
 def update_source(
@@ -100,9 +102,11 @@ def update_source(
         annotation_files = discover(source.format, path, options.get("relpath"))
         source_id = replace_source(stamp, source, str(annotation_files[0].root.resolve()))
         writer = SourceWriter(stamp, source_id, new_source=False)
-        return _write_files(
+        result = _write_files(
             connection, writer, name, annotation_files, on_error, copy_images, options.get("label_map"), progress
         )
+    project.refresh_statistics()
+    return result
 
 
 def _write_files(

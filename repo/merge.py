@@ -109,6 +109,7 @@ def merge_sources(
         writer.finish()
         for source in inputs:
             remove_source(stamp, source)
+    project.refresh_statistics()
     if options.strategy == "intersect" or result.conflicts:
         result.report = options.report or project.directory / f"merge-report-{new_name}.json"
         _write_report(result, inputs_names=[s for s in dict.fromkeys(names)], options=options)

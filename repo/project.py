@@ -20,8 +20,9 @@ from repo.errors import DsrepoError
 from repo.store import migrate
 from repo.store.engine import (
     create_sqlite_file, is_sqlite, make_engine, masked, normalize_url, read_transaction,
-    sqlite_url, write_transaction,
+    refresh_statistics, sqlite_url, write_transaction,
 )
+from repo.store.schema import VERSIONED
 
 DB_FILE = "project.db"
 CONFIG_FILE = "dsrepo.json"
@@ -53,9 +54,19 @@ class Project:
     @classmethod
     def create(cls, directory: Path, db: str | None = None) -> "Project":
         """Make `directory` a project on an empty database and build the schema there."""
-        directory.mkdir(parents=True, exist_ok=True)
         if (directory / CONFIG_FILE).exists() or (directory / DB_FILE).exists():
             raise DsrepoError(f"{directory} is already a dsrepo project")
+        made = not directory.exists()
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            return cls._create(directory, db)
+        except DsrepoError:
+            if made and not any(directory.iterdir()):
+                directory.rmdir()  # leave no trace of a project that could not be made
+            raise
+
+    @classmethod
+    def _create(cls, directory: Path, db: str | None) -> "Project":
         url = cls._chosen_url(directory, db)
         remember = url is not None
         if url is None:
@@ -126,6 +137,10 @@ class Project:
     def reading(self) -> Iterator[Connection]:
         with read_transaction(self.engine) as connection:
             yield connection
+
+    def refresh_statistics(self) -> None:
+        """Called after imports, updates and merges (see `store.engine.refresh_statistics`)."""
+        refresh_statistics(self.engine, [table.name for table in VERSIONED])
 
     @property
     def shown_url(self) -> str:

@@ -149,3 +149,17 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
     """A consistent read of the last committed state."""
     with _connect(engine) as connection, connection.begin():
         yield connection
+
+
+def refresh_statistics(engine: Engine, tables: list[str]) -> None:
+    """After a bulk write, let PostgreSQL's planner know the new sizes.
+
+    Until autovacuum gets to them, freshly filled tables look empty to the planner, which can
+    then choose plans that compare every row with every row. (SQLite's plans rest on the
+    partial indexes alone, and ANALYZE there would be a write.)
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    with _connect(engine) as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        connection.exec_driver_sql("ANALYZE " + ", ".join(tables))
