@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, ColumnElement, Table, and_, delete, func, or_, select, text, update
 
+from repo.store.bulk import insert_rows
 from repo.store.engine import LABELS_LOCK
 from repo.store.schema import revisions
 
@@ -105,7 +106,7 @@ class Stamp:
 
     def _execute_insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         for start in range(0, len(rows), BATCH_ROWS):
-            self.connection.execute(table.insert(), list(rows[start:start + BATCH_ROWS]))
+            insert_rows(self.connection, table, rows[start:start + BATCH_ROWS])
 
     def close(self, table: Table, condition: ColumnElement[bool]) -> int:
         """End the working versions of the rows matching `condition`; returns how many.
