@@ -5,8 +5,8 @@ Everything runs for real: `dsrepo` as a subprocess (`python -m repo.cli`) on rea
 files and a real PostgreSQL server; nothing is mocked. "The database is unchanged" means
 `helpers.database_contents` (every row of every table, and the schema) is equal.
 
-The datasets are made once per module: a big one for the kill test (5000 images, 40000
-polygon annotations in two files, written directly as JSON because `gen_coco` would take
+The datasets are made once per module: a big one for the kill test (15000 images, 120000
+polygon annotations in three files, written directly as JSON because `gen_coco` would take
 longer to make it than dsrepo takes to import it; the import takes several seconds) and two
 medium ones from `gen_coco.generate` (seeded) for the concurrent imports.
 """
@@ -281,8 +281,10 @@ THINGS = ("person", "bicycle", "car", "dog", "cat", "chair", "cup", "book")
 
 @pytest.fixture(scope="module")
 def big_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """5000 images, 40000 annotations (17 MB): a `dsrepo import` takes ~5 s."""
-    return labelled_dataset(tmp_path_factory.mktemp("big") / "big", {"train": (THINGS, 2500), "val": (THINGS, 2500)}, 8)
+    """15000 images, 120000 annotations in three files (51 MB): a `dsrepo import` takes
+    well over KILL_AFTER seconds (~8 s here), so the kill lands in the middle."""
+    subsets = {subset: (THINGS, 5000) for subset in ("train", "val", "test")}
+    return labelled_dataset(tmp_path_factory.mktemp("big") / "big", subsets, 8)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Table
+from sqlalchemy.exc import DBAPIError
 
 from repo.coco.jsonio import dumps_text
 
@@ -32,9 +33,16 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
     raw = connection.connection.driver_connection
     columns = ", ".join(names)
     if connection.dialect.name == "postgresql":
-        with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
-            for values in tuples:
-                copy.write_row(values)
+        statement = f"COPY {table.name} ({columns}) FROM STDIN"
     else:
-        placeholders = ", ".join("?" * len(names))
-        raw.executemany(f"INSERT INTO {table.name} ({columns}) VALUES ({placeholders})", tuples)
+        statement = f"INSERT INTO {table.name} ({columns}) VALUES ({', '.join('?' * len(names))})"
+    try:
+        if connection.dialect.name == "postgresql":
+            with raw.cursor() as cursor, cursor.copy(statement) as copy:
+                for values in tuples:
+                    copy.write_row(values)
+        else:
+            raw.executemany(statement, tuples)
+    except connection.dialect.loaded_dbapi.Error as exc:
+        # The same exception types as SQLAlchemy's own execute (IntegrityError, ...).
+        raise DBAPIError.instance(statement, None, exc, connection.dialect.loaded_dbapi.Error) from exc
