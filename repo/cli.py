@@ -300,7 +300,8 @@ def info(project_dir: Path, db: str | None, quiet: bool) -> None:
     click.echo(f"revisions: {summary.head}")
     click.echo(f"sources: {len(summary.sources)}")
     for source in summary.sources:
-        click.echo(f"  {source.name} (format {source.format}, from {source.path})")
+        origin = f"from {source.path}" if source.path else f"merged from {', '.join(source.merged_from)}"
+        click.echo(f"  {source.name} (format {source.format}, {origin})")
         click.echo(f"    images: {source.items}, image files not found: {source.missing_images}")
         for file in source.files:
             click.echo(

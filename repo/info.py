@@ -27,6 +27,7 @@ class SourceSummary:
     items: int
     missing_images: int
     files: list[FileSummary] = field(default_factory=list)
+    merged_from: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -52,7 +53,8 @@ def summarize(connection: Connection, url: str, snapshot: Snapshot = WORKING) ->
     summaries = []
     for source in fetch.source_rows(connection, snapshot):
         summary = SourceSummary(
-            source.name, source.format, source.path, item_counts.get(source.id, 0), missing.get(source.id, 0)
+            source.name, source.format, source.path, item_counts.get(source.id, 0), missing.get(source.id, 0),
+            merged_from=(source.options or {}).get("merged_from", []),
         )
         for file in fetch.file_rows(connection, snapshot, source.id):
             summary.files.append(FileSummary(
