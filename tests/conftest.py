@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -22,6 +23,12 @@ from repo.project import Project
 
 PG_ENV = "DSREPO_TEST_PG_URL"
 DATA = Path(__file__).parent / "data"
+
+# Hypothesis: no deadline (database round trips take uneven time); CI runs a fixed, modest set
+# of examples, `HYPOTHESIS_PROFILE=dev` a random, ten times larger one to hunt for bugs.
+settings.register_profile("ci", deadline=None, derandomize=True, max_examples=100)
+settings.register_profile("dev", deadline=None, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @dataclass

@@ -9,12 +9,16 @@ Compressed form: each run length is written in 5-bit groups (low group first) as
 offset by 48, bit 0x20 meaning "more groups follow" and bit 0x10 of the last group the sign;
 from the fourth run on, the value stored is the difference to the run two places before.
 
-pycocotools reads the groups with 32-bit `int` shifts (`(c & 0x1f) << 5*k`, `-1 << 5*k`):
-an 8th group, or the sign of a 7th, shifts by 35 bits, which C leaves undefined (x86 shifts by
-3 instead). Its own encoder writes at most 7 groups, but 7 with the sign for a run more than
-2^29 shorter than the one two places before, which it then misreads itself. Such strings are
-refused here, and so are the runs that would compress to one (only masks of over 2^29 pixels
-can have them): what dsrepo accepts, pycocotools reads as dsrepo does.
+pycocotools has two limits that only huge masks reach (runs of 2^24 pixels and more):
+- it reads the groups with 32-bit `int` shifts (`(c & 0x1f) << 5*k`, `-1 << 5*k`): an 8th
+  group, or the sign of a 7th, shifts by 35 bits, which C leaves undefined (x86 shifts by 3);
+  so it misreads even its own 7 groups for a run more than 2^29 shorter than the one two
+  places before. `decode_string` refuses such strings.
+- its encoder allots 6 characters per run, its closing NUL included, and writes past the end
+  of that buffer (corrupting the heap) for a run that takes 7 (a value, or a difference,
+  outside [-2^29, 2^29)), or when every run takes 6 (outside [-2^24, 2^24)).
+  `check_compressible` refuses such runs before pycocotools sees them.
+So what dsrepo accepts, pycocotools reads as dsrepo does, and compressing it is safe.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 _MAX_GROUPS = 7  # the most pycocotools writes (32 bits and a sign) and reads correctly
-_MIN_DIFFERENCE = -(1 << 29)  # the shortest difference pycocotools writes in 6 groups
+_ROOM = 6  # characters pycocotools' encoder allots per run, its closing NUL included
 _UINT32_LIMIT = 1 << 32
 
 
@@ -49,12 +53,14 @@ def decode_string(counts: bytes) -> np.ndarray:
     lengths = ends - starts + 1
     if lengths.max() > _MAX_GROUPS:
         raise RleError(
-            f"counts string writes a run length in more than {_MAX_GROUPS} characters, which pycocotools misreads"
+            f"counts string writes a run length in more than {_MAX_GROUPS} characters, "
+            "which pycocotools misreads"
         )
     negative = (groups[ends] & 0x10) != 0
     if (negative & (lengths == _MAX_GROUPS)).any():
         raise RleError(
-            f"counts string writes a negative run difference in {_MAX_GROUPS} characters, which pycocotools misreads"
+            f"counts string writes a negative run difference in {_MAX_GROUPS} characters, "
+            "which pycocotools misreads"
         )
     place = np.arange(codes.size) - np.repeat(starts, lengths)
     runs = np.add.reduceat(groups << (5 * place), starts)
@@ -83,19 +89,39 @@ def check_runs(runs: np.ndarray | Sequence[int], height: int, width: int) -> Non
         )
 
 
-def compress_runs(runs: np.ndarray | Sequence[int], height: int, width: int) -> bytes:
-    """Compressed string of checked run lengths (pycocotools encodes them one for one).
+def _characters(runs: np.ndarray) -> np.ndarray:
+    """How many characters pycocotools' encoder writes for each run: 5 bits and a sign of the
+    run itself (the first three) or of its difference to the run two places before."""
+    coded = np.concatenate((runs[:3], runs[3:] - runs[1:-2]))
+    characters = np.ones(coded.shape, dtype=np.int64)
+    for groups in range(1, _MAX_GROUPS):
+        limit = 1 << (5 * groups - 1)
+        characters += (coded >= limit) | (coded < -limit)
+    return characters
 
-    Refuses the runs whose string pycocotools would misread (see the module docstring): the
-    stored string is what dsrepo and pycocotools read the mask from later."""
-    array = np.asarray(runs, dtype=np.int64)
-    if array.size > 3 and (array[3:] - array[1:-2]).min() < _MIN_DIFFERENCE:
+
+def check_compressible(runs: np.ndarray | Sequence[int]) -> None:
+    """Raise RleError unless pycocotools' encoder can compress these (checked) runs within the
+    buffer it allots, and read the result back (see the module docstring)."""
+    characters = _characters(np.asarray(runs, dtype=np.int64))
+    if characters.size and characters.max() > _ROOM:
         raise RleError(
-            "counts holds a run more than 2^29 shorter than the run two places before; "
-            "pycocotools misreads its compressed form of such a mask"
+            "counts holds a run of 2^29 pixels or more, or one differing that much from the run "
+            "two places before; pycocotools cannot compress such a mask safely"
         )
+    if characters.sum() + 1 > _ROOM * characters.size:
+        raise RleError(
+            "every run of counts is 2^24 pixels or more, or differs that much from the run two "
+            "places before; pycocotools cannot compress such a mask safely"
+        )
+
+
+def compress_runs(runs: np.ndarray | Sequence[int], height: int, width: int) -> bytes:
+    """Compressed string of checked run lengths (pycocotools encodes them one for one), for
+    runs its encoder can take."""
+    check_compressible(runs)
     encoded = coco_mask.frPyObjects(
-        {"counts": array.astype(np.uint32), "size": [height, width]}, height, width
+        {"counts": np.asarray(runs, dtype=np.uint32), "size": [height, width]}, height, width
     )
     return encoded["counts"]
 
