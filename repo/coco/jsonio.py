@@ -2,8 +2,8 @@
 
 orjson is several times faster than the standard library on COCO-sized files, but it turns
 integers outside [-2^63, 2^64) into floats. Such integers are rare (we refuse them as ids), yet
-a lossless store must keep them where they appear in free-form fields, so a file holding a run
-of 20 or more digits, or a minus sign and 19, is parsed by the standard library instead. Both
+a lossless store must keep them where they appear in free-form fields, so a file holding an
+integer of 20 or more digits, or a minus sign and 19, is parsed by the standard library instead. Both
 parsers must then accept exactly the same files: NaN and Infinity are not JSON, a number too
 large for a double (1e400) would come back as Infinity, and an unpaired `\\ud800`-style escape
 is a string UTF-8 cannot hold (SQLite and PostgreSQL refuse it); orjson refuses all three,
@@ -27,9 +27,12 @@ import orjson
 
 from repo.errors import InputError
 
-# Where orjson would turn an integer into a float: 2^64 has 20 digits, -2^63-1 has 19.
-_LONG_DIGIT_RUN = re.compile(r"-\d{19}|\d{20}")
-_LONG_DIGIT_RUN_BYTES = re.compile(rb"-\d{19}|\d{20}")
+# Where orjson would turn an integer into a float: 2^64 has 20 digits, -2^63-1 has 19. Only
+# integer tokens count: digit runs inside strings, which compressed RLE counts are full of,
+# must not send most real files down the slow path (`_has_big_integer` looks at each run's
+# neighbours; a string that merely looks like such a token only costs speed).
+_DIGIT_RUN = re.compile(rb"\d{19,}")  # on bytes: twice as fast as on str
+_SPACE = b" \t\r\n"
 # A `\\uD800`-`\\uDFFF` escape (a surrogate), not itself preceded by an escaping backslash.
 _SURROGATE_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _SURROGATE_HINT = re.compile(r"\\u[dD][89a-fA-F]")
@@ -39,10 +42,28 @@ MAX_DEPTH = 254  # levels of lists and objects that orjson writes
 
 def parse_json(text: str | bytes) -> Any:
     """Parse JSON text exactly: big integers stay integers; what orjson refuses is refused."""
-    pattern = _LONG_DIGIT_RUN_BYTES if isinstance(text, bytes) else _LONG_DIGIT_RUN
-    if pattern.search(text):
-        return _parse_slowly(text.decode("utf-8") if isinstance(text, bytes) else text)
-    return orjson.loads(text)
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    if _has_big_integer(data):
+        return _parse_slowly(data.decode("utf-8"))
+    return orjson.loads(data)
+
+
+def _has_big_integer(text: bytes) -> bool:
+    """Does an integer token lie outside what orjson keeps as an integer?"""
+    for match in _DIGIT_RUN.finditer(text):
+        start, end = match.span()
+        negative = start > 0 and text[start - 1] == ord("-")
+        if end - start == 19 and not negative:
+            continue
+        before = start - negative - 1
+        while before >= 0 and text[before] in _SPACE:
+            before -= 1
+        after = end
+        while after < len(text) and text[after] in _SPACE:
+            after += 1
+        if (before < 0 or text[before] in b"[:,") and (after == len(text) or text[after] in b",]}"):
+            return True
+    return False
 
 
 def _parse_slowly(text: str) -> Any:
@@ -117,15 +138,15 @@ def load_json_file(path: Path, shown_as: str) -> Any:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
-        text = data.decode("utf-8")
+        data.decode("utf-8")  # to name the bad byte; orjson's own message does not
     except UnicodeDecodeError as exc:
         raise InputError(
             shown_as, None, None, f"not UTF-8 text (byte {exc.start} is invalid)"
         ) from None
-    if not text.strip():
+    if not data.strip():
         raise InputError(shown_as, None, None, "empty file, expected a JSON object")
     try:
-        return parse_json(text)
+        return parse_json(data)
     except json.JSONDecodeError as exc:
         raise InputError(
             shown_as, None, None,
