@@ -15,7 +15,6 @@ import itertools
 import json
 import math
 import shutil
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,40 +64,6 @@ def _signed_zero_difference(expected: Any, actual: Any, path: str = "$") -> str 
 def difference(expected: Any, actual: Any) -> str | None:
     """Strict JSON equality: helpers.json_difference, and the sign of zero."""
     return json_difference(expected, actual) or _signed_zero_difference(expected, actual)
-
-
-def as_sqlite_returns(document: Any) -> Any:
-    """The file as the SQLite store gives it back today, where that store loses something.
-
-    KNOWN BUGS outside the files this suite's author may edit (reported, with reproducers):
-    a JSON column has SQLite's NUMERIC affinity, so a bare number as `info` or `licenses` comes
-    back converted (20.0 -> 20, 2**70 -> 1.1805916207174113e+21), and a REAL column drops the
-    sign of -0.0 (bbox, area, score). Applying just these two to the expected file keeps the
-    comparison strict everywhere else. Delete this function once the store keeps both.
-    """
-    if not isinstance(document, dict):
-        return document
-    document = copy.deepcopy(document)
-    for key in ("info", "licenses"):
-        value = document.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            connection = sqlite3.connect(":memory:")
-            connection.execute("CREATE TABLE t (j JSON)")
-            connection.execute("INSERT INTO t VALUES (?)", (dumps_text(value),))
-            document[key] = connection.execute("SELECT j FROM t").fetchone()[0]
-            connection.close()
-    records = document.get("annotations")
-    for record in records if isinstance(records, list) else []:
-        segments = record.get("segments_info") if isinstance(record, dict) else None
-        for obj in [record] + (segments if isinstance(segments, list) else []):
-            if not isinstance(obj, dict):
-                continue
-            for key in ("area", "score"):
-                if obj.get(key) == 0.0 and isinstance(obj[key], float):
-                    obj[key] = 0.0
-            if isinstance(obj.get("bbox"), list):
-                obj["bbox"] = [0.0 if v == 0.0 and isinstance(v, float) else v for v in obj["bbox"]]
-    return document
 
 
 def _refuse_constant(name: str) -> Any:
@@ -556,8 +521,7 @@ def test_import_is_lossless_or_changes_nothing(backend, task, tmp_path):
         export_dataset(scratch.project, "coco", out)
         for name, content in files.items():
             expected = reference_parse(content)  # dsrepo took it: it must be JSON
-            stored = as_sqlite_returns(expected) if backend.name == "sqlite" else expected
-            found = difference(stored, load_json(out / "annotations" / f"{name}_{subset}.json"))
+            found = difference(expected, load_json(out / "annotations" / f"{name}_{subset}.json"))
             assert found is None, f"{name}: {found}"
         for record in reference_parse(files["panoptic"])["annotations"]:
             png = Path("annotations", f"panoptic_{subset}", record["file_name"])

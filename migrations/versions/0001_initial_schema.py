@@ -41,14 +41,14 @@ def upgrade() -> None:
     sa.Column('bbox_w', sa.Float(), nullable=True),
     sa.Column('bbox_h', sa.Float(), nullable=True),
     sa.Column('num_flags', sa.SmallInteger(), nullable=False),
-    sa.Column('polygons', sa.JSON(none_as_null=True), nullable=True),
+    sa.Column('polygons', sa.JSON(none_as_null=True).with_variant(sa.Text(), 'sqlite'), nullable=True),
     sa.Column('rle', sa.LargeBinary(), nullable=True),
     sa.Column('rle_form', sa.String(length=8), nullable=True),
-    sa.Column('keypoints', sa.JSON(none_as_null=True), nullable=True),
+    sa.Column('keypoints', sa.JSON(none_as_null=True).with_variant(sa.Text(), 'sqlite'), nullable=True),
     sa.Column('num_keypoints', sa.Integer(), nullable=True),
     sa.Column('caption', sa.Text(), nullable=True),
-    sa.Column('attributes', sa.JSON(none_as_null=True), nullable=True),
-    sa.Column('extra', sa.JSON(none_as_null=True), nullable=True),
+    sa.Column('attributes', sa.JSON(none_as_null=True).with_variant(sa.Text(), 'sqlite'), nullable=True),
+    sa.Column('extra', sa.JSON(none_as_null=True).with_variant(sa.Text(), 'sqlite'), nullable=True),
     sa.PrimaryKeyConstraint('row_id'),
     sqlite_autoincrement=True
     )
@@ -76,7 +76,7 @@ def upgrade() -> None:
     sa.Column('name', sa.Text(), nullable=False),
     sa.Column('supercategory', sa.Text(), nullable=True),
     sa.Column('label_id', sa.BigInteger(), nullable=False),
-    sa.Column('extra', sa.JSON(none_as_null=True), nullable=True),
+    sa.Column('extra', sa.JSON(none_as_null=True).with_variant(sa.Text(), 'sqlite'), nullable=True),
     sa.PrimaryKeyConstraint('row_id'),
     sqlite_autoincrement=True
     )
@@ -94,7 +94,7 @@ def upgrade() -> None:
     sa.Column('item_id', sa.BigInteger(), nullable=False),
     sa.Column('position', sa.BigInteger(), nullable=False),
     sa.Column('coco_id', sa.BigInteger(), nullable=False),
-    sa.Column('record', sa.JSON(none_as_null=True), nullable=True),
+    sa.Column('record', sa.JSON(none_as_null=True).with_variant(sa.Text(), 'sqlite'), nullable=True),
     sa.PrimaryKeyConstraint('row_id'),
     sqlite_autoincrement=True
     )
@@ -115,10 +115,10 @@ def upgrade() -> None:
     sa.Column('subset', sa.Text(), nullable=False),
     sa.Column('name', sa.Text(), nullable=False),
     sa.Column('position', sa.BigInteger(), nullable=False),
-    sa.Column('layout', sa.JSON(none_as_null=True), nullable=False),
-    sa.Column('info', sa.JSON(none_as_null=True), nullable=True),
-    sa.Column('licenses', sa.JSON(none_as_null=True), nullable=True),
-    sa.Column('extra', sa.JSON(none_as_null=True), nullable=True),
+    sa.Column('layout', sa.JSON(none_as_null=True).with_variant(sa.Text(), 'sqlite'), nullable=False),
+    sa.Column('info', sa.JSON(none_as_null=True).with_variant(sa.Text(), 'sqlite'), nullable=True),
+    sa.Column('licenses', sa.JSON(none_as_null=True).with_variant(sa.Text(), 'sqlite'), nullable=True),
+    sa.Column('extra', sa.JSON(none_as_null=True).with_variant(sa.Text(), 'sqlite'), nullable=True),
     sa.PrimaryKeyConstraint('row_id'),
     sqlite_autoincrement=True
     )
@@ -138,7 +138,7 @@ def upgrade() -> None:
     sa.Column('coco_id', sa.BigInteger(), nullable=False),
     sa.Column('width', sa.Integer(), nullable=False),
     sa.Column('height', sa.Integer(), nullable=False),
-    sa.Column('extra', sa.JSON(none_as_null=True), nullable=True),
+    sa.Column('extra', sa.JSON(none_as_null=True).with_variant(sa.Text(), 'sqlite'), nullable=True),
     sa.Column('image_path', sa.Text(), nullable=True),
     sa.Column('image_size', sa.BigInteger(), nullable=True),
     sa.Column('image_sha256', sa.String(length=64), nullable=True),
@@ -173,7 +173,7 @@ def upgrade() -> None:
     sa.Column('item_id', sa.BigInteger(), nullable=False),
     sa.Column('position', sa.BigInteger(), nullable=False),
     sa.Column('png_name', sa.Text(), nullable=False),
-    sa.Column('extra', sa.JSON(none_as_null=True), nullable=True),
+    sa.Column('extra', sa.JSON(none_as_null=True).with_variant(sa.Text(), 'sqlite'), nullable=True),
     sa.PrimaryKeyConstraint('row_id'),
     sqlite_autoincrement=True
     )
@@ -186,7 +186,7 @@ def upgrade() -> None:
     sa.Column('hash', sa.String(length=40), nullable=False),
     sa.Column('message', sa.Text(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('changes', sa.JSON(none_as_null=True), nullable=True),
+    sa.Column('changes', sa.JSON(none_as_null=True).with_variant(sa.Text(), 'sqlite'), nullable=True),
     sa.PrimaryKeyConstraint('seq'),
     sa.UniqueConstraint('hash')
     )
@@ -199,7 +199,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('format', sa.String(length=50), nullable=False),
     sa.Column('path', sa.Text(), nullable=True),
-    sa.Column('options', sa.JSON(none_as_null=True), nullable=True),
+    sa.Column('options', sa.JSON(none_as_null=True).with_variant(sa.Text(), 'sqlite'), nullable=True),
     sa.PrimaryKeyConstraint('row_id'),
     sqlite_autoincrement=True
     )

@@ -15,6 +15,7 @@ nesting (at most jsonio.MAX_DEPTH levels), so that every stored value can be wri
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
@@ -23,7 +24,7 @@ import orjson
 from repo.coco.jsonio import MAX_DEPTH, dumps, load_json_file, nesting_depth
 from repo.coco.policy import ErrorPolicy
 from repo.coco.records import (
-    BBOX_FIELDS, NUM_FLAG, RLE_LIST, RLE_STRING, AnnotationRecord, CategoryRecord, ImageRecord,
+    BBOX_FIELDS, NEGATIVE_ZERO_SHIFT, NUM_FLAG, RLE_LIST, RLE_STRING, AnnotationRecord, CategoryRecord, ImageRecord,
     PanopticRecord, TaskFile,
 )
 from repo.coco.rle import RleError, check_runs, compress_runs, decode_string
@@ -465,6 +466,8 @@ class _FileReader:
             if abs(value) > _EXACT_FLOAT_LIMIT:
                 raise self.error(where, key, f"the integer {value} is too large (at most 2^53)")
             record["num_flags"] |= NUM_FLAG[name]
+        elif value == 0.0 and math.copysign(1.0, value) < 0:
+            record["num_flags"] |= NUM_FLAG[name] << NEGATIVE_ZERO_SHIFT
         record[name] = float(value)  # type: ignore[literal-required]
 
     def _flag(self, obj: dict[str, Any], where: str, key: str) -> int:

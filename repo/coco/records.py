@@ -3,7 +3,7 @@
 The reader turns COCO's JSON objects into these records and the writer turns them back; no
 other module knows COCO's keys. Every key a record does not lift into a field of its own is
 kept verbatim in `extra`, so nothing in a file is lost. Numeric fields that COCO allows as
-integers or floats remember which one they were in `num_flags` (see NUM_FLAG).
+integers or floats remember which one they were in `num_flags` (see NUM_FLAG), and -0.0 its sign.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Any, TypedDict
 
 # Bits of `num_flags`: set when the value was a JSON integer (so 48 is not written back as 48.0).
 NUM_FLAG = {"bbox_x": 1, "bbox_y": 2, "bbox_w": 4, "bbox_h": 8, "area": 16, "score": 32}
+# The same bit shifted by this much: the value was -0.0 (SQLite's REAL columns drop the sign).
+NEGATIVE_ZERO_SHIFT = 6
 BBOX_FIELDS = ("bbox_x", "bbox_y", "bbox_w", "bbox_h")
 
 # `rle_form`: how the file wrote a mask's counts.

@@ -13,7 +13,7 @@ from typing import Any
 
 from repo.coco.jsonio import ObjectStreamWriter
 from repo.coco.reader import record_hash
-from repo.coco.records import BBOX_FIELDS, NUM_FLAG, RLE_LIST
+from repo.coco.records import BBOX_FIELDS, NEGATIVE_ZERO_SHIFT, NUM_FLAG, RLE_LIST
 from repo.coco.rle import runs_as_list
 
 Row = Mapping[str, Any]
@@ -21,7 +21,10 @@ Row = Mapping[str, Any]
 
 def _number(row: Row, name: str) -> int | float:
     value = row[name]
-    return int(value) if row["num_flags"] & NUM_FLAG[name] else value
+    flag = NUM_FLAG[name]
+    if row["num_flags"] & flag:
+        return int(value)
+    return -0.0 if row["num_flags"] & (flag << NEGATIVE_ZERO_SHIFT) else value
 
 
 def _with_extra(obj: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:

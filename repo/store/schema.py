@@ -16,16 +16,37 @@ itself. Positions are sparse (multiples of POSITION_STEP) so one insertion renum
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON, BigInteger, Column, DateTime, Float, Index, Integer, LargeBinary, MetaData, SmallInteger,
-    String, Table, Text, text,
+    String, Table, Text, TypeDecorator, text,
 )
+
+from repo.coco.jsonio import dumps_text, parse_json
 
 # Surrogate keys: 64-bit on PostgreSQL, SQLite's rowid on SQLite.
 Key = BigInteger().with_variant(Integer, "sqlite")
 # COCO ids are signed 64-bit integers.
 CocoId = BigInteger
-Json = JSON(none_as_null=True)
+
+
+class _JsonText(TypeDecorator[Any]):
+    """JSON stored as TEXT on SQLite. A column declared JSON gets numeric affinity there, and
+    SQLite then turns a stored `20.0` into the integer 20 (or 2^70 into a float)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else dumps_text(value)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> Any:
+        return None if value is None else parse_json(value)
+
+
+# SQLAlchemy's JSON, not JSONB: JSONB drops duplicate keys and rewrites numbers.
+Json = JSON(none_as_null=True).with_variant(_JsonText(), "sqlite")
 
 POSITION_STEP = 1 << 20
 
