@@ -273,7 +273,11 @@ def _similarities(objects: list[dict[str, Any]], task: str, size: tuple[int, int
 
 def _rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
     if isinstance(segmentation, list):
-        return coco_mask.merge(coco_mask.frPyObjects(segmentation, height, width))
+        # pycocotools crashes on coordinates far outside the image; only what falls inside
+        # counts for IoU, so clamping them to a margin around it changes no overlap that matters.
+        parts = [np.clip(np.asarray(part, dtype=float), -1.0, float(max(height, width)) + 1.0).tolist()
+                 for part in segmentation]
+        return coco_mask.merge(coco_mask.frPyObjects(parts, height, width))
     if isinstance(segmentation["counts"], list):
         return coco_mask.frPyObjects(segmentation, height, width)
     return {"size": segmentation["size"], "counts": segmentation["counts"].encode("ascii")}

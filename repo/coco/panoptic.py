@@ -19,9 +19,11 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as coco_mask
 
-from repo.coco.rle import decode_string
+from repo.coco.rle import RleError, check_compressible, decode_string
 from repo.errors import InputError
 
+# Masks of this many pixels can have runs pycocotools' encoder cannot take (see repo.coco.rle).
+HUGE_MASK = 1 << 24
 PNG_COMPRESS_LEVEL = 3  # zlib: level 6 takes about 2.5x the time for files ~40% smaller
 
 
@@ -33,7 +35,7 @@ def read_id_map(path: Path, shown_as: str, record: str, width: int, height: int)
             rgba = png.convert("RGBA")
     except FileNotFoundError:
         raise InputError(shown_as, record, "file_name", "the PNG file does not exist") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InputError(shown_as, record, "file_name", f"the PNG cannot be read ({exc})") from None
     if rgba.size != (width, height):
         raise InputError(
@@ -82,6 +84,12 @@ def segment_masks(id_map: np.ndarray, image_id: int, segment_ids: Sequence[int],
         runs_per_segment.append({"counts": counts, "size": [height, width]})
     if not runs_per_segment:
         return []
+    if height * width >= HUGE_MASK:
+        for segment_id, runs in zip(segment_ids, runs_per_segment):
+            try:
+                check_compressible(runs["counts"])
+            except RleError as exc:
+                raise InputError(png_shown, f"segment id {segment_id} of image id {image_id}", "id", str(exc)) from None
     return [rle["counts"] for rle in coco_mask.frPyObjects(runs_per_segment, height, width)]
 
 
