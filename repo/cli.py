@@ -130,23 +130,32 @@ def create(project_dir: Path, db: str | None, quiet: bool) -> None:
     _echo(f"created project {project_dir} on {project.shown_url}", quiet)
 
 
-def _import_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option("-f", "--format", "format_name", type=FORMAT_CHOICE, required=True, help="Input format."),
-        click.option("-n", "--name", help="Name of the new source (default: from PATH)."),
-        click.option("-r", "--relpath", metavar="RELPATH", help="A file or folder inside PATH to import."),
-        click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
-                     help="fail: import nothing if any record is bad; skip: import the good records."),
-        click.option("--error-report", type=click.Path(dir_okay=False, path_type=Path),
-                     help="With --on-error skip: where to write the skipped records "
-                          "(default: DIR/import-errors-NAME.json)."),
-        click.option("--copy-images", is_flag=True, help="Store the image files in the database."),
-        click.option("--label-map", type=click.Path(dir_okay=False, path_type=Path),
-                     help='JSON {"old name": "new name" or null} applied to the categories.'),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+def _options(*options: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A group of click options that several commands share, as one decorator."""
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return apply
+
+
+_reading_options = _options(
+    click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+                 help="fail: change nothing if any record is bad; skip: keep the good records."),
+    click.option("--error-report", type=click.Path(dir_okay=False, path_type=Path),
+                 help="With --on-error skip: where to write the skipped records "
+                      "(default: DIR/import-errors-NAME.json)."),
+    click.option("--copy-images", is_flag=True, help="Store the image files in the database."),
+)
+
+_import_options = _options(
+    click.option("-f", "--format", "format_name", type=FORMAT_CHOICE, required=True, help="Input format."),
+    click.option("-n", "--name", help="Name of the new source (default: from PATH)."),
+    click.option("-r", "--relpath", metavar="RELPATH", help="A file or folder inside PATH to import."),
+    _reading_options,
+    click.option("--label-map", type=click.Path(dir_okay=False, path_type=Path),
+                 help='JSON {"old name": "new name" or null} applied to the categories.'),
+)
 
 
 @main.command("import", cls=FormatOptionsCommand)
@@ -189,20 +198,16 @@ def _report_skipped(result: ImportResult, project_dir: Path, error_report: Path 
     click.echo(f"skipped {len(result.skipped)} bad records; details in {report}", err=True)
 
 
-def _export_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option("-f", "--format", "format_name", type=FORMAT_CHOICE, required=True, help="Output format."),
-        click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True, help="Output folder."),
-        click.option("--overwrite", is_flag=True, help="Write into a non-empty output folder."),
-        click.option("--save-images", "--save-media", "save_images", is_flag=True,
-                     help="Also write the images, to images/<subset>/."),
-        click.option("--reindex", is_flag=True, help="New ids 1..N for images, annotations and categories."),
-        click.option("--reindex-map", type=click.Path(dir_okay=False, path_type=Path),
-                     help="With --reindex, write the old -> new ids to this JSON file."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+_export_options = _options(
+    click.option("-f", "--format", "format_name", type=FORMAT_CHOICE, required=True, help="Output format."),
+    click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True, help="Output folder."),
+    click.option("--overwrite", is_flag=True, help="Write into a non-empty output folder."),
+    click.option("--save-images", "--save-media", "save_images", is_flag=True,
+                 help="Also write the images, to images/<subset>/."),
+    click.option("--reindex", is_flag=True, help="New ids 1..N for images, annotations and categories."),
+    click.option("--reindex-map", type=click.Path(dir_okay=False, path_type=Path),
+                 help="With --reindex, write the old -> new ids to this JSON file."),
+)
 
 
 @main.command("export", cls=FormatOptionsCommand)
@@ -312,11 +317,7 @@ def info(project_dir: Path, db: str | None, quiet: bool) -> None:
 
 @main.command()
 @project_options
-@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
-              help="fail: change nothing if any record is bad; skip: use the good records.")
-@click.option("--error-report", type=click.Path(dir_okay=False, path_type=Path),
-              help="With --on-error skip: where to write the skipped records.")
-@click.option("--copy-images", is_flag=True, help="Store the image files in the database.")
+@_reading_options
 @click.argument("name")
 @click.argument("path", type=click.Path(path_type=Path))
 def update(

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -35,6 +36,7 @@ _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _EXACT_FLOAT_LIMIT = 1 << 53  # beyond this a float column would change the integer
 _INT32_MAX = (1 << 31) - 1
 _UINT32_LIMIT = 1 << 32
+R = TypeVar("R")
 PANOPTIC_ID_LIMIT = 1 << 24  # a PNG pixel holds 24 bits
 
 _OBJECT_TASKS = frozenset({"instances", "person_keypoints", "stuff"})
@@ -213,21 +215,38 @@ class _FileReader:
             if key not in ("images", "annotations", "categories") and too_deep(value):
                 raise self.error(None, key, _TOO_DEEP)
 
-    # -- categories and images -------------------------------------------------------------
-
-    def _categories(self, raw: list[Any]) -> list[CategoryRecord]:
-        records: list[CategoryRecord] = []
-        seen: set[int] = set()
+    def _collect(
+        self, raw: list[Any], section: str, parse: Callable[[Any, str], R], check: Callable[[R], None]
+    ) -> list[R]:
+        """Parse each element of a section; `check` refuses one that clashes with those before
+        (a repeated id). A bad element goes to the error policy, which may skip it."""
+        records: list[R] = []
         for index, obj in enumerate(raw):
             try:
-                record = self._category(obj, f"categories[{index}]")
-                if record["coco_id"] in seen:
-                    raise self.error(f"category id {record['coco_id']}", "id", "the id is listed twice")
-                seen.add(record["coco_id"])
+                record = parse(obj, f"{section}[{index}]")
+                check(record)
                 records.append(record)
             except InputError as error:
                 self.policy.report(error)
         return records
+
+    def _unique(self, what: str, field: str, problem: str) -> Callable[[Any], None]:
+        """A `check` refusing a second record with the same value of `field`."""
+        seen: set[Any] = set()
+
+        def check(record: Any) -> None:
+            value = record[field] if isinstance(record, dict) else getattr(record, field)
+            if value in seen:
+                raise self.error(what.format(value), "id" if field == "coco_id" else field, problem)
+            seen.add(value)
+        return check
+
+    # -- categories and images -------------------------------------------------------------
+
+    def _categories(self, raw: list[Any]) -> list[CategoryRecord]:
+        return self._collect(
+            raw, "categories", self._category, self._unique("category id {}", "coco_id", "the id is listed twice")
+        )
 
     def _category(self, obj: Any, where: str) -> CategoryRecord:
         if not isinstance(obj, dict):
@@ -254,26 +273,20 @@ class _FileReader:
         )
 
     def _images(self, raw: list[Any]) -> list[ImageRecord]:
-        records: list[ImageRecord] = []
-        ids: dict[int, str] = {}
+        ids: set[int] = set()
         names: dict[str, int] = {}
-        for index, obj in enumerate(raw):
-            try:
-                record = self._image(obj, f"images[{index}]")
-                where = f"image id {record['coco_id']}"
-                if record["coco_id"] in ids:
-                    raise self.error(where, "id", "the id is listed twice")
-                if record["file_name"] in names:
-                    raise self.error(
-                        where, "file_name",
-                        f"{describe(record['file_name'])} is also the file of image id {names[record['file_name']]}",
-                    )
-                ids[record["coco_id"]] = record["file_name"]
-                names[record["file_name"]] = record["coco_id"]
-                records.append(record)
-            except InputError as error:
-                self.policy.report(error)
-        return records
+
+        def check(record: ImageRecord) -> None:
+            where = f"image id {record['coco_id']}"
+            if record["coco_id"] in ids:
+                raise self.error(where, "id", "the id is listed twice")
+            other = names.get(record["file_name"])
+            if other is not None:
+                raise self.error(where, "file_name", f"{describe(record['file_name'])} is also the file of image id {other}")
+            ids.add(record["coco_id"])
+            names[record["file_name"]] = record["coco_id"]
+
+        return self._collect(raw, "images", self._image, check)
 
     def _image(self, obj: Any, where: str) -> ImageRecord:
         if not isinstance(obj, dict):
@@ -312,21 +325,11 @@ class _FileReader:
         categories: set[int] | None,
         keypoint_counts: dict[int, int],
     ) -> list[AnnotationRecord]:
-        records: list[AnnotationRecord] = []
-        seen: set[int] = set()
-        parse = {
-            "captions": self._caption, "labels": self._label,
-        }.get(self.task, self._object)
-        for index, obj in enumerate(raw):
-            try:
-                record = parse(obj, f"annotations[{index}]", images, categories, keypoint_counts)
-                if record["coco_id"] in seen:
-                    raise self.error(f"annotation id {record['coco_id']}", "id", "the id is listed twice")
-                seen.add(record["coco_id"])
-                records.append(record)
-            except InputError as error:
-                self.policy.report(error)
-        return records
+        parse = {"captions": self._caption, "labels": self._label}.get(self.task, self._object)
+        return self._collect(
+            raw, "annotations", lambda obj, where: parse(obj, where, images, categories, keypoint_counts),
+            self._unique("annotation id {}", "coco_id", "the id is listed twice"),
+        )
 
     def _common(
         self, obj: Any, where: str, images: dict[int, ImageRecord], lifted: set[str]
@@ -562,21 +565,10 @@ class _FileReader:
     def _panoptic(
         self, raw: list[Any], images: dict[int, ImageRecord], categories: set[int] | None
     ) -> list[PanopticRecord]:
-        records: list[PanopticRecord] = []
-        seen: set[int] = set()
-        for index, obj in enumerate(raw):
-            try:
-                record = self._panoptic_record(obj, f"annotations[{index}]", images, categories)
-                if record.image_id in seen:
-                    raise self.error(
-                        f"annotation for image id {record.image_id}", "image_id",
-                        "the image has a second panoptic record",
-                    )
-                seen.add(record.image_id)
-                records.append(record)
-            except InputError as error:
-                self.policy.report(error)
-        return records
+        return self._collect(
+            raw, "annotations", lambda obj, where: self._panoptic_record(obj, where, images, categories),
+            self._unique("annotation for image id {}", "image_id", "the image has a second panoptic record"),
+        )
 
     def _panoptic_record(
         self, obj: Any, where: str, images: dict[int, ImageRecord], categories: set[int] | None
