@@ -39,7 +39,7 @@ class ProjectSummary:
 
 
 def summarize(connection: Connection, url: str, snapshot: Snapshot = WORKING) -> ProjectSummary:
-    items, files = schema.items, schema.files
+    items = schema.items
     item_counts = dict(connection.execute(
         select(items.c.source_id, func.count()).where(snapshot.visible(items)).group_by(items.c.source_id)
     ).all())
