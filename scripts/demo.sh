@@ -14,7 +14,13 @@ if [[ ! -x .venv/bin/python ]]; then
     "${PYTHON:-python3}" -m venv .venv
 fi
 echo "demo: installing dsrepo into .venv" >&2
-.venv/bin/python -m pip install -q --disable-pip-version-check -e . >/dev/null
+PIP_LOG="$(mktemp)"
+if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e . >"$PIP_LOG" 2>&1; then
+    cat "$PIP_LOG" >&2
+    echo "demo: pip install failed (output above)" >&2
+    exit 1
+fi
+rm -f "$PIP_LOG"
 
 DSREPO=.venv/bin/dsrepo
 OUT=demo-out
