@@ -117,3 +117,26 @@ def test_values_a_database_would_bend(backend, tmp_path):
     signs = [math.copysign(1, v) for v in (exported["annotations"][0]["bbox"][0], exported["annotations"][0]["area"],
                                           exported["x_vendor"], exported["annotations"][0]["bbox"][2])]
     assert signs == [-1, -1, -1, 1]
+
+
+def test_keys_of_an_rle_object_and_nul_in_a_caption_survive(backend, tmp_path):
+    """Every key at every level comes back, also inside a segmentation's RLE object; and a
+    caption may hold any character, NUL included (which PostgreSQL's text columns refuse)."""
+    image = {"id": 1, "file_name": "a.jpg", "width": 2, "height": 2}
+    instances = {
+        "categories": [{"id": 1, "name": "a"}], "images": [image],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 1,
+                         "segmentation": {"counts": [1, 2, 1], "size": [2, 2], "x_tool": {"v": 2}}}],
+    }
+    captions = {"images": [image], "annotations": [{"id": 1, "image_id": 1, "caption": "a\u0000b"}]}
+    folder = tmp_path / "data" / "annotations"
+    folder.mkdir(parents=True)
+    (folder / "instances_val.json").write_text(json.dumps(instances))
+    (folder / "captions_val.json").write_text(json.dumps(captions))
+    project = backend.create()
+    import_dataset(project, "coco", tmp_path / "data")
+    export_dataset(project, "coco", tmp_path / "out")
+    for name, document in (("instances_val.json", instances), ("captions_val.json", captions)):
+        assert json_difference(document, load_json(tmp_path / "out" / "annotations" / name)) is None
+    expected = masks_of(folder / "instances_val.json")[1]
+    np.testing.assert_array_equal(masks_of(tmp_path / "out" / "annotations" / "instances_val.json")[1], expected)

@@ -45,6 +45,7 @@ _SECTIONS = ("info", "licenses", "categories", "images", "annotations")
 
 _IMAGE_KEYS = frozenset({"id", "file_name", "width", "height"})
 _CATEGORY_KEYS = frozenset({"id", "name", "supercategory"})
+_RLE_KEYS = frozenset({"counts", "size"})
 _TOO_DEEP = f"lists and objects nest more than {MAX_DEPTH} levels deep; dsrepo stores at most {MAX_DEPTH}"
 
 
@@ -397,9 +398,10 @@ class _FileReader:
         if not isinstance(caption, str):
             got = describe(caption) if "caption" in obj else "nothing"
             raise self.error(where, "caption", f"expected a string, got {got}")
-        if text_problem(caption):
-            raise self.error(where, "caption", text_problem(caption))  # type: ignore[arg-type]
-        record["caption"] = caption
+        if text_problem(caption):  # PostgreSQL's text columns refuse NUL: keep it verbatim in `extra`
+            lifted.discard("caption")
+        else:
+            record["caption"] = caption
         record["kind"] = "caption"
         self._optional_common(obj, where, record, lifted)
         return self._finish(obj, record, lifted)
@@ -448,9 +450,13 @@ class _FileReader:
         if obj.get("iscrowd") is not None:
             record["iscrowd"] = self._flag(obj, where, "iscrowd")
             lifted.add("iscrowd")
-        if obj.get("segmentation") is not None:
-            self._segmentation(obj["segmentation"], where, image, record)
-            lifted.add("segmentation")
+        segmentation = obj.get("segmentation")
+        if segmentation is not None:
+            self._segmentation(segmentation, where, image, record)
+            if not (isinstance(segmentation, dict) and segmentation.keys() - _RLE_KEYS):
+                lifted.add("segmentation")
+            # else an RLE object with keys of its own: its mask is in the columns, and the
+            # object stays in `extra` as it was, so that it is written back with those keys.
 
     def _bbox(self, bbox: Any, where: str, record: AnnotationRecord) -> None:
         if not isinstance(bbox, list) or len(bbox) != 4 or not all_numbers(bbox):
@@ -502,11 +508,10 @@ class _FileReader:
         record["rle"], record["rle_form"] = self._rle(value, where, image)
 
     def _rle(self, value: dict[str, Any], where: str, image: ImageRecord) -> tuple[bytes, str]:
-        unexpected = set(value) - {"counts", "size"}
-        if unexpected or "counts" not in value or "size" not in value:
+        if "counts" not in value or "size" not in value:
             raise self.error(
                 where, "segmentation",
-                f"an RLE object has exactly the keys 'counts' and 'size', got {sorted(value)}",
+                f"an RLE object needs the keys 'counts' and 'size', got {sorted(value)}",
             )
         size, counts = value["size"], value["counts"]
         expected = [image["height"], image["width"]]
