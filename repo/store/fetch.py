@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, select
+from sqlalchemy import Connection, Row, Select, Table, and_, select
 
 from repo.store import schema
 from repo.store.versions import Snapshot
@@ -37,14 +37,13 @@ def file_rows(connection: Connection, snapshot: Snapshot, source_id: int | None 
     return list(connection.execute(query.order_by(files.c.source_id, files.c.position)))
 
 
+def _in_file(table: Table, snapshot: Snapshot, file_id: int) -> Select[Any]:
+    """A per-file table's rows of one file, in file order."""
+    return select(table).where(table.c.file_id == file_id, snapshot.visible(table)).order_by(table.c.position)
+
+
 def category_rows(connection: Connection, snapshot: Snapshot, file_id: int) -> list[Row[Any]]:
-    categories = schema.categories
-    query = (
-        select(categories)
-        .where(categories.c.file_id == file_id, snapshot.visible(categories))
-        .order_by(categories.c.position)
-    )
-    return list(connection.execute(query))
+    return list(connection.execute(_in_file(schema.categories, snapshot, file_id)))
 
 
 def image_rows(connection: Connection, snapshot: Snapshot, file_id: int) -> Iterator[Row[Any]]:
@@ -63,18 +62,8 @@ def image_rows(connection: Connection, snapshot: Snapshot, file_id: int) -> Iter
 
 def annotation_rows(connection: Connection, snapshot: Snapshot, file_id: int) -> Iterator[Row[Any]]:
     """The file's annotations (or panoptic segments) in file order, with their item id."""
-    query = (
-        select(_a)
-        .where(_a.c.file_id == file_id, snapshot.visible(_a))
-        .order_by(_a.c.position)
-    )
-    return _stream(connection, query)
+    return _stream(connection, _in_file(_a, snapshot, file_id))
 
 
 def panoptic_rows(connection: Connection, snapshot: Snapshot, file_id: int) -> Iterator[Row[Any]]:
-    query = (
-        select(_pr)
-        .where(_pr.c.file_id == file_id, snapshot.visible(_pr))
-        .order_by(_pr.c.position)
-    )
-    return _stream(connection, query)
+    return _stream(connection, _in_file(_pr, snapshot, file_id))
