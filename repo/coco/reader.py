@@ -385,8 +385,7 @@ class _FileReader:
             kind = "points"
             self._keypoints(obj, where, record, keypoint_counts.get(record["category_id"], 0), lifted)
         record["kind"] = kind
-        self._optional_common(obj, where, record, lifted)
-        return self._finish(obj, record, lifted)
+        return self._finish(obj, where, record, lifted)
 
     def _caption(
         self, obj: Any, where: str, images: dict[int, ImageRecord], categories: set[int] | None,
@@ -403,8 +402,7 @@ class _FileReader:
         else:
             record["caption"] = caption
         record["kind"] = "caption"
-        self._optional_common(obj, where, record, lifted)
-        return self._finish(obj, record, lifted)
+        return self._finish(obj, where, record, lifted)
 
     def _label(
         self, obj: Any, where: str, images: dict[int, ImageRecord], categories: set[int] | None,
@@ -414,8 +412,7 @@ class _FileReader:
         record, where, _ = self._common(obj, where, images, lifted)
         record["category_id"] = self._category_of(obj, where, categories)
         record["kind"] = "label"
-        self._optional_common(obj, where, record, lifted)
-        return self._finish(obj, record, lifted)
+        return self._finish(obj, where, record, lifted)
 
     def _optional_common(
         self, obj: dict[str, Any], where: str, record: AnnotationRecord, lifted: set[str]
@@ -429,7 +426,9 @@ class _FileReader:
             record["attributes"] = attributes
             lifted.add("attributes")
 
-    def _finish(self, obj: dict[str, Any], record: AnnotationRecord, lifted: set[str]) -> AnnotationRecord:
+    def _finish(self, obj: dict[str, Any], where: str, record: AnnotationRecord, lifted: set[str]) -> AnnotationRecord:
+        """score and attributes, then every key not lifted into a field goes to `extra`."""
+        self._optional_common(obj, where, record, lifted)
         extra = {k: v for k, v in obj.items() if k not in lifted}
         record["extra"] = extra or None
         return record
@@ -636,8 +635,7 @@ class _FileReader:
         if obj.get("iscrowd") is not None:
             record["iscrowd"] = self._flag(obj, where, "iscrowd")
             lifted.add("iscrowd")
-        self._optional_common(obj, where, record, lifted)
-        return self._finish(obj, record, lifted)
+        return self._finish(obj, where, record, lifted)
 
     # -- shared -----------------------------------------------------------------------------
 
