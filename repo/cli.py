@@ -19,18 +19,23 @@ from typing import Any
 
 import click
 
-from repo.coco.tasks import FORMATS
-from repo.errors import DsrepoError
 from repo import history, labels, sources, stats
-from repo.diff import diff as diff_revisions
 from repo.coco.labelmap import load_label_map
+from repo.coco.tasks import FORMATS
+from repo.diff import diff as diff_revisions
+from repo.errors import DsrepoError
 from repo.exporting import ExportOptions, ExportResult, export_dataset
-from repo.importing import ImportResult, import_dataset, update_source, write_error_report
-from repo.merge import STRATEGIES, MergeOptions, merge_sources
+from repo.importing import (
+    ImportResult,
+    import_dataset,
+    update_source,
+    write_error_report,
+)
 from repo.info import summarize
+from repo.merge import STRATEGIES, MergeOptions, merge_sources
 from repo.progress import Progress, Silent
-from repo.query import run_query
 from repo.project import Project
+from repo.query import run_query
 
 FORMAT_CHOICE = click.Choice(list(FORMATS))
 

@@ -23,7 +23,15 @@ from repo.coco.layout import annotation_path, output_path
 from repo.coco.panoptic import PaintJob, paint_job
 from repo.coco.tasks import file_name_for, tasks_of
 from repo.coco.writer import panoptic_object, segment_object, write_task_file
-from repo.compose import ComposedFile, Contributor, ImageFile, annotations, compose, id_maps, panoptic_records
+from repo.compose import (
+    ComposedFile,
+    Contributor,
+    ImageFile,
+    annotations,
+    compose,
+    id_maps,
+    panoptic_records,
+)
 from repo.errors import ConflictError, DsrepoError
 from repo.parallel import Workers
 from repo.progress import Progress, Silent

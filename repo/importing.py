@@ -19,10 +19,11 @@ from sqlalchemy.exc import IntegrityError
 from repo.coco.labelmap import LabelMap, apply_label_map
 from repo.coco.layout import AnnotationFile, discover
 from repo.coco.panoptic import DecodeJob, decode_job
-from repo.coco.policy import ErrorPolicy
-from repo.coco.reader import read_task_file, record_hash
-from repo.coco.records import RLE_STRING, TaskFile
+from repo.coco.reader import read_task_file
 from repo.errors import ConflictError, InputError
+from repo.model.hashing import segment_hash
+from repo.model.policy import ErrorPolicy
+from repo.model.records import RLE_STRING, TaskFile
 from repo.parallel import Workers
 from repo.progress import Progress, Silent
 from repo.project import Project
@@ -178,7 +179,7 @@ def _cut_panoptic(
                 segment["rle"] = rle
                 segment["rle_form"] = RLE_STRING
                 # A segment is its JSON record and its pixels: both make its content hash.
-                segment["hash"] = record_hash([segment["hash"].hex(), rle.decode("ascii")])
+                segment["hash"] = segment_hash(segment["hash"], rle)
             kept.append(record)
     task_file.panoptic = kept
 

@@ -27,13 +27,22 @@ import numpy as np
 from pycocotools import mask as coco_mask
 from sqlalchemy import select
 
-from repo.coco.policy import ErrorPolicy
-from repo.coco.reader import read_task_document, record_hash
-from repo.coco.records import RLE_STRING
+from repo.coco.reader import read_task_document
 from repo.coco.tasks import file_name_for
 from repo.coco.writer import panoptic_object, segment_object
-from repo.compose import Candidate, ComposedFile, Contributor, candidates, compose, finalize, panoptic_records
+from repo.compose import (
+    Candidate,
+    ComposedFile,
+    Contributor,
+    candidates,
+    compose,
+    finalize,
+    panoptic_records,
+)
 from repo.errors import ConflictError, DsrepoError
+from repo.model.hashing import record_hash, segment_hash
+from repo.model.policy import ErrorPolicy
+from repo.model.records import RLE_STRING
 from repo.progress import Progress, Silent
 from repo.project import Project
 from repo.store import schema
@@ -150,7 +159,7 @@ class _Merger:
             for segment in panoptic.segments:
                 rle = masks[(panoptic.image_id, segment["coco_id"])]
                 segment["rle"], segment["rle_form"] = rle, RLE_STRING
-                segment["hash"] = record_hash([segment["hash"].hex(), rle.decode("ascii")])
+                segment["hash"] = segment_hash(segment["hash"], rle)
         refs = {}
         for image in composed.image_files:
             if image.path is None or image.sha256 is None:

@@ -19,8 +19,15 @@ from sqlalchemy import Connection, Engine, inspect
 from repo.errors import DsrepoError
 from repo.store import migrate
 from repo.store.engine import (
-    create_sqlite_file, is_sqlite, make_engine, masked, normalize_url, read_transaction,
-    refresh_statistics, sqlite_url, write_transaction,
+    create_sqlite_file,
+    is_sqlite,
+    make_engine,
+    masked,
+    normalize_url,
+    read_transaction,
+    refresh_statistics,
+    sqlite_url,
+    write_transaction,
 )
 from repo.store.schema import VERSIONED
 

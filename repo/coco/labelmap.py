@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from repo.coco.jsonio import load_json_file
-from repo.coco.reader import describe, record_hash
-from repo.coco.records import ANNOTATION_FIELDS, AnnotationRecord, TaskFile
 from repo.coco.writer import annotation_hash, category_object
 from repo.errors import InputError
+from repo.model.hashing import record_hash
+from repo.model.jsonio import describe, load_json_file
+from repo.model.records import ANNOTATION_FIELDS, AnnotationRecord, TaskFile
 
 LabelMap = dict[str, str | None]
 

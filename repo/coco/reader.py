@@ -14,23 +14,29 @@ nesting (at most jsonio.MAX_DEPTH levels), so that every stored value can be wri
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, TypeVar
 
-import orjson
-
-from repo.coco.jsonio import MAX_DEPTH, dumps, load_json_file, nesting_depth
-from repo.coco.policy import ErrorPolicy
-from repo.coco.records import (
-    BBOX_FIELDS, NEGATIVE_ZERO_SHIFT, NUM_FLAG, RLE_LIST, RLE_STRING, AnnotationRecord, CategoryRecord, ImageRecord,
-    PanopticRecord, TaskFile,
-)
 from repo.coco.rle import RleError, check_runs, compress_runs, decode_string
 from repo.coco.tasks import LABELLED_TASKS
 from repo.errors import InputError
+from repo.model.hashing import NestingError, record_hash, too_deep
+from repo.model.jsonio import MAX_DEPTH, describe, load_json_file
+from repo.model.policy import ErrorPolicy
+from repo.model.records import (
+    BBOX_FIELDS,
+    NEGATIVE_ZERO_SHIFT,
+    NUM_FLAG,
+    RLE_LIST,
+    RLE_STRING,
+    AnnotationRecord,
+    CategoryRecord,
+    ImageRecord,
+    PanopticRecord,
+    TaskFile,
+)
 
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _EXACT_FLOAT_LIMIT = 1 << 53  # beyond this a float column would change the integer
@@ -47,51 +53,6 @@ _IMAGE_KEYS = frozenset({"id", "file_name", "width", "height"})
 _CATEGORY_KEYS = frozenset({"id", "name", "supercategory"})
 _RLE_KEYS = frozenset({"counts", "size"})
 _TOO_DEEP = f"lists and objects nest more than {MAX_DEPTH} levels deep; dsrepo stores at most {MAX_DEPTH}"
-
-
-class NestingError(ValueError):
-    """A value nests deeper than MAX_DEPTH: the standard library's writer might run out of stack."""
-
-
-def record_hash(value: Any) -> bytes:
-    """A digest of a JSON value's content, key order aside: rows with equal digests are equal."""
-    try:
-        canonical = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # integers beyond 64 bits, or nesting deeper than orjson writes
-        if nesting_depth(value) > MAX_DEPTH:
-            raise NestingError(f"lists and objects nest more than {MAX_DEPTH} levels deep") from None
-        import json
-
-        canonical = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.blake2b(canonical, digest_size=16).digest()
-
-
-def too_deep(value: Any) -> bool:
-    """Whether a value nests deeper than MAX_DEPTH (orjson tries first: it is fast, and fails
-    only on such values and on integers beyond 64 bits)."""
-    try:
-        orjson.dumps(value)
-    except TypeError:
-        return nesting_depth(value) > MAX_DEPTH
-    return False
-
-
-def describe(value: Any) -> str:
-    """How a message names a JSON value: its type, and the value when it is short."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return f"the integer {value}"
-    if isinstance(value, float):
-        return f"the number {value!r}"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"the string {dumps(shown).decode()}"
-    if isinstance(value, list):
-        return f"a list of {len(value)} values"
-    return "an object"
 
 
 def is_int(value: Any) -> bool:

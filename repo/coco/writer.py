@@ -11,10 +11,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from repo.coco.jsonio import ObjectStreamWriter
-from repo.coco.reader import record_hash
-from repo.coco.records import BBOX_FIELDS, NEGATIVE_ZERO_SHIFT, NUM_FLAG, RLE_LIST
 from repo.coco.rle import runs_as_list
+from repo.model.hashing import record_hash, segment_hash
+from repo.model.jsonio import ObjectStreamWriter
+from repo.model.records import BBOX_FIELDS, NEGATIVE_ZERO_SHIFT, NUM_FLAG, RLE_LIST
 
 Row = Mapping[str, Any]
 
@@ -136,5 +136,5 @@ def annotation_hash(row: Row, task: str, image_id: int, height: int, width: int)
     A panoptic segment is its `segments_info` record and its pixels together.
     """
     if task == "panoptic":
-        return record_hash([record_hash(segment_object(row)).hex(), bytes(row["rle"]).decode("ascii")])
+        return segment_hash(record_hash(segment_object(row)), bytes(row["rle"]))
     return record_hash(annotation_object(row, image_id, height, width))

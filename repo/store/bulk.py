@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import JSON, Connection, Table
 from sqlalchemy.exc import DBAPIError
 
-from repo.coco.jsonio import dumps_text
+from repo.model.jsonio import dumps_text
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:

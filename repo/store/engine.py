@@ -19,8 +19,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import NullPool
 
-from repo.coco.jsonio import dumps_text, parse_json
 from repo.errors import BusyError, DsrepoError
+from repo.model.jsonio import dumps_text, parse_json
 
 DEFAULT_BUSY_TIMEOUT = 10.0
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, select
 
-from repo.coco.reader import record_hash
 from repo.coco.writer import annotation_hash, category_object
 from repo.errors import ConflictError, NotFoundError
+from repo.model.hashing import record_hash
 from repo.store import schema
 from repo.store.versions import Stamp
 

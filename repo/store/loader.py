@@ -20,9 +20,14 @@ from typing import Any
 from sqlalchemy import Row, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from repo.coco.reader import record_hash
-from repo.coco.records import ANNOTATION_FIELDS, AnnotationRecord, ImageRecord, TaskFile
 from repo.coco.writer import image_object
+from repo.model.hashing import record_hash
+from repo.model.records import (
+    ANNOTATION_FIELDS,
+    AnnotationRecord,
+    ImageRecord,
+    TaskFile,
+)
 from repo.store import schema
 from repo.store.positions import reuse_positions
 from repo.store.versions import Stamp

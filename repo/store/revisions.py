@@ -15,7 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, exists, func, insert, literal, null, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.sql import Select
 
 from repo.errors import ConflictError, NotFoundError

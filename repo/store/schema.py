@@ -19,11 +19,24 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
-    JSON, BigInteger, Column, DateTime, Float, Index, Integer, LargeBinary, MetaData, SmallInteger,
-    String, Table, Text, TypeDecorator, text,
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    text,
 )
 
-from repo.coco.jsonio import dumps_text, parse_json
+from repo.model.jsonio import dumps_text, parse_json
 
 # Surrogate keys: 64-bit on PostgreSQL, SQLite's rowid on SQLite.
 Key = BigInteger().with_variant(Integer, "sqlite")

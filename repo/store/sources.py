@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
-from repo.coco.reader import record_hash
 from repo.errors import ConflictError, NotFoundError
+from repo.model.hashing import record_hash
 from repo.store import schema
 from repo.store.versions import WORKING, Snapshot, Stamp
 

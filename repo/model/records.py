@@ -1,7 +1,9 @@
-"""Validated COCO records, in dsrepo's own field names.
+"""Validated records, in dsrepo's own field names: what a reader hands to the store.
 
-The reader turns COCO's JSON objects into these records and the writer turns them back; no
-other module knows COCO's keys. Every key a record does not lift into a field of its own is
+A format's reader turns its file's objects into these records and its writer turns stored rows
+back into objects; only those modules know a format's keys. The records follow COCO's
+structure (a file of categories, images and annotations; panoptic records with segments),
+the richest format dsrepo keeps losslessly. Every key a record does not lift into a field of its own is
 kept verbatim in `extra`, so nothing in a file is lost. Numeric fields that COCO allows as
 integers or floats remember which one they were in `num_flags` (see NUM_FLAG), and -0.0 its sign.
 """

@@ -167,6 +167,24 @@ def dumps_text(value: Any) -> str:
     return dumps(value).decode("utf-8")
 
 
+def describe(value: Any) -> str:
+    """How a message names a JSON value: its type, and the value when it is short."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"the string {dumps(shown).decode()}"
+    if isinstance(value, list):
+        return f"a list of {len(value)} values"
+    return "an object"
+
+
 class ObjectStreamWriter:
     """Writes one top-level JSON object whose big lists are fed one element at a time."""
 

@@ -1,0 +1,49 @@
+"""Content hashes: how dsrepo tells that a record changed without reading it whole.
+
+Every versioned row carries a digest of its record's content (key order aside), computed when
+the record is read from a file. An update or a diff compares digests, never whole rows; two
+records with the same digest are the same record. The digest of a record is the digest of the
+JSON object it was read from, so re-reading an unchanged file gives the same digests, whatever
+the parser's key order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import orjson
+
+from repo.model.jsonio import MAX_DEPTH, nesting_depth
+
+
+class NestingError(ValueError):
+    """A value nests deeper than MAX_DEPTH: the standard library's writer might run out of stack."""
+
+
+def record_hash(value: Any) -> bytes:
+    """A digest of a JSON value's content, key order aside: rows with equal digests are equal."""
+    try:
+        canonical = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # integers beyond 64 bits, or nesting deeper than orjson writes
+        if nesting_depth(value) > MAX_DEPTH:
+            raise NestingError(f"lists and objects nest more than {MAX_DEPTH} levels deep") from None
+        canonical = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.blake2b(canonical, digest_size=16).digest()
+
+
+def segment_hash(record_digest: bytes, rle: bytes) -> bytes:
+    """The digest of a panoptic segment: its `segments_info` record and its pixels together
+    (the compressed RLE cut from the PNG), so that repainting a segment changes its digest."""
+    return record_hash([record_digest.hex(), rle.decode("ascii")])
+
+
+def too_deep(value: Any) -> bool:
+    """Whether a value nests deeper than MAX_DEPTH (orjson tries first: it is fast, and fails
+    only on such values and on integers beyond 64 bits)."""
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        return nesting_depth(value) > MAX_DEPTH
+    return False
