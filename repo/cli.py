@@ -19,8 +19,7 @@ from typing import Any
 
 import click
 
-from repo import history, labels, sources, stats
-from repo.coco.labelmap import load_label_map
+from repo import history, sources, stats
 from repo.coco.tasks import FORMATS
 from repo.diff import diff as diff_revisions
 from repo.errors import DsrepoError
@@ -32,6 +31,7 @@ from repo.importing import (
     write_error_report,
 )
 from repo.info import summarize
+from repo.labels import delete_label, load_label_map, merge_labels, rename_label
 from repo.merge import STRATEGIES, MergeOptions, merge_sources
 from repo.progress import Progress, Silent
 from repo.project import Project
@@ -514,7 +514,7 @@ def labels_rename(project_dir: Path, db: str | None, quiet: bool, old: str, new:
     Example:
         dsrepo labels rename -p myproject pedestrian person
     """
-    labels.rename(_open(project_dir, db), old, new)
+    rename_label(_open(project_dir, db), old, new)
     _echo(f"renamed label '{old}' to '{new}'", quiet)
 
 
@@ -529,7 +529,7 @@ def labels_merge(project_dir: Path, db: str | None, quiet: bool, names: tuple[st
     Example:
         dsrepo labels merge -p myproject people persons --into person
     """
-    labels.merge(_open(project_dir, db), list(names), into)
+    merge_labels(_open(project_dir, db), list(names), into=into)
     _echo(f"merged {', '.join(repr(n) for n in names)} into '{into}'", quiet)
 
 
@@ -543,7 +543,7 @@ def labels_delete(project_dir: Path, db: str | None, quiet: bool, name: str) -> 
     Example:
         dsrepo labels delete -p myproject junk
     """
-    removed = labels.delete(_open(project_dir, db), name)
+    removed = delete_label(_open(project_dir, db), name)
     _echo(f"deleted label '{name}' and {removed} annotations", quiet)
 
 

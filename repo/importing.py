@@ -16,11 +16,12 @@ from pathlib import Path
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from repo.coco.labelmap import LabelMap, apply_label_map
 from repo.coco.layout import AnnotationFile, discover
 from repo.coco.panoptic import DecodeJob, decode_job
 from repo.coco.reader import read_task_file
+from repo.coco.writer import image_record_object
 from repo.errors import ConflictError, InputError
+from repo.labels import LabelMap, apply_label_map
 from repo.model.hashing import segment_hash
 from repo.model.policy import ErrorPolicy
 from repo.model.records import RLE_STRING, TaskFile
@@ -28,10 +29,10 @@ from repo.parallel import Workers
 from repo.progress import Progress, Silent
 from repo.project import Project
 from repo.store import schema
-from repo.store.loader import ChangeCounts, ImageRef, SourceWriter
 from repo.store.positions import fresh_positions
-from repo.store.sources import add_source, auto_name, find_source, replace_source
-from repo.store.versions import Stamp
+from repo.store.source_writer import ChangeCounts, ImageRef, SourceWriter
+from repo.store.sources import auto_name, find_source, insert_source, move_source
+from repo.store.versions import VersionWriter
 
 
 @dataclass
@@ -69,16 +70,16 @@ def import_dataset(
     """Import the dataset at `path` (in `format_name`) as a new source named `name`."""
     annotation_files = discover(format_name, path, relpath)
     with project.writing() as connection:
-        stamp = Stamp.begin(connection)
+        versions = VersionWriter.begin(connection)
         if name is None:
             name = auto_name(connection, Path(relpath or path.resolve().name).stem or "source")
         options = {key: value for key, value in (("relpath", relpath), ("label_map", label_map)) if value} or None
         root = str(annotation_files[0].root.resolve())
         try:
-            source_id = add_source(stamp, name, format_name, root, options)
+            source_id = insert_source(versions, name, format_name, root, options)
         except IntegrityError:
             raise ConflictError(f"a source named '{name}' already exists; choose another name with -n") from None
-        writer = SourceWriter(stamp, source_id, new_source=True)
+        writer = SourceWriter(versions, source_id, new_source=True, image_object=image_record_object)
         result = _write_files(connection, writer, name, annotation_files, on_error, copy_images, label_map, progress)
     project.refresh_statistics()
     return result
@@ -97,12 +98,12 @@ def update_source(
 
     The label map given at import applies again."""
     with project.writing() as connection:
-        stamp = Stamp.begin(connection)
+        versions = VersionWriter.begin(connection)
         source = find_source(connection, name)
         options = source.options or {}
         annotation_files = discover(source.format, path, options.get("relpath"))
-        source_id = replace_source(stamp, source, str(annotation_files[0].root.resolve()))
-        writer = SourceWriter(stamp, source_id, new_source=False)
+        source_id = move_source(versions, source, str(annotation_files[0].root.resolve()))
+        writer = SourceWriter(versions, source_id, new_source=False, image_object=image_record_object)
         result = _write_files(
             connection, writer, name, annotation_files, on_error, copy_images, options.get("label_map"), progress
         )

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, Table, func, select
 
 from repo.store import fetch, migrate, schema
-from repo.store.versions import WORKING, Snapshot, head_seq
+from repo.store.versions import WORKING_STATE, Snapshot, head_seq
 
 
 @dataclass
@@ -38,7 +38,7 @@ class ProjectSummary:
     sources: list[SourceSummary]
 
 
-def summarize(connection: Connection, url: str, snapshot: Snapshot = WORKING) -> ProjectSummary:
+def summarize(connection: Connection, url: str, snapshot: Snapshot = WORKING_STATE) -> ProjectSummary:
     items = schema.items
     item_counts = dict(connection.execute(
         select(items.c.source_id, func.count()).where(snapshot.visible(items)).group_by(items.c.source_id)
@@ -61,7 +61,7 @@ def summarize(connection: Connection, url: str, snapshot: Snapshot = WORKING) ->
                 file.task, file.subset, file.name, image_counts.get(file.id, 0), annotation_counts.get(file.id, 0)
             ))
         summaries.append(summary)
-    return ProjectSummary(url, migrate.current_revision(connection) or "none", head_seq(connection), summaries)
+    return ProjectSummary(url, migrate.schema_revision(connection) or "none", head_seq(connection), summaries)
 
 
 def _count_by_file(connection: Connection, table: Table, snapshot: Snapshot) -> dict[int, int]:

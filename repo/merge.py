@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from repo.coco.reader import read_task_document
 from repo.coco.tasks import file_name_for
-from repo.coco.writer import panoptic_object, segment_object
+from repo.coco.writer import image_record_object, panoptic_object, segment_object
 from repo.compose import (
     Candidate,
     ComposedFile,
@@ -46,10 +46,10 @@ from repo.model.records import RLE_STRING
 from repo.progress import Progress, Silent
 from repo.project import Project
 from repo.store import schema
-from repo.store.loader import ImageRef, SourceWriter
 from repo.store.positions import fresh_positions
-from repo.store.sources import add_source, find_source, remove_source
-from repo.store.versions import WORKING, Stamp
+from repo.store.source_writer import ImageRef, SourceWriter
+from repo.store.sources import close_source, find_source, insert_source
+from repo.store.versions import WORKING_STATE, VersionWriter
 
 STRATEGIES = ("union", "exact", "intersect")
 
@@ -86,7 +86,7 @@ def merge_sources(
         raise DsrepoError("merge needs at least two different sources")
     result = MergeResult(new_name)
     with project.writing() as connection:
-        stamp = Stamp.begin(connection)
+        versions = VersionWriter.begin(connection)
         inputs = [find_source(connection, name) for name in dict.fromkeys(names)]
         files = schema.files
         file_rows = connection.execute(
@@ -100,15 +100,15 @@ def merge_sources(
         for row in file_rows:
             groups.setdefault((row.task, row.subset), []).append(Contributor(row, names_by_id[row.source_id]))
         for source in inputs:  # frees the names; their rows go below, in the same change
-            stamp.close_rows(schema.sources, [source.row_id])
+            versions.close_rows(schema.sources, [source.row_id])
         options_record = {"merged_from": [s.name for s in inputs], "strategy": options.strategy}
-        source_id = add_source(stamp, new_name, "coco", None, options_record)
-        writer = SourceWriter(stamp, source_id, new_source=True)
+        source_id = insert_source(versions, new_name, "coco", None, options_record)
+        writer = SourceWriter(versions, source_id, new_source=True, image_object=image_record_object)
         merger = _Merger(options, result)
         for position, ((task, subset), contributors) in zip(fresh_positions(len(groups)), groups.items()):
             name = file_name_for(task, subset)
             progress.start(f"merging {name}", 1)
-            composed = compose(connection, WORKING, name, contributors, options.reindex)
+            composed = compose(connection, WORKING_STATE, name, contributors, options.reindex)
             task_file, refs = merger.merged_file(connection, composed, subset, roots)
             writer.write_file(task_file, position, refs)
             result.files += 1
@@ -117,7 +117,7 @@ def merge_sources(
         result.images = writer.item_count
         writer.finish()
         for source in inputs:
-            remove_source(stamp, source)
+            close_source(versions, source)
     project.refresh_statistics()
     if options.strategy == "intersect" or result.conflicts:
         result.report = options.report or project.directory / f"merge-report-{new_name}.json"
@@ -139,7 +139,7 @@ class _Merger:
         masks: dict[tuple[int, int], bytes] = {}
         if composed.task == "panoptic":
             records = []
-            for record, segments, placement in panoptic_records(connection, WORKING, composed, None):
+            for record, segments, placement in panoptic_records(connection, WORKING_STATE, composed, None):
                 for row in segments:
                     masks[(placement.coco_id, row.coco_id)] = bytes(row.rle)
                 records.append(panoptic_object(
@@ -176,7 +176,7 @@ class _Merger:
         return obj
 
     def _annotations(self, connection: Any, composed: ComposedFile) -> list[dict[str, Any]]:
-        found = candidates(connection, WORKING, composed, None)
+        found = candidates(connection, WORKING_STATE, composed, None)
         if self.options.strategy == "union":
             return [finalize(composed, candidate) for candidate in found]
         by_image: dict[int, list[Candidate]] = {}

@@ -110,11 +110,11 @@ class Project:
         """Migrate a project's schema to this dsrepo's; returns (old, new) schema revisions."""
         project = cls._locate(directory, db)
         with project.writing() as connection:
-            old = migrate.current_revision(connection)
+            old = migrate.schema_revision(connection)
             if old is None:
                 raise DsrepoError(f"{project.shown_url} is not a dsrepo project (no schema)")
             migrate.upgrade(connection)
-            return old, migrate.current_revision(connection) or old
+            return old, migrate.schema_revision(connection) or old
 
     @classmethod
     def _locate(cls, directory: Path, db: str | None) -> "Project":

@@ -25,12 +25,12 @@ from repo.errors import DsrepoError
 from repo.project import Project
 from repo.store import schema
 from repo.store.engine import is_sqlite, make_engine
-from repo.store.versions import WORKING, Snapshot
+from repo.store.versions import WORKING_STATE, Snapshot
 
 _READ_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
 
 
-def annotations_view(snapshot: Snapshot = WORKING) -> Select[Any]:
+def annotations_view(snapshot: Snapshot = WORKING_STATE) -> Select[Any]:
     a, f, i, s = schema.annotations, schema.files, schema.items, schema.sources
     fi, c, lb = schema.file_images, schema.categories, schema.labels
     return (
@@ -51,7 +51,7 @@ def annotations_view(snapshot: Snapshot = WORKING) -> Select[Any]:
     )
 
 
-def items_view(snapshot: Snapshot = WORKING) -> Select[Any]:
+def items_view(snapshot: Snapshot = WORKING_STATE) -> Select[Any]:
     i, s = schema.items, schema.sources
     return (
         select(

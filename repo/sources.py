@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from repo.project import Project
 from repo.store import sources
-from repo.store.versions import Stamp
+from repo.store.versions import VersionWriter
 
 
 def remove(project: Project, name: str) -> None:
     """Remove a source from the working state; older revisions keep it."""
     with project.writing() as connection:
-        stamp = Stamp.begin(connection)
-        sources.remove_source(stamp, sources.find_source(connection, name))
+        versions = VersionWriter.begin(connection)
+        sources.close_source(versions, sources.find_source(connection, name))

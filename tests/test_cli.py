@@ -12,7 +12,7 @@ from conftest import DATA, Backend
 from helpers import database_contents
 from repo.cli import main
 from repo.project import Project
-from repo.store.migrate import head_revision
+from repo.store.migrate import latest_schema_revision
 
 INSTANCES = DATA / "datumaro_coco" / "coco_instances"
 
@@ -44,7 +44,7 @@ def test_create_remembers_a_database_url(runner, backend):
         remembered = json.loads((Path(args[1]) / "dsrepo.json").read_text())["db"]
         assert remembered == args[3]
     result = invoke(runner, "info", "-p", args[1])
-    assert f"schema: {head_revision()}\n" in result.output
+    assert f"schema: {latest_schema_revision()}\n" in result.output
 
 
 def test_create_refuses_an_existing_project(runner, project_dir):

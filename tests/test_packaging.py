@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 from repo.project import Project
-from repo.store.migrate import current_revision, head_revision
+from repo.store.migrate import schema_revision, latest_schema_revision
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ def test_the_wheel_ships_the_migrations(tmp_path):
     assert "repo/migrations/env.py" in names
     assert "repo/migrations/script.py.mako" in names
     versions = {name for name in names if name.startswith("repo/migrations/versions/") and name.endswith(".py")}
-    assert any(name.startswith(f"repo/migrations/versions/{head_revision()}_") for name in versions)
+    assert any(name.startswith(f"repo/migrations/versions/{latest_schema_revision()}_") for name in versions)
     assert "repo/cli.py" in names and "repo/coco/reader.py" in names and "repo/store/schema.py" in names
 
 
@@ -36,4 +36,4 @@ def test_alembic_command_line_upgrades_a_project_database(backend, tmp_path):
     )
     project = Project.open(tmp_path / "folder", url)  # refuses a database without dsrepo's schema
     with project.reading() as connection:
-        assert current_revision(connection) == head_revision()
+        assert schema_revision(connection) == latest_schema_revision()

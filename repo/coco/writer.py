@@ -14,7 +14,7 @@ from typing import Any
 from repo.coco.rle import runs_as_list
 from repo.model.hashing import record_hash, segment_hash
 from repo.model.jsonio import ObjectStreamWriter
-from repo.model.records import BBOX_FIELDS, NEGATIVE_ZERO_SHIFT, NUM_FLAG, RLE_LIST
+from repo.model.records import BBOX_FIELDS, NEGATIVE_ZERO_SHIFT, NUM_FLAG, RLE_LIST, ImageRecord
 
 Row = Mapping[str, Any]
 
@@ -35,6 +35,11 @@ def _with_extra(obj: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, 
 
 def image_object(coco_id: int, file_name: str, width: int, height: int, extra: dict[str, Any] | None) -> dict[str, Any]:
     return _with_extra({"id": coco_id, "width": width, "height": height, "file_name": file_name}, extra)
+
+
+def image_record_object(image: ImageRecord) -> dict[str, Any]:
+    """The image object a file wrote for a validated image record."""
+    return image_object(image["coco_id"], image["file_name"], image["width"], image["height"], image["extra"])
 
 
 def category_object(row: Row) -> dict[str, Any]:
@@ -128,6 +133,11 @@ def write_task_file(
                 writer.value(key, sections[key])
         writer.end()
     return counts[0], counts[1]
+
+
+def category_hash(row: Row) -> bytes:
+    """The content hash of a stored category, as the reader computes it for a fresh record."""
+    return record_hash(category_object(row))
 
 
 def annotation_hash(row: Row, task: str, image_id: int, height: int, width: int) -> bytes:

@@ -24,13 +24,13 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-def head_revision() -> str:
+def latest_schema_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
 
 
-def current_revision(connection: Connection) -> str | None:
+def schema_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -40,8 +40,8 @@ def upgrade(connection: Connection) -> None:
 
 def check_current(connection: Connection, where: str) -> str:
     """The schema revision, if this version of dsrepo can use it; else a SchemaError."""
-    current = current_revision(connection)
-    head = head_revision()
+    current = schema_revision(connection)
+    head = latest_schema_revision()
     if current == head:
         return current
     if current is None:

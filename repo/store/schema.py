@@ -65,7 +65,7 @@ POSITION_STEP = 1 << 20
 
 metadata = MetaData()
 
-WORKING = text("rev_to IS NULL")
+WORKING_ROW = text("rev_to IS NULL")
 
 
 def _versioned(name: str, *columns: Column) -> Table:
@@ -88,7 +88,7 @@ def _working_index(name: str, table: Table, *columns: str, unique: bool = False)
     """An index over the working state only, so history does not slow the common queries."""
     return Index(
         name, *(table.c[c] for c in columns), unique=unique,
-        sqlite_where=WORKING, postgresql_where=WORKING,
+        sqlite_where=WORKING_ROW, postgresql_where=WORKING_ROW,
     )
 
 

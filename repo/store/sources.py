@@ -10,18 +10,18 @@ from sqlalchemy import Connection, Row, select
 from repo.errors import ConflictError, NotFoundError
 from repo.model.hashing import record_hash
 from repo.store import schema
-from repo.store.versions import WORKING, Snapshot, Stamp
+from repo.store.versions import WORKING_STATE, Snapshot, VersionWriter
 
 _sources = schema.sources
 _NAME = re.compile(r"^[^\s/\\][^/\\]*$")
 
 
-def live_names(connection: Connection, snapshot: Snapshot = WORKING) -> list[str]:
+def live_names(connection: Connection, snapshot: Snapshot = WORKING_STATE) -> list[str]:
     query = select(_sources.c.name).where(snapshot.visible(_sources)).order_by(_sources.c.id)
     return list(connection.execute(query).scalars())
 
 
-def find_source(connection: Connection, name: str, snapshot: Snapshot = WORKING) -> Row[Any]:
+def find_source(connection: Connection, name: str, snapshot: Snapshot = WORKING_STATE) -> Row[Any]:
     query = select(_sources).where(_sources.c.name == name, snapshot.visible(_sources))
     row = connection.execute(query).first()
     if row is None:
@@ -42,18 +42,18 @@ def auto_name(connection: Connection, stem: str) -> str:
     return name
 
 
-def add_source(
-    stamp: Stamp, name: str, format_name: str, path: str | None, options: dict[str, Any] | None
+def insert_source(
+    versions: VersionWriter, name: str, format_name: str, path: str | None, options: dict[str, Any] | None
 ) -> int:
     if not _NAME.match(name):
         raise ConflictError(f"'{name}' is not a valid source name (no slashes, not blank)")
-    if name in live_names(stamp.connection):
+    if name in live_names(versions.connection):
         raise ConflictError(
             f"a source named '{name}' already exists; choose another name with -n, "
             f"or update it with `dsrepo update {name} PATH`"
         )
     record = {"name": name, "format": format_name, "path": path, "options": options}
-    [source_id] = stamp.insert(_sources, [{**record, "hash": record_hash(record)}])
+    [source_id] = versions.insert(_sources, [{**record, "hash": record_hash(record)}])
     return source_id
 
 
@@ -63,24 +63,24 @@ def source_names_by_id(connection: Connection) -> dict[int, str]:
     return dict(connection.execute(query).all())
 
 
-def replace_source(stamp: Stamp, source: Row[Any], path: str) -> int:
+def move_source(versions: VersionWriter, source: Row[Any], path: str) -> int:
     """A new version of the source row when its origin moved; returns the source's id."""
     if source.path != path:
         record = {"name": source.name, "format": source.format, "path": path, "options": source.options}
-        stamp.close_rows(_sources, [source.row_id])
-        stamp.insert_versions(_sources, [{**record, "id": source.id, "hash": record_hash(record)}])
+        versions.close_rows(_sources, [source.row_id])
+        versions.insert_versions(_sources, [{**record, "id": source.id, "hash": record_hash(record)}])
     return source.id
 
 
-def remove_source(stamp: Stamp, source: Row[Any]) -> None:
+def close_source(versions: VersionWriter, source: Row[Any]) -> None:
     """Close the source and every row that belongs to it (older revisions keep them)."""
     files = schema.files
-    file_ids = list(stamp.connection.execute(
+    file_ids = list(versions.connection.execute(
         select(files.c.id).where(files.c.source_id == source.id, files.c.rev_to.is_(None))
     ).scalars())
     for table in (schema.categories, schema.file_images, schema.annotations, schema.panoptic_records):
         for start in range(0, len(file_ids), 500):
-            stamp.close(table, table.c.file_id.in_(file_ids[start:start + 500]))
-    stamp.close(files, files.c.source_id == source.id)
-    stamp.close(schema.items, schema.items.c.source_id == source.id)
-    stamp.close_rows(_sources, [source.row_id])
+            versions.close(table, table.c.file_id.in_(file_ids[start:start + 500]))
+    versions.close(files, files.c.source_id == source.id)
+    versions.close(schema.items, schema.items.c.source_id == source.id)
+    versions.close_rows(_sources, [source.row_id])

@@ -1,8 +1,10 @@
 """Row versions: which rows a read sees, and how a change stamps the rows it touches.
 
 See `schema` for the model. `Snapshot` turns "the working state" or "revision r" into a WHERE
-clause; `Stamp` carries the pending revision of one write transaction and is the only code
-that inserts, replaces or closes versioned rows, so the rules live in one place.
+clause; `VersionWriter` carries the pending revision of one write transaction and is the only
+code that inserts, replaces or closes versioned rows, so the rules live in one place. It takes
+rows whose content hash is already computed: hashing is the business of whoever read or
+changed the record.
 """
 
 from __future__ import annotations
@@ -46,7 +48,17 @@ class Snapshot:
         )
 
 
-WORKING = Snapshot()
+WORKING_STATE = Snapshot()
+
+_VERSION_COLUMNS = ("row_id", "rev_from", "rev_to")
+
+
+def version_values(table: Table, row: Any, **changes: Any) -> dict[str, Any]:
+    """The values of a new version of `row` with `changes` (its record id kept, its version
+    columns left for `VersionWriter.replace` to fill)."""
+    values = {c.name: getattr(row, c.name) for c in table.c if c.name not in _VERSION_COLUMNS}
+    values.update(changes)
+    return values
 
 
 def head_seq(connection: Connection) -> int:
@@ -55,7 +67,7 @@ def head_seq(connection: Connection) -> int:
 
 
 @dataclass
-class Stamp:
+class VersionWriter:
     """Writes versioned rows for one transaction, stamped with the pending revision."""
 
     connection: Connection
@@ -63,7 +75,7 @@ class Stamp:
     _next_row_id: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def begin(cls, connection: Connection) -> "Stamp":
+    def begin(cls, connection: Connection) -> "VersionWriter":
         return cls(connection, head_seq(connection) + 1)
 
     @property
@@ -114,6 +126,11 @@ class Stamp:
             row["row_id"] = row_id
             row["rev_from"] = self.pending
         self._execute_insert(table, rows)
+
+    def replace(self, table: Table, rows: Sequence[Any], versions: Sequence[dict[str, Any]]) -> None:
+        """Close the working `rows` and insert their new `versions` (see `version_values`)."""
+        self.close_rows(table, [row.row_id for row in rows])
+        self.insert_versions(table, versions)
 
     def _execute_insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         for start in range(0, len(rows), BATCH_ROWS):

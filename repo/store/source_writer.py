@@ -1,4 +1,4 @@
-"""Writing freshly read COCO files into the tables of one source.
+"""Writing freshly read files (validated records) into the tables of one source.
 
 The same code imports a new source and updates an existing one: for each table it matches the
 records read from the files against the stored working rows by their logical key, inserts
@@ -7,30 +7,25 @@ closes stored records that are gone. A first import is simply the case where not
 
 The files of a source share its items: an image listed by `instances_val.json` and by
 `captions_val.json` is one item of subset `val`; each file keeps its own id for the image and,
-if it differs, its own record of it. Rows are plain dicts inserted in batches with SQLAlchemy
+if it differs, its own record of it (as the format wrote it: the caller says how). Content
+hashes come with the records. Rows are plain dicts inserted in batches with SQLAlchemy
 Core; nothing here creates an object per annotation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Row, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from repo.coco.writer import image_object
 from repo.model.hashing import record_hash
-from repo.model.records import (
-    ANNOTATION_FIELDS,
-    AnnotationRecord,
-    ImageRecord,
-    TaskFile,
-)
+from repo.model.records import ANNOTATION_FIELDS, AnnotationRecord, ImageRecord, TaskFile
 from repo.store import schema
+from repo.store.labels import ensure_labels
 from repo.store.positions import reuse_positions
-from repo.store.versions import Stamp
+from repo.store.versions import VersionWriter
 
 # Besides its key, what makes a stored row differ from a freshly read record.
 COMPARED: dict[str, tuple[str, ...]] = {
@@ -68,46 +63,17 @@ class ChangeCounts:
         return not (self.added or self.changed or self.removed)
 
 
-def ensure_labels(stamp: Stamp, names: Sequence[str]) -> dict[str, int]:
-    """Label ids by name, creating the missing labels.
-
-    Labels are shared by all sources; `ON CONFLICT DO NOTHING` lets two concurrent imports
-    that both bring a new label succeed, the second one using the first one's row.
-    """
-    wanted = sorted(set(names))
-    table = schema.labels
-    connection = stamp.connection
-    dialect_insert = postgresql.insert if stamp.is_postgresql else sqlite.insert
-    found: dict[str, int] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
-        query = select(table.c.name, table.c.id).where(table.c.name.in_(chunk), table.c.rev_to.is_(None))
-        existing = dict(connection.execute(query).all())
-        missing = [name for name in chunk if name not in existing]
-        if missing and stamp.is_postgresql:
-            stamp.lock_labels()  # then look again: another import may have just created them
-            existing = dict(connection.execute(query).all())
-            missing = [name for name in chunk if name not in existing]
-        if missing:
-            ids = stamp.allocate(table, len(missing))
-            rows = [
-                {"row_id": i, "id": i, "rev_from": stamp.pending, "hash": record_hash(name), "name": name}
-                for i, name in zip(ids, missing)
-            ]
-            statement = dialect_insert(table).on_conflict_do_nothing(
-                index_elements=["name"], index_where=table.c.rev_to.is_(None)
-            )
-            connection.execute(statement, rows)
-            existing = dict(connection.execute(query).all())
-        found.update(existing)
-    return found
-
-
 class SourceWriter:
     """Brings one source's working rows in line with its files, one file at a time."""
 
-    def __init__(self, stamp: Stamp, source_id: int, *, new_source: bool):
-        self.stamp = stamp
+    def __init__(
+        self, versions: VersionWriter, source_id: int, *, new_source: bool,
+        image_object: Callable[[ImageRecord], dict[str, Any]],
+    ):
+        """`image_object` renders an image record as its file wrote it: stored for a file whose
+        record of a shared image differs from the item's."""
+        self.versions = versions
+        self.image_object = image_object
         self.source_id = source_id
         self.counts = ChangeCounts()
         self._stored_files: dict[tuple[str, str], Row[Any]] = {}
@@ -118,7 +84,7 @@ class SourceWriter:
 
     def _load_source(self) -> None:
         files, items = schema.files, schema.items
-        connection = self.stamp.connection
+        connection = self.versions.connection
         for row in connection.execute(select(files).where(files.c.source_id == self.source_id, files.c.rev_to.is_(None))):
             self._stored_files[(row.task, row.subset)] = row
         for row in connection.execute(select(items).where(items.c.source_id == self.source_id, items.c.rev_to.is_(None))):
@@ -147,10 +113,10 @@ class SourceWriter:
         if not exists:
             return {}
         query = select(table).where(table.c.file_id == file_id, table.c.rev_to.is_(None))
-        return {key(row): row for row in self.stamp.connection.execute(query)}
+        return {key(row): row for row in self.versions.connection.execute(query)}
 
     def _write_categories(self, file_id: int, task_file: TaskFile, exists: bool) -> None:
-        label_ids = ensure_labels(self.stamp, [c["name"] for c in task_file.categories])
+        label_ids = ensure_labels(self.versions, [c["name"] for c in task_file.categories])
         wanted = [
             (c["coco_id"], {
                 "file_id": file_id, "coco_id": c["coco_id"], "name": c["name"],
@@ -183,7 +149,7 @@ class SourceWriter:
             item_ids[image["coco_id"]] = item_id
             wanted.append((item_id, {
                 "file_id": file_id, "item_id": item_id, "coco_id": image["coco_id"], "hash": image["hash"],
-                "record": None if image["hash"] == item_hash else _image_record(image),
+                "record": None if image["hash"] == item_hash else self.image_object(image),
             }))
         stored_links = self._stored(schema.file_images, file_id, exists, lambda row: row.item_id)
         self._sync(schema.file_images, stored_links, wanted)
@@ -255,9 +221,9 @@ class SourceWriter:
             else:
                 ids.append(current.id)
         closing.extend(row.row_id for row in stored.values())
-        self.stamp.close_rows(table, closing)
-        new_ids = iter(self.stamp.insert(table, new_rows))
-        self.stamp.insert_versions(table, versions)
+        self.versions.close_rows(table, closing)
+        new_ids = iter(self.versions.insert(table, new_rows))
+        self.versions.insert_versions(table, versions)
         self.counts.count("added", table, len(new_rows))
         self.counts.count("changed", table, len(versions))
         self.counts.count("removed", table, len(stored))
@@ -273,17 +239,13 @@ class SourceWriter:
     def finish(self) -> ChangeCounts:
         """Close the stored files and items that the files no longer have."""
         for stored_file in self._stored_files.values():
-            self.stamp.close_rows(schema.files, [stored_file.row_id])
+            self.versions.close_rows(schema.files, [stored_file.row_id])
             self.counts.count("removed", schema.files, 1)
             for table in (schema.categories, schema.file_images, schema.annotations, schema.panoptic_records):
-                self.counts.count("removed", table, self.stamp.close(table, table.c.file_id == stored_file.id))
-        self.stamp.close_rows(schema.items, [row.row_id for row in self._stored_items.values()])
+                self.counts.count("removed", table, self.versions.close(table, table.c.file_id == stored_file.id))
+        self.versions.close_rows(schema.items, [row.row_id for row in self._stored_items.values()])
         self.counts.count("removed", schema.items, len(self._stored_items))
         return self.counts
-
-
-def _image_record(image: ImageRecord) -> dict[str, Any]:
-    return image_object(image["coco_id"], image["file_name"], image["width"], image["height"], image["extra"])
 
 
 def _annotation_row(record: AnnotationRecord, file_id: int, item_id: int) -> dict[str, Any]:
