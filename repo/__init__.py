@@ -27,7 +27,7 @@ _API = {
     "ExportOptions": "repo.exporting", "export_dataset": "repo.exporting",
     "checkout": "repo.history", "commit": "repo.history", "log": "repo.history", "status": "repo.history",
     "tag": "repo.history",
-    "diff_revisions": ("repo.diff", "diff"),
+    "diff_revisions": "repo.history",
     "MergeOptions": "repo.merge", "merge_sources": "repo.merge",
     "run_query": "repo.query",
     "remove_source": ("repo.sources", "remove"),

@@ -21,15 +21,10 @@ import click
 
 from repo import history, sources, stats
 from repo.coco.tasks import FORMATS
-from repo.diff import diff as diff_revisions
 from repo.errors import DsrepoError
 from repo.exporting import ExportOptions, ExportResult, export_dataset
-from repo.importing import (
-    ImportResult,
-    import_dataset,
-    update_source,
-    write_error_report,
-)
+from repo.history import diff_revisions
+from repo.importing import ImportResult, import_dataset, update_source, write_error_report
 from repo.info import summarize
 from repo.labels import delete_label, load_label_map, merge_labels, rename_label
 from repo.merge import STRATEGIES, MergeOptions, merge_sources

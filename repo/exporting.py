@@ -19,21 +19,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
+from repo._internal.compose import ComposedFile, Contributor, ImageFile, annotations, compose, id_maps, panoptic_records
+from repo._internal.parallel import Workers
 from repo.coco.layout import annotation_path, output_path
 from repo.coco.panoptic import PaintJob, paint_job
 from repo.coco.tasks import file_name_for, tasks_of
-from repo.coco.writer import panoptic_object, segment_object, write_task_file
-from repo.compose import (
-    ComposedFile,
-    Contributor,
-    ImageFile,
-    annotations,
-    compose,
-    id_maps,
-    panoptic_records,
-)
+from repo.coco.writer import panoptic_object, write_task_file
 from repo.errors import ConflictError, DsrepoError
-from repo.parallel import Workers
 from repo.progress import Progress, Silent
 from repo.project import Project
 from repo.query import selected_annotations
@@ -164,14 +156,8 @@ def _panoptic_records(
                 progress.advance()
                 yield panoptic_object(
                     placement.coco_id, record.png_name, record.extra,
-                    [_segment(composed, row, record.file_id) for row in segments],
+                    [composed.segment_object(row, record.file_id) for row in segments],
                 )
-
-
-def _segment(composed: ComposedFile, row: Row[Any], file_id: int) -> dict[str, Any]:
-    obj = segment_object(row._mapping)
-    obj["category_id"] = composed.categories.get((file_id, row.category_id), row.category_id)
-    return obj
 
 
 # -- images and maps ------------------------------------------------------------------------

@@ -1,17 +1,19 @@
-"""Versions of a project: commit, log, tag, status, checkout.
+"""History of a project: commit, log, tag, status, checkout, diff.
 
-History is linear and lives in the database (see `repo.store.revisions`). Every command that
-changes data leaves its rows stamped with the pending revision; `commit` names that state.
+History is linear and lives in the database: the storage side is `repo.store.revisions` (the
+revision rows, references, moving the working state) and `repo.store.versions` (which row
+versions a snapshot sees, and how a change writes them). Every action that changes data
+leaves its rows stamped with the pending revision; `commit` names that state.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from repo.errors import DsrepoError
 from repo.project import Project
-from repo.store import revisions
+from repo.store import revisions, schema
 from repo.store.revisions import Revision
 from repo.store.sources import source_names_by_id
 from repo.store.versions import head_seq
@@ -81,3 +83,42 @@ def checkout(project: Project, reference: str, force: bool = False) -> Revision:
             revisions.discard_pending(connection, pending)
         revisions.restore(connection, seq, pending)
         return revisions.get(connection, seq)
+
+
+# -- diff -----------------------------------------------------------------------------------
+
+# What `diff` compares, in the order it reports.
+DIFF_KINDS = {"items": schema.items, "annotations": schema.annotations, "categories": schema.categories}
+
+
+@dataclass(frozen=True)
+class DiffRow:
+    """Counts of one kind of record of one source and subset that differ between revisions."""
+
+    source: str
+    subset: str
+    kind: str
+    added: int
+    removed: int
+    changed: int
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def diff_revisions(project: Project, rev_a: str, rev_b: str | None = None) -> list[DiffRow]:
+    """Items, annotations and categories added, removed and changed from `rev_a` to `rev_b`
+    (None: the working state), per source and subset. A record is "changed" when its content
+    hash or its place in the file differs."""
+    with project.reading() as connection:
+        before = revisions.snapshot(connection, rev_a)
+        after = revisions.snapshot(connection, rev_b)
+        names = source_names_by_id(connection)
+        rows: list[DiffRow] = []
+        for kind, table in DIFF_KINDS.items():
+            counts = revisions.count_differences(connection, table, before, after)
+            for (source_id, subset), (added, removed, changed) in counts.items():
+                if added or removed or changed:
+                    rows.append(DiffRow(names.get(source_id, f"#{source_id}"), subset, kind, added, removed, changed))
+        rows.sort(key=lambda row: (row.source, row.subset, list(DIFF_KINDS).index(row.kind)))
+        return rows

@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from repo._internal.parallel import Workers
 from repo.coco.layout import AnnotationFile, discover
 from repo.coco.panoptic import DecodeJob, decode_job
 from repo.coco.reader import read_task_file
@@ -25,7 +26,6 @@ from repo.labels import LabelMap, apply_label_map
 from repo.model.hashing import segment_hash
 from repo.model.policy import ErrorPolicy
 from repo.model.records import RLE_STRING, TaskFile
-from repo.parallel import Workers
 from repo.progress import Progress, Silent
 from repo.project import Project
 from repo.store import schema

@@ -23,32 +23,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from pycocotools import mask as coco_mask
-from sqlalchemy import select
-
-from repo.coco.reader import read_task_document
-from repo.coco.tasks import file_name_for
-from repo.coco.writer import image_record_object, panoptic_object, segment_object
-from repo.compose import (
+from repo._internal.compose import (
     Candidate,
     ComposedFile,
     Contributor,
     candidates,
     compose,
-    finalize,
     panoptic_records,
+    with_output_id,
 )
+from repo.coco.reader import read_task_document
+from repo.coco.tasks import file_name_for
+from repo.coco.writer import image_record_object, panoptic_object
 from repo.errors import ConflictError, DsrepoError
+from repo.matching import closest_member, cluster, similarities
 from repo.model.hashing import record_hash, segment_hash
 from repo.model.policy import ErrorPolicy
 from repo.model.records import RLE_STRING
 from repo.progress import Progress, Silent
 from repo.project import Project
-from repo.store import schema
+from repo.store import fetch
 from repo.store.positions import fresh_positions
 from repo.store.source_writer import ImageRef, SourceWriter
-from repo.store.sources import close_source, find_source, insert_source
+from repo.store.sources import close_source, find_source, insert_source, release_name
 from repo.store.versions import WORKING_STATE, VersionWriter
 
 STRATEGIES = ("union", "exact", "intersect")
@@ -88,19 +85,14 @@ def merge_sources(
     with project.writing() as connection:
         versions = VersionWriter.begin(connection)
         inputs = [find_source(connection, name) for name in dict.fromkeys(names)]
-        files = schema.files
-        file_rows = connection.execute(
-            select(files).where(files.c.source_id.in_([s.id for s in inputs]), files.c.rev_to.is_(None))
-        ).all()
-        order = {source.id: index for index, source in enumerate(inputs)}
-        file_rows.sort(key=lambda row: (order[row.source_id], row.position))
+        file_rows = [row for source in inputs for row in fetch.file_rows(connection, WORKING_STATE, source.id)]
         roots = {source.id: source.path for source in inputs}
         names_by_id = {source.id: source.name for source in inputs}
         groups: dict[tuple[str, str], list[Contributor]] = {}
         for row in file_rows:
             groups.setdefault((row.task, row.subset), []).append(Contributor(row, names_by_id[row.source_id]))
         for source in inputs:  # frees the names; their rows go below, in the same change
-            versions.close_rows(schema.sources, [source.row_id])
+            release_name(versions, source)
         options_record = {"merged_from": [s.name for s in inputs], "strategy": options.strategy}
         source_id = insert_source(versions, new_name, "coco", None, options_record)
         writer = SourceWriter(versions, source_id, new_source=True, image_object=image_record_object)
@@ -144,7 +136,7 @@ class _Merger:
                     masks[(placement.coco_id, row.coco_id)] = bytes(row.rle)
                 records.append(panoptic_object(
                     placement.coco_id, record.png_name, record.extra,
-                    [self._segment(composed, row, record.file_id) for row in segments],
+                    [composed.segment_object(row, record.file_id) for row in segments],
                 ))
             document["annotations"] = records
         else:
@@ -169,16 +161,10 @@ class _Merger:
             refs[image.file_name] = ImageRef(path, image.size or 0, image.sha256)
         return task_file, refs
 
-    @staticmethod
-    def _segment(composed: ComposedFile, row: Any, file_id: int) -> dict[str, Any]:
-        obj = segment_object(row._mapping)
-        obj["category_id"] = composed.categories.get((file_id, row.category_id), row.category_id)
-        return obj
-
     def _annotations(self, connection: Any, composed: ComposedFile) -> list[dict[str, Any]]:
         found = candidates(connection, WORKING_STATE, composed, None)
         if self.options.strategy == "union":
-            return [finalize(composed, candidate) for candidate in found]
+            return [with_output_id(composed, candidate) for candidate in found]
         by_image: dict[int, list[Candidate]] = {}
         for candidate in found:
             by_image.setdefault(candidate.obj["image_id"], []).append(candidate)
@@ -192,7 +178,7 @@ class _Merger:
                 kept.extend(self._exact(composed, file_names[image_id], group, sources))
             else:
                 kept.extend(self._intersect(composed, file_names[image_id], group, sources))
-        return [finalize(composed, candidate) for candidate in kept]
+        return [with_output_id(composed, candidate) for candidate in kept]
 
     # -- exact ------------------------------------------------------------------------------
 
@@ -215,23 +201,10 @@ class _Merger:
     def _intersect(
         self, composed: ComposedFile, file_name: str, group: list[Candidate], sources: list[str]
     ) -> list[Candidate]:
-        similarity = _similarities([c.obj for c in group], composed.task, _size(composed, group[0]))
-        clusters: list[list[int]] = []
-        for index, candidate in enumerate(group):
-            best, best_score = None, self.options.iou
-            for number, cluster in enumerate(clusters):
-                if any(group[m].contributor.source == candidate.contributor.source for m in cluster):
-                    continue
-                score = max(similarity[index, m] for m in cluster)
-                if score >= best_score:
-                    best, best_score = number, score
-            if best is None:
-                clusters.append([index])
-            else:
-                clusters[best].append(index)
+        similarity = similarities([c.obj for c in group], composed.task, _size(composed, group[0]))
         kept = []
-        for cluster in clusters:
-            members = [group[m] for m in cluster]
+        for members_at in cluster(similarity, [c.contributor.source for c in group], self.options.iou):
+            members = [group[m] for m in members_at]
             agreeing = [m.contributor.source for m in members]
             if len(members) < len(sources):
                 self._conflict("no_match", composed, file_name, members,
@@ -243,9 +216,8 @@ class _Merger:
             winner, count = votes.most_common(1)[0]
             if len(votes) > 1:
                 self._conflict("label_vote", composed, file_name, members, votes={str(k): v for k, v in votes.items()})
-            voters = [m for m in cluster if group[m].obj.get("category_id") == winner]
-            best = max(voters, key=lambda m: sum(similarity[m, other] for other in cluster))
-            kept.append(group[best])
+            voters = [m for m in members_at if group[m].obj.get("category_id") == winner]
+            kept.append(group[closest_member(voters, members_at, similarity)])
             self.result.dropped += len(members) - 1
         order = {id(candidate): position for position, candidate in enumerate(group)}
         return sorted(kept, key=lambda candidate: order[id(candidate)])
@@ -261,49 +233,6 @@ class _Merger:
 def _size(composed: ComposedFile, candidate: Candidate) -> tuple[int, int]:
     placement = composed.placements[(candidate.contributor.file.id, candidate.row.item_id)]
     return placement.height, placement.width
-
-
-def _similarities(objects: list[dict[str, Any]], task: str, size: tuple[int, int]) -> np.ndarray:
-    """Pairwise similarity of one image's annotations: IoU, OKS, or equality (captions, labels)."""
-    count = len(objects)
-    if task == "captions":
-        return np.array([[float(a.get("caption") == b.get("caption")) for b in objects] for a in objects])
-    if task == "labels":
-        return np.ones((count, count))
-    if task == "person_keypoints" and all(o.get("keypoints") for o in objects):
-        return np.array([[_oks(a, b) for b in objects] for a in objects])
-    height, width = size
-    if all(o.get("segmentation") for o in objects):
-        rles = [_rle(o["segmentation"], height, width) for o in objects]
-        return np.asarray(coco_mask.iou(rles, rles, [0] * count))
-    boxes = [o.get("bbox") or [0, 0, 0, 0] for o in objects]
-    return np.asarray(coco_mask.iou(boxes, boxes, [0] * count))
-
-
-def _rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
-    if isinstance(segmentation, list):
-        # pycocotools crashes on coordinates far outside the image; only what falls inside
-        # counts for IoU, so clamping them to a margin around it changes no overlap that matters.
-        parts = [np.clip(np.asarray(part, dtype=float), -1.0, float(max(height, width)) + 1.0).tolist()
-                 for part in segmentation]
-        return coco_mask.merge(coco_mask.frPyObjects(parts, height, width))
-    if isinstance(segmentation["counts"], list):
-        return coco_mask.frPyObjects(segmentation, height, width)
-    return {"size": segmentation["size"], "counts": segmentation["counts"].encode("ascii")}
-
-
-def _oks(a: dict[str, Any], b: dict[str, Any], sigma: float = 0.1) -> float:
-    """Object keypoint similarity, COCO's formula with one sigma for every keypoint."""
-    first, second = np.asarray(a["keypoints"], float).reshape(-1, 3), np.asarray(b["keypoints"], float).reshape(-1, 3)
-    if first.shape != second.shape:
-        return 0.0
-    visible = (first[:, 2] > 0) & (second[:, 2] > 0)
-    if not visible.any():
-        return 0.0
-    box = a.get("bbox") or [0, 0, 1, 1]
-    scale = max(box[2] * box[3], 1.0)
-    distances = ((first[visible, :2] - second[visible, :2]) ** 2).sum(axis=1)
-    return float(np.mean(np.exp(-distances / (2 * scale * (2 * sigma) ** 2))))
 
 
 def _write_report(result: MergeResult, inputs_names: list[str], options: MergeOptions) -> None:

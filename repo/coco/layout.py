@@ -14,13 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from repo.coco.tasks import (
-    DEFAULT_SUBSET,
-    TASKS,
-    file_name_for,
-    split_file_name,
-    tasks_of,
-)
+from repo.coco.tasks import DEFAULT_SUBSET, TASKS, file_name_for, split_file_name, tasks_of
 from repo.errors import DsrepoError, InputError
 
 

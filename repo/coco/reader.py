@@ -45,7 +45,6 @@ _UINT32_LIMIT = 1 << 32
 R = TypeVar("R")
 PANOPTIC_ID_LIMIT = 1 << 24  # a PNG pixel holds 24 bits
 
-_OBJECT_TASKS = frozenset({"instances", "person_keypoints", "stuff"})
 _CATEGORIES_REQUIRED = LABELLED_TASKS
 _SECTIONS = ("info", "licenses", "categories", "images", "annotations")
 
@@ -375,7 +374,7 @@ class _FileReader:
         record["kind"] = "label"
         return self._finish(obj, where, record, lifted)
 
-    def _optional_common(
+    def _score_and_attributes(
         self, obj: dict[str, Any], where: str, record: AnnotationRecord, lifted: set[str]
     ) -> None:
         """score and attributes, which any task may carry; null values stay in `extra`."""
@@ -389,7 +388,7 @@ class _FileReader:
 
     def _finish(self, obj: dict[str, Any], where: str, record: AnnotationRecord, lifted: set[str]) -> AnnotationRecord:
         """score and attributes, then every key not lifted into a field goes to `extra`."""
-        self._optional_common(obj, where, record, lifted)
+        self._score_and_attributes(obj, where, record, lifted)
         extra = {k: v for k, v in obj.items() if k not in lifted}
         record["extra"] = extra or None
         return record

@@ -1,4 +1,5 @@
-"""Revisions in SQL: naming them, recording them, and moving the working state between them.
+"""Revisions in SQL: naming them, recording them, moving the working state between them, and
+counting what differs between two of them.
 
 A revision is a number (`seq`) with a 40-hex hash for people. The working state is whatever
 rows have `rev_to IS NULL`; the uncommitted part of it is stamped with `pending = HEAD + 1`.
@@ -17,13 +18,17 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Subquery,
     Table,
+    and_,
+    case,
     delete,
     exists,
     func,
     insert,
     literal,
     null,
+    or_,
     select,
     update,
 )
@@ -216,3 +221,56 @@ def changed_rows(connection: Connection, pending: int) -> bool:
         for table in schema.VERSIONED
     )
 
+
+# -- differences between two snapshots -------------------------------------------------------
+
+def _versions(table: Table, snapshot: Snapshot) -> Subquery:
+    """The records a snapshot sees, with their source and subset.
+
+    `detail` is what else makes a version differ besides its content hash: the place in its
+    file, or for items the image file behind them.
+    """
+    if table is schema.items:
+        query = select(
+            table.c.id, table.c.hash, table.c.image_sha256.label("detail"), table.c.source_id, table.c.subset
+        )
+        return query.where(snapshot.visible(table)).subquery()
+    files = select(schema.files.c.id, schema.files.c.source_id, schema.files.c.subset).distinct().subquery()
+    query = (
+        select(table.c.id, table.c.hash, table.c.position.label("detail"), files.c.source_id, files.c.subset)
+        .join(files, files.c.id == table.c.file_id)
+        .where(snapshot.visible(table))
+    )
+    return query.subquery()
+
+
+def count_differences(
+    connection: Connection, table: Table, before: Snapshot, after: Snapshot
+) -> dict[tuple[int, str], tuple[int, int, int]]:
+    """Per (source id, subset): records of `table` added, removed, and changed (content hash or
+    place differ) from snapshot `before` to snapshot `after`; records are matched by lineage id."""
+    old, new = _versions(table, before), _versions(table, after)
+    differs = or_(old.c.hash != new.c.hash, old.c.detail.is_distinct_from(new.c.detail))
+    forward = (
+        select(
+            new.c.source_id, new.c.subset,
+            func.sum(case((old.c.id.is_(None), 1), else_=0)),
+            func.sum(case((and_(old.c.id.is_not(None), differs), 1), else_=0)),
+        )
+        .select_from(new.outerjoin(old, old.c.id == new.c.id))
+        .group_by(new.c.source_id, new.c.subset)
+    )
+    backward = (
+        select(old.c.source_id, old.c.subset, func.count())
+        .select_from(old.outerjoin(new, new.c.id == old.c.id))
+        .where(new.c.id.is_(None))
+        .group_by(old.c.source_id, old.c.subset)
+    )
+    counts: dict[tuple[int, str], list[int]] = {}
+    for source_id, subset, added, changed in connection.execute(forward).all():
+        counts.setdefault((source_id, subset), [0, 0, 0])
+        counts[(source_id, subset)][0] += int(added or 0)
+        counts[(source_id, subset)][2] += int(changed or 0)
+    for source_id, subset, removed in connection.execute(backward).all():
+        counts.setdefault((source_id, subset), [0, 0, 0])[1] += int(removed)
+    return {key: (a, r, c) for key, (a, r, c) in counts.items()}

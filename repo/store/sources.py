@@ -72,6 +72,12 @@ def move_source(versions: VersionWriter, source: Row[Any], path: str) -> int:
     return source.id
 
 
+def release_name(versions: VersionWriter, source: Row[Any]) -> None:
+    """Close only the source's own row, so that its name is free within this change (a merge
+    may give it to the merged source); `close_source` closes the rest."""
+    versions.close_rows(_sources, [source.row_id])
+
+
 def close_source(versions: VersionWriter, source: Row[Any]) -> None:
     """Close the source and every row that belongs to it (older revisions keep them)."""
     files = schema.files

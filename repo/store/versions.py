@@ -13,18 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Table,
-    and_,
-    delete,
-    func,
-    or_,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import ColumnElement, Connection, Table, and_, delete, func, or_, select, text, update
 
 from repo.store.bulk import insert_rows
 from repo.store.engine import LABELS_LOCK

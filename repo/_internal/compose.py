@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row
 
-from repo.coco.writer import annotation_object, category_object, image_object
+from repo.coco.writer import annotation_object, category_object, image_object, segment_object
 from repo.errors import ConflictError
 from repo.store import fetch
 from repo.store.versions import Snapshot
@@ -98,6 +98,13 @@ class ComposedFile:
     annotation_ids: Ids
     contributors: list[Contributor] = field(default_factory=list)
     listed_by: dict[int, list[str]] = field(default_factory=dict)  # output image id -> sources
+
+    def segment_object(self, row: Row[Any], file_id: int) -> dict[str, Any]:
+        """A stored panoptic segment as a `segments_info` entry of this file: category ids are
+        the output file's."""
+        obj = segment_object(row._mapping)
+        obj["category_id"] = self.categories.get((file_id, row.category_id), row.category_id)
+        return obj
 
 
 def compose(
@@ -213,7 +220,7 @@ def candidates(
             yield Candidate(contributor, row, obj)
 
 
-def finalize(composed: ComposedFile, candidate: Candidate) -> dict[str, Any]:
+def with_output_id(composed: ComposedFile, candidate: Candidate) -> dict[str, Any]:
     """The annotation with its output id: kept (collisions refused) or reindexed."""
     if "id" in candidate.obj:
         source = candidate.contributor.source
@@ -226,7 +233,7 @@ def annotations(
 ) -> Iterator[dict[str, Any]]:
     """The output file's annotations (every task but panoptic), streamed in output order."""
     for candidate in candidates(connection, snapshot, composed, selected):
-        yield finalize(composed, candidate)
+        yield with_output_id(composed, candidate)
 
 
 def panoptic_records(
