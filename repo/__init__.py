@@ -2,13 +2,12 @@
 
 The Python API; the `dsrepo` command line is a thin layer over these functions.
 
-    from pathlib import Path
     from repo import Project, import_dataset, export_dataset, commit
 
-    project = Project.create(Path("myproject"))            # or Project.open(...)
-    import_dataset(project, "coco", Path("path/to/coco"), name="vendor_a")
+    project = Project.create("myproject")                  # or Project.open("myproject")
+    import_dataset(project, "coco", "path/to/coco", name="vendor_a")
     commit(project, "import vendor A")
-    export_dataset(project, "coco", Path("out"))
+    export_dataset(project, "coco", "out", save_images=True)
 
 Names are imported on first use, so that a module deep in the package (a PNG worker process
 imports only `repo.coco.panoptic`) does not pull in the database layer with it.
@@ -20,19 +19,25 @@ from importlib import import_module
 from typing import Any
 
 _API = {
-    "BusyError": "repo.errors", "ConflictError": "repo.errors", "DsrepoError": "repo.errors",
-    "InputError": "repo.errors", "NotFoundError": "repo.errors", "SchemaError": "repo.errors",
+    "BusyError": "repo.errors", "ConfigError": "repo.errors", "ConflictError": "repo.errors",
+    "DsrepoError": "repo.errors", "InputError": "repo.errors", "NotFoundError": "repo.errors",
+    "OptionError": "repo.errors", "QueryError": "repo.errors", "SchemaError": "repo.errors",
     "Project": "repo.project",
-    "import_dataset": "repo.importing", "update_source": "repo.importing",
-    "ExportOptions": "repo.exporting", "export_dataset": "repo.exporting",
-    "checkout": "repo.history", "commit": "repo.history", "log": "repo.history", "status": "repo.history",
-    "tag": "repo.history",
-    "diff_revisions": "repo.history",
-    "MergeOptions": "repo.merge", "merge_sources": "repo.merge",
-    "run_query": "repo.query",
-    "remove_source": ("repo.sources", "remove"),
-    "compute_stats": ("repo.stats", "compute"),
-    "summarize": "repo.info",
+    "ImportResult": "repo.importing", "import_dataset": "repo.importing",
+    "ExportResult": "repo.formats.registry", "export_dataset": "repo.exporting", "convert": "repo.exporting",
+    "update_source": "repo.sources", "remove_source": "repo.sources",
+    "Revision": "repo.store.revisions", "SourceStatus": "repo.history", "DiffRow": "repo.history",
+    "checkout": "repo.history", "commit": "repo.history", "diff_revisions": "repo.history", "log": "repo.history",
+    "status": "repo.history", "tag": "repo.history",
+    "rename_label": "repo.labels", "merge_labels": "repo.labels", "delete_label": "repo.labels",
+    "load_label_map": "repo.labels",
+    "MergeResult": "repo.merge", "merge_sources": "repo.merge",
+    "QueryResult": "repo.query", "run_query": "repo.query",
+    "Stats": "repo.stats", "compute_stats": "repo.stats",
+    "ProjectSummary": "repo.info", "summarize": "repo.info",
+    "Progress": "repo.progress", "Silent": "repo.progress",
+    "Format": "repo.formats.registry", "FormatOption": "repo.formats.registry", "formats": "repo.formats.registry",
+    "get_format": "repo.formats.registry", "register": "repo.formats.registry",
 }
 
 __all__ = sorted(_API)
@@ -42,5 +47,4 @@ def __getattr__(name: str) -> Any:
     target = _API.get(name)
     if target is None:
         raise AttributeError(f"module 'repo' has no attribute '{name}'")
-    module, attribute = target if isinstance(target, tuple) else (target, name)
-    return getattr(import_module(module), attribute)
+    return getattr(import_module(target), name)

@@ -1,7 +1,9 @@
 """The `dsrepo` command line: parse options, call the library, print. Nothing else lives here.
 
-A user mistake (any DsrepoError) is printed as one line on stderr with exit status 1; click's
-own usage errors exit with 2.
+Formats, their `-f` choices and their options come from the registry
+(`repo.formats.registry`). A user mistake (any DsrepoError) is printed as one line on stderr
+with exit status 1; click's own usage errors (an unknown option, a format option the chosen
+format does not take) exit with 2.
 """
 
 from __future__ import annotations
@@ -11,38 +13,27 @@ import functools
 import io
 import json
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
-from repo import history, sources, stats
-from repo.coco.tasks import FORMATS
-from repo.errors import DsrepoError
-from repo.exporting import ExportOptions, ExportResult, export_dataset
-from repo.history import diff_revisions
-from repo.importing import ImportResult, import_dataset, update_source, write_error_report
+from repo.errors import DsrepoError, OptionError
+from repo.exporting import convert, export_dataset
+from repo.formats.registry import BOOLEAN, CHOICE, FLAG, PATH, ExportResult, Format, FormatOption, formats, get_format
+from repo.history import REPORTED, checkout, commit, diff_revisions, log, status, tag
+from repo.importing import ImportResult, import_dataset
 from repo.info import summarize
-from repo.labels import delete_label, load_label_map, merge_labels, rename_label
-from repo.merge import STRATEGIES, MergeOptions, merge_sources
+from repo.labels import delete_label, merge_labels, rename_label
+from repo.merge import STRATEGIES, merge_sources
 from repo.progress import Progress, Silent
 from repo.project import Project
 from repo.query import run_query
-
-FORMAT_CHOICE = click.Choice(list(FORMATS))
-
-
-class FormatOptionsCommand(click.Command):
-    """Datumaro puts format options after `--`; they are accepted there and before it."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if "--" in args:
-            split = args.index("--")
-            args = args[:split] + args[split + 1:]
-        return super().parse_args(ctx, args)
+from repo.sources import remove_source, update_source
+from repo.stats import compute_stats
 
 
 class BarProgress:
@@ -94,14 +85,116 @@ def project_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _open(project_dir: Path, db: str | None) -> Project:
-    return Project.open(project_dir, db)
+def _options(*options: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A group of click options that several commands share, as one decorator."""
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return apply
 
 
 def _echo(message: str, quiet: bool = False) -> None:
     if not quiet:
         click.echo(message)
 
+
+# -- format options, from the registry ------------------------------------------------------
+
+def _declared(role: str) -> list[FormatOption]:
+    """Every option of the formats that support `role`, once each (the registry makes sure
+    that formats declaring the same option declare it alike)."""
+    options: dict[str, FormatOption] = {}
+    for registered in formats():
+        for option in _options_of(registered, role):
+            options.setdefault(option.name, option)
+    return list(options.values())
+
+
+def _options_of(registered: Format, role: str) -> tuple[FormatOption, ...]:
+    return registered.import_options if role == "import" else registered.export_options
+
+
+def _click_option(option: FormatOption) -> click.Option:
+    """A format option as click parses it; hidden from the generic list, since the command's
+    help lists format options per format."""
+    common: dict[str, Any] = {"hidden": True, "help": option.help}
+    if option.kind == FLAG:
+        return click.Option([option.name, *option.flags], is_flag=True, default=False, **common)
+    if option.kind == BOOLEAN:
+        return click.Option([option.name, *option.flags], type=click.BOOL, is_flag=False, flag_value=True,
+                            default=option.default, **common)
+    kind = {CHOICE: click.Choice(option.choices), PATH: click.Path(path_type=Path)}.get(option.kind, str)
+    return click.Option([option.name, *option.flags], type=kind, default=option.default, **common)
+
+
+def _format_names(role: str) -> list[str]:
+    return [f.name for f in formats() if (f.reader if role == "import" else f.writer)]
+
+
+class FormatCommand(click.Command):
+    """A command that takes the options of the formats supporting `role` (import or export):
+    after `--`, as in Datumaro, or before it; its help lists them per format."""
+
+    def __init__(self, *args: Any, role: str, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.role = role
+        self.params.extend(_click_option(option) for option in _declared(role))
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            split = args.index("--")
+            args = args[:split] + args[split + 1:]
+        return super().parse_args(ctx, args)
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_options(ctx, formatter)
+        _write_format_options(formatter, self.role, f"Format options ({self.role}; after --, or before it)")
+
+
+def _write_format_options(formatter: click.HelpFormatter, role: str, title: str) -> None:
+    """The options of every format, formats with the same options listed together."""
+    groups: dict[tuple[FormatOption, ...], list[str]] = {}
+    for registered in formats():
+        if registered.reader if role == "import" else registered.writer:
+            groups.setdefault(_options_of(registered, role), []).append(registered.name)
+    with formatter.section(title):
+        for options, names in groups.items():
+            formatter.write_text(", ".join(names) + ":")
+            with formatter.indentation():
+                formatter.write_dl([_help_record(option) for option in options] or [("(none)", "")])
+
+
+def _help_record(option: FormatOption) -> tuple[str, str]:
+    flags = ", ".join(option.flags) + (f" {option.metavar}" if option.metavar else "")
+    shown = str(option.default).lower() if isinstance(option.default, bool) else option.default
+    default = f"  [default: {shown}]" if option.kind not in (FLAG, PATH) and option.default not in (None, ()) else ""
+    return flags, option.help + default
+
+
+def _format_options_given(ctx: click.Context, role: str, format_name: str | None) -> dict[str, Any]:
+    """The format options on the command line (not their defaults: the library fills those),
+    checked against `format_name`'s when it is known here."""
+    given = {
+        option.name: ctx.params[option.name] for option in _declared(role)
+        if ctx.get_parameter_source(option.name) is ParameterSource.COMMANDLINE
+    }
+    if format_name is None:
+        return given
+    chosen = get_format(format_name, role=role)
+    own = {option.name for option in _options_of(chosen, role)}
+    for option in _declared(role):
+        if option.name in given and option.name not in own:
+            valid = ", ".join(o.shown for o in _options_of(chosen, role)) or "none"
+            raise click.UsageError(f"{option.shown} is not an option of format '{format_name}' (its options: {valid})", ctx)
+    try:
+        chosen.import_settings(given) if role == "import" else chosen.export_settings(given)
+    except OptionError as exc:
+        raise click.UsageError(str(exc), ctx) from None
+    return given
+
+
+# -- commands --------------------------------------------------------------------------------
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dsrepo")
@@ -130,13 +223,22 @@ def create(project_dir: Path, db: str | None, quiet: bool) -> None:
     _echo(f"created project {project_dir} on {project.shown_url}", quiet)
 
 
-def _options(*options: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A group of click options that several commands share, as one decorator."""
-    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
-        for option in reversed(options):
-            command = option(command)
-        return command
-    return apply
+@main.command("formats")
+def formats_command() -> None:
+    """List the formats, what each can do, and their options.
+
+    \b
+    Example:
+        dsrepo formats
+    """
+    for registered in formats():
+        can = [role for role, supported in (("import", registered.reader), ("export", registered.writer)) if supported]
+        click.echo(f"{registered.name}  [{', '.join(can)}]  {registered.help}")
+        for role in can:
+            options = _options_of(registered, role)
+            click.echo(f"  {role} options:" + ("" if options else " none"))
+            for flags, text in map(_help_record, options):
+                click.echo(f"    {flags}  {text}")
 
 
 _reading_options = _options(
@@ -145,29 +247,26 @@ _reading_options = _options(
     click.option("--error-report", type=click.Path(dir_okay=False, path_type=Path),
                  help="With --on-error skip: where to write the skipped records "
                       "(default: DIR/import-errors-NAME.json)."),
-    click.option("--copy-images", is_flag=True, help="Store the image files in the database."),
-)
-
-_import_options = _options(
-    click.option("-f", "--format", "format_name", type=FORMAT_CHOICE, required=True, help="Input format."),
-    click.option("-n", "--name", help="Name of the new source (default: from PATH)."),
-    click.option("-r", "--relpath", metavar="RELPATH", help="A file or folder inside PATH to import."),
-    _reading_options,
-    click.option("--label-map", type=click.Path(dir_okay=False, path_type=Path),
-                 help='JSON {"old name": "new name" or null} applied to the categories.'),
 )
 
 
-@main.command("import", cls=FormatOptionsCommand)
+@main.command("import", cls=FormatCommand, role="import")
 @project_options
-@_import_options
+@click.option("-f", "--format", "format_name", type=click.Choice(_format_names("import")), required=True,
+              help="Input format (see `dsrepo formats`).")
+@click.option("-n", "--name", help="Name of the new source (default: from PATH).")
+@click.option("-r", "--relpath", metavar="RELPATH", help="A file or folder inside PATH to import.")
+@_reading_options
+@click.option("--label-map", type=click.Path(dir_okay=False, path_type=Path),
+              help='JSON {"old name": "new name" or null} applied to the categories.')
 @click.argument("path", type=click.Path(path_type=Path))
+@click.pass_context
 def import_command(
-    project_dir: Path, db: str | None, quiet: bool, format_name: str, name: str | None,
-    relpath: str | None, on_error: str, error_report: Path | None, copy_images: bool, label_map: Path | None,
-    path: Path,
+    ctx: click.Context, project_dir: Path, db: str | None, quiet: bool, format_name: str, name: str | None,
+    relpath: str | None, on_error: str, error_report: Path | None, label_map: Path | None, path: Path,
+    **_: Any,
 ) -> None:
-    """Import a COCO dataset (a folder, or one JSON file) as a new source.
+    """Import a dataset (a folder, or one file) as a new source.
 
     \b
     Example:
@@ -176,10 +275,10 @@ def import_command(
         dsrepo import -p myproject -f coco path/to/coco -- --copy-images
         dsrepo import -p myproject -f coco path/to/coco --label-map labels.json
     """
-    project = _open(project_dir, db)
+    format_options = _format_options_given(ctx, "import", format_name)
     result = import_dataset(
-        project, format_name, path, name=name, relpath=relpath, on_error=on_error, copy_images=copy_images,
-        label_map=load_label_map(label_map) if label_map else None, progress=_progress(quiet),
+        Project.open(project_dir, db), format_name, path, name=name, relpath=relpath, on_error=on_error,
+        error_report=error_report, label_map=label_map, progress=_progress(quiet), **format_options,
     )
     _echo(
         f"imported source '{result.source}': {len(result.files)} files, {result.images} images, "
@@ -187,39 +286,33 @@ def import_command(
     )
     if result.missing_images:
         click.echo(f"note: {result.missing_images} image files were not found (see `dsrepo info`)", err=True)
-    _report_skipped(result, project_dir, error_report)
+    _report_skipped(result)
 
 
-def _report_skipped(result: ImportResult, project_dir: Path, error_report: Path | None) -> None:
-    if not result.skipped:
-        return
-    report = error_report or project_dir / f"import-errors-{result.source}.json"
-    write_error_report(report, result.skipped)
-    click.echo(f"skipped {len(result.skipped)} bad records; details in {report}", err=True)
+def _report_skipped(result: ImportResult) -> None:
+    if result.error_report is not None:
+        click.echo(f"skipped {len(result.skipped)} bad records; details in {result.error_report}", err=True)
 
 
 _export_options = _options(
-    click.option("-f", "--format", "format_name", type=FORMAT_CHOICE, required=True, help="Output format."),
+    click.option("-f", "--format", "format_name", type=click.Choice(_format_names("export")), required=True,
+                 help="Output format (see `dsrepo formats`)."),
     click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True, help="Output folder."),
     click.option("--overwrite", is_flag=True, help="Write into a non-empty output folder."),
-    click.option("--save-images", "--save-media", "save_images", is_flag=True,
-                 help="Also write the images, to images/<subset>/."),
-    click.option("--reindex", is_flag=True, help="New ids 1..N for images, annotations and categories."),
-    click.option("--reindex-map", type=click.Path(dir_okay=False, path_type=Path),
-                 help="With --reindex, write the old -> new ids to this JSON file."),
 )
 
 
-@main.command("export", cls=FormatOptionsCommand)
+@main.command("export", cls=FormatCommand, role="export")
 @project_options
 @_export_options
 @click.option("--rev", metavar="REV", help="Export what this revision held (HEAD, HEAD~N, a tag, an id).")
 @click.option("--where", metavar="SQL", help="Only annotations for which this condition on annotations_v holds.")
+@click.pass_context
 def export_command(
-    project_dir: Path, db: str | None, quiet: bool, format_name: str, out_dir: Path, overwrite: bool,
-    save_images: bool, reindex: bool, reindex_map: Path | None, rev: str | None, where: str | None,
+    ctx: click.Context, project_dir: Path, db: str | None, quiet: bool, format_name: str, out_dir: Path,
+    overwrite: bool, rev: str | None, where: str | None, **_: Any,
 ) -> None:
-    """Export the project's data (the working state, or one revision) as COCO files.
+    """Export the project's data (the working state, or one revision).
 
     Several sources are exported as their union; ids that would collide in a file are
     refused unless --reindex gives new ones.
@@ -231,11 +324,11 @@ def export_command(
         dsrepo export -p myproject -f coco -o out/ --where "label = 'person' AND area > 1000"
         dsrepo export -p myproject -f coco -o out/ -- --reindex --reindex-map ids.json
     """
-    if reindex_map and not reindex:
-        raise click.UsageError("--reindex-map needs --reindex")
-    project = _open(project_dir, db)
-    options = ExportOptions(rev, overwrite, save_images, reindex, reindex_map, where)
-    result = export_dataset(project, format_name, out_dir, options, progress=_progress(quiet))
+    format_options = _format_options_given(ctx, "export", format_name)
+    result = export_dataset(
+        Project.open(project_dir, db), format_name, out_dir, rev=rev, where=where, overwrite=overwrite,
+        progress=_progress(quiet), **format_options,
+    )
     _report_export(result, out_dir, quiet)
 
 
@@ -248,29 +341,30 @@ def _report_export(result: ExportResult, out_dir: Path, quiet: bool) -> None:
         click.echo(f"note: {len(result.unavailable_images)} images are neither in the database nor on disk: {shown}", err=True)
 
 
-@main.command(cls=FormatOptionsCommand)
-@click.option("-if", "--input-format", "input_format", type=FORMAT_CHOICE, required=True, help="Input format.")
+@main.command("convert", cls=FormatCommand, role="export")
+@click.option("-if", "--input-format", "input_format", type=click.Choice(_format_names("import")), required=True,
+              help="Input format.")
 @click.option("-i", "--input", "input_path", type=click.Path(path_type=Path), required=True, help="Input dataset.")
 @_export_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def convert(
-    input_format: str, input_path: Path, format_name: str, out_dir: Path, overwrite: bool, save_images: bool,
-    reindex: bool, reindex_map: Path | None, quiet: bool,
+@click.pass_context
+def convert_command(
+    ctx: click.Context, input_format: str, input_path: Path, format_name: str, out_dir: Path, overwrite: bool,
+    quiet: bool, **_: Any,
 ) -> None:
-    """Import a dataset into a temporary project and export it again.
+    """Import a dataset into a temporary project and export it again; format options are the
+    output format's.
 
     \b
     Example:
         dsrepo convert -if coco -i path/to/coco -f coco_instances -o out/
     """
-    options = ExportOptions(None, overwrite, save_images, reindex, reindex_map)
-    with user_errors(), tempfile.TemporaryDirectory(prefix="dsrepo-convert-") as scratch:
-        project = Project.create(Path(scratch) / "project")
-        try:
-            import_dataset(project, input_format, input_path, copy_images=save_images, progress=_progress(quiet))
-            result = export_dataset(project, format_name, out_dir, options, progress=_progress(quiet))
-        finally:
-            project.close()
+    export_options = _format_options_given(ctx, "export", format_name)
+    with user_errors():
+        result = convert(
+            input_format, input_path, format_name, out_dir, overwrite=overwrite, export_options=export_options,
+            progress=_progress(quiet),
+        )
     _echo(f"converted {result.images} images, {result.annotations} annotations into {out_dir}", quiet)
 
 
@@ -296,9 +390,7 @@ def info(project_dir: Path, db: str | None, quiet: bool) -> None:
     Example:
         dsrepo info -p myproject
     """
-    project = _open(project_dir, db)
-    with project.reading() as connection:
-        summary = summarize(connection, project.shown_url)
+    summary = summarize(Project.open(project_dir, db))
     click.echo(f"project: {project_dir}")
     click.echo(f"database: {summary.url}")
     click.echo(f"schema: {summary.schema}")
@@ -315,14 +407,15 @@ def info(project_dir: Path, db: str | None, quiet: bool) -> None:
             )
 
 
-@main.command()
+@main.command(cls=FormatCommand, role="import")
 @project_options
 @_reading_options
 @click.argument("name")
 @click.argument("path", type=click.Path(path_type=Path))
+@click.pass_context
 def update(
-    project_dir: Path, db: str | None, quiet: bool, on_error: str, error_report: Path | None, copy_images: bool,
-    name: str, path: Path,
+    ctx: click.Context, project_dir: Path, db: str | None, quiet: bool, on_error: str, error_report: Path | None,
+    name: str, path: Path, **_: Any,
 ) -> None:
     """Update source NAME from a newer copy of its files: only what differs is stored.
 
@@ -330,9 +423,12 @@ def update(
     Example:
         dsrepo update -p myproject vendor_a path/to/new/coco
     """
-    project = _open(project_dir, db)
-    result = update_source(project, name, path, on_error=on_error, copy_images=copy_images, progress=_progress(quiet))
-    _report_skipped(result, project_dir, error_report)
+    format_options = _format_options_given(ctx, "import", None)  # the source's format checks them
+    result = update_source(
+        Project.open(project_dir, db), name, path, on_error=on_error, error_report=error_report,
+        progress=_progress(quiet), **format_options,
+    )
+    _report_skipped(result)
     changes = result.changes
     if changes.empty:
         _echo(f"source '{name}' is unchanged", quiet)
@@ -356,45 +452,45 @@ def remove(project_dir: Path, db: str | None, quiet: bool, name: str) -> None:
         dsrepo remove -p myproject vendor_a
         dsrepo commit -p myproject -m "drop vendor_a"
     """
-    sources.remove(_open(project_dir, db), name)
+    remove_source(Project.open(project_dir, db), name)
     _echo(f"removed source '{name}'", quiet)
 
 
-@main.command()
+@main.command("commit")
 @project_options
 @click.option("-m", "--message", required=True, help="What this revision is.")
 @click.option("--allow-empty", is_flag=True, help="Commit even if nothing changed.")
-def commit(project_dir: Path, db: str | None, quiet: bool, message: str, allow_empty: bool) -> None:
+def commit_command(project_dir: Path, db: str | None, quiet: bool, message: str, allow_empty: bool) -> None:
     """Record the working state as a new revision.
 
     \b
     Example:
         dsrepo commit -p myproject -m "import vendor A"
     """
-    revision = history.commit(_open(project_dir, db), message, allow_empty)
+    revision = commit(Project.open(project_dir, db), message, allow_empty=allow_empty)
     _echo(f"[{revision.short}] {revision.message} ({_change_summary(revision.changes)})", quiet)
 
 
 def _change_summary(changes: dict[str, dict[str, int]]) -> str:
     shown = []
-    for table in history.REPORTED:
+    for table in REPORTED:
         counts = changes.get(table)
         if counts:
             shown.append(f"{table} +{counts['added']} -{counts['removed']} ~{counts['changed']}")
     return ", ".join(shown) or "no changes"
 
 
-@main.command()
+@main.command("log")
 @project_options
 @click.option("-n", "--max-count", "limit", type=click.IntRange(min=1), help="Show at most N revisions.")
-def log(project_dir: Path, db: str | None, quiet: bool, limit: int | None) -> None:
+def log_command(project_dir: Path, db: str | None, quiet: bool, limit: int | None) -> None:
     """List revisions, newest first: id, date, message, change counts.
 
     \b
     Example:
         dsrepo log -p myproject -n 5
     """
-    for revision in history.log(_open(project_dir, db), limit):
+    for revision in log(Project.open(project_dir, db), limit=limit):
         tags = f" ({', '.join(revision.tags)})" if revision.tags else ""
         when = revision.created_at.strftime("%Y-%m-%d %H:%M:%S")
         click.echo(f"{revision.short} {when} {revision.message}{tags}  [{_change_summary(revision.changes)}]")
@@ -412,20 +508,20 @@ def tag_command(project_dir: Path, db: str | None, quiet: bool, name: str, rev: 
         dsrepo tag -p myproject v1
         dsrepo tag -p myproject before-merge HEAD~2
     """
-    revision = history.tag(_open(project_dir, db), name, rev)
+    revision = tag(Project.open(project_dir, db), name, rev)
     _echo(f"tagged {revision.short} as {name}", quiet)
 
 
-@main.command()
+@main.command("status")
 @project_options
-def status(project_dir: Path, db: str | None, quiet: bool) -> None:
+def status_command(project_dir: Path, db: str | None, quiet: bool) -> None:
     """Show the uncommitted changes of each source.
 
     \b
     Example:
         dsrepo status -p myproject
     """
-    entries = history.status(_open(project_dir, db))
+    entries = status(Project.open(project_dir, db))
     if not entries:
         click.echo("nothing to commit: the working state equals HEAD")
         return
@@ -435,11 +531,11 @@ def status(project_dir: Path, db: str | None, quiet: bool) -> None:
             click.echo(f"  {table}: +{counts['added']} -{counts['removed']} ~{counts['changed']}")
 
 
-@main.command()
+@main.command("checkout")
 @project_options
 @click.option("-f", "--force", is_flag=True, help="Drop uncommitted changes.")
 @click.argument("rev")
-def checkout(project_dir: Path, db: str | None, quiet: bool, force: bool, rev: str) -> None:
+def checkout_command(project_dir: Path, db: str | None, quiet: bool, force: bool, rev: str) -> None:
     """Make the working state what revision REV held (commit to record it).
 
     \b
@@ -447,7 +543,7 @@ def checkout(project_dir: Path, db: str | None, quiet: bool, force: bool, rev: s
         dsrepo checkout -p myproject v1
         dsrepo checkout -p myproject HEAD --force    # drop uncommitted changes
     """
-    revision = history.checkout(_open(project_dir, db), rev, force)
+    revision = checkout(Project.open(project_dir, db), rev, force=force)
     _echo(f"working state is now {revision.short} {revision.message}", quiet)
 
 
@@ -465,7 +561,7 @@ def diff_command(project_dir: Path, db: str | None, quiet: bool, output: str, re
         dsrepo diff -p myproject v1
         dsrepo diff -p myproject HEAD~2 HEAD --format json
     """
-    rows = diff_revisions(_open(project_dir, db), rev_a, rev_b)
+    rows = diff_revisions(Project.open(project_dir, db), rev_a, rev_b)
     if output == "json":
         click.echo(json.dumps([row.as_dict() for row in rows], ensure_ascii=False, indent=2))
         return
@@ -509,7 +605,7 @@ def labels_rename(project_dir: Path, db: str | None, quiet: bool, old: str, new:
     Example:
         dsrepo labels rename -p myproject pedestrian person
     """
-    rename_label(_open(project_dir, db), old, new)
+    rename_label(Project.open(project_dir, db), old, new)
     _echo(f"renamed label '{old}' to '{new}'", quiet)
 
 
@@ -524,7 +620,7 @@ def labels_merge(project_dir: Path, db: str | None, quiet: bool, names: tuple[st
     Example:
         dsrepo labels merge -p myproject people persons --into person
     """
-    merge_labels(_open(project_dir, db), list(names), into=into)
+    merge_labels(Project.open(project_dir, db), list(names), into=into)
     _echo(f"merged {', '.join(repr(n) for n in names)} into '{into}'", quiet)
 
 
@@ -538,7 +634,7 @@ def labels_delete(project_dir: Path, db: str | None, quiet: bool, name: str) -> 
     Example:
         dsrepo labels delete -p myproject junk
     """
-    removed = delete_label(_open(project_dir, db), name)
+    removed = delete_label(Project.open(project_dir, db), name)
     _echo(f"deleted label '{name}' and {removed} annotations", quiet)
 
 
@@ -555,7 +651,7 @@ def query_command(project_dir: Path, db: str | None, quiet: bool, output: str, s
         dsrepo query -p myproject "SELECT label, count(*) FROM annotations_v GROUP BY label"
         dsrepo query -p myproject --format csv "SELECT * FROM items_v WHERE width < 100"
     """
-    result = run_query(_open(project_dir, db), sql)
+    result = run_query(Project.open(project_dir, db), sql)
     if output == "json":
         records = [dict(zip(result.columns, row)) for row in result.rows]
         click.echo(json.dumps(records, ensure_ascii=False, indent=2, default=_jsonable))
@@ -598,8 +694,10 @@ def merge_command(
         dsrepo merge -p myproject -n all vendor_a vendor_b
         dsrepo merge -p myproject -n agreed --strategy intersect --iou 0.5 --quorum 2 a b c
     """
-    options = MergeOptions(strategy, reindex, iou, quorum, report)
-    result = merge_sources(_open(project_dir, db), new_name, list(sources_), options, _progress(quiet))
+    result = merge_sources(
+        Project.open(project_dir, db), new_name, list(sources_), strategy=strategy, reindex=reindex, iou=iou,
+        quorum=quorum, report=report, progress=_progress(quiet),
+    )
     _echo(
         f"merged {', '.join(sources_)} into '{result.source}': {result.files} files, {result.images} images, "
         f"{result.annotations} annotations", quiet,
@@ -625,10 +723,7 @@ def stats_command(project_dir: Path, db: str | None, quiet: bool, rev: str | Non
         dsrepo stats -p myproject
         dsrepo stats -p myproject --format json --plot stats.png
     """
-    project = _open(project_dir, db)
-    figures = stats.compute(project, rev)
-    if plot:
-        stats.plot(figures, stats.area_exponents(project, rev), plot)
+    figures = compute_stats(Project.open(project_dir, db), rev=rev, plot=plot)
     if output == "json":
         click.echo(json.dumps(figures.as_dict(), ensure_ascii=False, indent=2))
         return

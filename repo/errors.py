@@ -32,11 +32,13 @@ class InputError(DsrepoError):
 
 
 class ConflictError(DsrepoError):
-    """The request clashes with what the project holds (a taken name, colliding ids, ...)."""
+    """The request clashes with what is there: a taken name, colliding ids, a folder or
+    database that is not empty, uncommitted changes, nothing to commit."""
 
 
 class NotFoundError(DsrepoError):
-    """A source, revision, tag or label that the user named does not exist."""
+    """Something the user named does not exist: a project, a database, a dataset path, a
+    source, a revision or tag, a label, a format."""
 
 
 class SchemaError(DsrepoError):
@@ -45,3 +47,17 @@ class SchemaError(DsrepoError):
 
 class BusyError(DsrepoError):
     """Another process holds the project's write lock for longer than we are willing to wait."""
+
+
+class OptionError(DsrepoError):
+    """An argument of an action is invalid: an unknown format option or a bad value for one,
+    an empty commit message, an unknown merge strategy."""
+
+
+class ConfigError(DsrepoError):
+    """The settings that choose or reach the database are unusable: a malformed URL or
+    project settings file, a bad DSREPO_* environment variable, a server that refuses us."""
+
+
+class QueryError(DsrepoError):
+    """A user's SQL (`query`, `export --where`) failed or tried to write."""

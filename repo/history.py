@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from repo.errors import DsrepoError
+from repo.errors import ConflictError, OptionError
 from repo.project import Project
 from repo.store import revisions, schema
 from repo.store.revisions import Revision
@@ -24,36 +24,41 @@ REPORTED = ("sources", "items", "annotations", "categories", "labels", "files")
 
 @dataclass(frozen=True)
 class SourceStatus:
+    """Uncommitted changes of one source (or of the project-wide labels)."""
+
     source: str  # "(labels)" for project-wide labels
     changes: dict[str, dict[str, int]]  # table -> added / removed / changed
 
 
-def commit(project: Project, message: str, allow_empty: bool = False) -> Revision:
-    """Record the working state as a new revision."""
+def commit(project: Project, message: str, *, allow_empty: bool = False) -> Revision:
+    """Record the working state as a new revision; nothing to commit is an error unless
+    `allow_empty`."""
     if not message.strip():
-        raise DsrepoError("a commit needs a message (-m MESSAGE)")
+        raise OptionError("a commit needs a message (-m MESSAGE)")
     with project.writing(exclusive=True) as connection:
         pending = head_seq(connection) + 1
         changes = revisions.totals(revisions.pending_changes(connection, pending))
         if not changes and not allow_empty:
-            raise DsrepoError("nothing to commit: the working state equals HEAD (use --allow-empty to commit anyway)")
+            raise ConflictError("nothing to commit: the working state equals HEAD (use --allow-empty to commit anyway)")
         return revisions.record(connection, pending, message, changes)
 
 
-def log(project: Project, limit: int | None = None) -> list[Revision]:
+def log(project: Project, *, limit: int | None = None) -> list[Revision]:
+    """Revisions, newest first (at most `limit`)."""
     with project.reading() as connection:
         return revisions.history(connection, limit)
 
 
-def tag(project: Project, name: str, reference: str = "HEAD") -> Revision:
+def tag(project: Project, name: str, rev: str = "HEAD") -> Revision:
+    """Name revision `rev` (HEAD, HEAD~N, a tag or a revision id) `name`."""
     with project.writing() as connection:
-        seq = revisions.resolve(connection, reference)
+        seq = revisions.resolve(connection, rev)
         revisions.add_tag(connection, name, seq)
         return revisions.get(connection, seq)
 
 
 def status(project: Project) -> list[SourceStatus]:
-    """Uncommitted changes, per source."""
+    """Uncommitted changes, per source: counts of added, removed and changed rows per table."""
     with project.reading() as connection:
         pending = head_seq(connection) + 1
         return _per_source(connection, revisions.pending_changes(connection, pending))
@@ -69,14 +74,15 @@ def _per_source(connection: Any, changes: dict[str, dict[Any, dict[str, int]]]) 
     return [SourceStatus(source, tables) for source, tables in grouped.items()]
 
 
-def checkout(project: Project, reference: str, force: bool = False) -> Revision:
-    """Make the working state what revision `reference` held; HEAD stays where it is."""
+def checkout(project: Project, rev: str, *, force: bool = False) -> Revision:
+    """Make the working state what revision `rev` held; HEAD stays where it is. Uncommitted
+    changes are an error unless `force` drops them."""
     with project.writing(exclusive=True) as connection:
-        seq = revisions.resolve(connection, reference)
+        seq = revisions.resolve(connection, rev)
         pending = head_seq(connection) + 1
         if revisions.changed_rows(connection, pending):
             if not force:
-                raise DsrepoError(
+                raise ConflictError(
                     "the working state has uncommitted changes (see `dsrepo status`); "
                     "commit them, or pass --force to drop them"
                 )

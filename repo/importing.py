@@ -1,132 +1,124 @@
-"""Importing a COCO dataset as a source, or updating a source from a newer copy.
+"""Importing a dataset, in a registered format, as a new source of a project.
 
-Each annotation file is parsed and validated on its own (memory holds one file), its panoptic
-PNGs are cut into per-segment masks, its images are looked up on disk, and its rows are
-written in bulk. The whole import (or update) is one transaction: any error rolls it back.
+The format's reader (see `repo.formats.registry`) finds the files and reads them one at a
+time into validated records; this module writes them as the rows of one source, applies the
+label map, finds and hashes each item's image file (and with the format's `copy_images`
+stores it once), and writes the `--on-error skip` report. The whole import is one
+transaction: any error rolls it back. `repo.sources.update_source` reuses the same steps.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from repo._internal.parallel import Workers
-from repo.coco.layout import AnnotationFile, discover
-from repo.coco.panoptic import DecodeJob, decode_job
-from repo.coco.reader import read_task_file
 from repo.coco.writer import image_record_object
-from repo.errors import ConflictError, InputError
-from repo.labels import LabelMap, apply_label_map
-from repo.model.hashing import segment_hash
+from repo.errors import ConflictError, InputError, OptionError
+from repo.formats.registry import DatasetReader, ImportRequest, ReadFile, get_format
+from repo.labels import LabelMap, apply_label_map, load_label_map
 from repo.model.policy import ErrorPolicy
-from repo.model.records import RLE_STRING, TaskFile
 from repo.progress import Progress, Silent
 from repo.project import Project
-from repo.store import schema
-from repo.store.positions import fresh_positions
+from repo.store.blobs import store_blob
+from repo.store.positions import fresh_position
 from repo.store.source_writer import ChangeCounts, ImageRef, SourceWriter
-from repo.store.sources import auto_name, find_source, insert_source, move_source
+from repo.store.sources import auto_name, insert_source
 from repo.store.versions import VersionWriter
+
+PathLike = str | os.PathLike[str]
+ON_ERROR = ("fail", "skip")
 
 
 @dataclass
 class ImportResult:
+    """What an import or update read and wrote; `skipped` and `error_report` are set when
+    `on_error="skip"` left records out."""
+
     source: str
     files: list[str] = field(default_factory=list)
     images: int = 0
     annotations: int = 0
-    missing_images: int = 0
+    missing_images: int = 0  # images whose file was not found
     skipped: list[InputError] = field(default_factory=list)
+    error_report: Path | None = None  # where the skipped records were written
     changes: ChangeCounts = field(default_factory=ChangeCounts)
-
-
-def write_error_report(path: Path, skipped: list[InputError]) -> None:
-    """The records `--on-error skip` left out, one JSON object each."""
-    records = [
-        {"file": error.file, "record": error.record, "field": error.field, "problem": error.problem}
-        for error in skipped
-    ]
-    path.write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
 def import_dataset(
     project: Project,
     format_name: str,
-    path: Path,
+    path: PathLike,
     *,
     name: str | None = None,
     relpath: str | None = None,
     on_error: str = "fail",
-    copy_images: bool = False,
-    label_map: LabelMap | None = None,
+    error_report: PathLike | None = None,
+    label_map: PathLike | Mapping[str, str | None] | None = None,
     progress: Progress | None = None,
+    **format_options: Any,
 ) -> ImportResult:
-    """Import the dataset at `path` (in `format_name`) as a new source named `name`."""
-    annotation_files = discover(format_name, path, relpath)
+    """Import the dataset at `path` (a folder or a file; `relpath` names one inside it) as a
+    new source `name` (default: from the path).
+
+    `on_error="skip"` keeps the good records and writes the bad ones to `error_report`
+    (default `PROJECT/import-errors-NAME.json`). `label_map` renames or drops categories: a
+    JSON file or a dict `{"old": "new" | None}`. The format's import options come as keywords
+    (e.g. `copy_images=True`; see `dsrepo formats`).
+    """
+    _check_on_error(on_error)
+    mapping = load_label_map(label_map) if label_map is not None else None
+    reader_format = get_format(format_name, role="import")
+    options = reader_format.import_settings(format_options)
+    path = Path(path)
+    assert reader_format.reader is not None
+    reader = reader_format.reader(ImportRequest(format_name, path, relpath, options))
     with project.writing() as connection:
         versions = VersionWriter.begin(connection)
         if name is None:
             name = auto_name(connection, Path(relpath or path.resolve().name).stem or "source")
-        options = {key: value for key, value in (("relpath", relpath), ("label_map", label_map)) if value} or None
-        root = str(annotation_files[0].root.resolve())
+        stored_options = {key: value for key, value in (("relpath", relpath), ("label_map", mapping)) if value} or None
         try:
-            source_id = insert_source(versions, name, format_name, root, options)
+            source_id = insert_source(versions, name, format_name, str(reader.root.resolve()), stored_options)
         except IntegrityError:
             raise ConflictError(f"a source named '{name}' already exists; choose another name with -n") from None
         writer = SourceWriter(versions, source_id, new_source=True, image_object=image_record_object)
-        result = _write_files(connection, writer, name, annotation_files, on_error, copy_images, label_map, progress)
+        result = write_files(connection, writer, name, reader, on_error, mapping, progress)
     project.refresh_statistics()
+    report_skipped(project, result, error_report)
     return result
 
 
-def update_source(
-    project: Project,
-    name: str,
-    path: Path,
-    *,
-    on_error: str = "fail",
-    copy_images: bool = False,
-    progress: Progress | None = None,
+def _check_on_error(on_error: str) -> None:
+    if on_error not in ON_ERROR:
+        raise OptionError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
+
+
+def write_files(
+    connection: Connection, writer: SourceWriter, name: str, reader: DatasetReader, on_error: str,
+    label_map: LabelMap | None, progress: Progress | None,
 ) -> ImportResult:
-    """Bring source `name` in line with a newer copy of its files; only differences are stored.
-
-    The label map given at import applies again."""
-    with project.writing() as connection:
-        versions = VersionWriter.begin(connection)
-        source = find_source(connection, name)
-        options = source.options or {}
-        annotation_files = discover(source.format, path, options.get("relpath"))
-        source_id = move_source(versions, source, str(annotation_files[0].root.resolve()))
-        writer = SourceWriter(versions, source_id, new_source=False, image_object=image_record_object)
-        result = _write_files(
-            connection, writer, name, annotation_files, on_error, copy_images, options.get("label_map"), progress
-        )
-    project.refresh_statistics()
-    return result
-
-
-def _write_files(
-    connection: Connection, writer: SourceWriter, name: str, annotation_files: list[AnnotationFile],
-    on_error: str, copy_images: bool, label_map: LabelMap | None, progress: Progress | None,
-) -> ImportResult:
+    """Read every file of `reader` into the source `writer` writes (an import or an update)."""
+    _check_on_error(on_error)
     progress = progress or Silent()
     policy = ErrorPolicy(skip=on_error == "skip")
-    finder = _ImageFinder(connection, copy_images, progress)
+    finder = _ImageFinder(connection, reader.root, reader.store_images, progress)
     result = ImportResult(source=name)
     seen_items: set[tuple[str, str]] = set()
-    positions = fresh_positions(len(annotation_files))
-    for position, annotation_file, task_file in zip(positions, annotation_files, _read(annotation_files, policy, progress)):
+    for index, read_file in enumerate(reader.read(policy, progress)):
+        task_file = read_file.task_file
         if label_map:
             apply_label_map(task_file, label_map)
-        refs = finder.locate(annotation_file, task_file)
-        writer.write_file(task_file, position, refs)
-        result.files.append(annotation_file.shown_as)
+        refs = finder.locate(read_file)
+        writer.write_file(task_file, fresh_position(index), refs)
+        result.files.append(read_file.shown_as)
         for image in task_file.images:
             key = (task_file.subset, image["file_name"])
             if key not in seen_items:
@@ -140,88 +132,54 @@ def _write_files(
     return result
 
 
-def _read(annotation_files: list[AnnotationFile], policy: ErrorPolicy, progress: Progress) -> Iterator[TaskFile]:
-    """Validated task files, one at a time, panoptic masks cut from their PNGs."""
-    for annotation_file in annotation_files:
-        progress.start(f"reading {annotation_file.path.name}", 1)
-        task_file = read_task_file(
-            annotation_file.path, annotation_file.shown_as, annotation_file.task, annotation_file.subset, policy
-        )
-        progress.advance()
-        if task_file.task == "panoptic":
-            _cut_panoptic(annotation_file, task_file, policy, progress)
-        yield task_file
-
-
-def _cut_panoptic(
-    annotation_file: AnnotationFile, task_file: TaskFile, policy: ErrorPolicy, progress: Progress
-) -> None:
-    """Decode each record's PNG into per-segment masks, on all cores; a bad PNG fails the
-    import, or under `skip` drops its record."""
-    images = {image["coco_id"]: image for image in task_file.images}
-    shown_dir = annotation_file.shown_as.removesuffix(".json")
-    jobs = [
-        DecodeJob(
-            str(annotation_file.png_dir / record.png_name), f"{shown_dir}/{record.png_name}", record.image_id,
-            images[record.image_id]["width"], images[record.image_id]["height"],
-            tuple(segment["coco_id"] for segment in record.segments),
-        )
-        for record in task_file.panoptic
+def report_skipped(project: Project, result: ImportResult, error_report: PathLike | None) -> None:
+    """Write the records `on_error="skip"` left out, one JSON object each, to `error_report`
+    (default `PROJECT/import-errors-SOURCE.json`); nothing when none were skipped."""
+    if not result.skipped:
+        return
+    report = Path(error_report) if error_report is not None else project.directory / f"import-errors-{result.source}.json"
+    records = [
+        {"file": error.file, "record": error.record, "field": error.field, "problem": error.problem}
+        for error in result.skipped
     ]
-    progress.start(f"decoding {annotation_file.png_dir.name}/", len(jobs))
-    kept = []
-    with Workers(len(jobs)) as workers:
-        for record, outcome in zip(task_file.panoptic, workers.map(decode_job, jobs)):
-            progress.advance()
-            if isinstance(outcome, tuple):
-                policy.report(InputError(*outcome))
-                continue
-            for segment, rle in zip(record.segments, outcome):
-                segment["rle"] = rle
-                segment["rle_form"] = RLE_STRING
-                # A segment is its JSON record and its pixels: both make its content hash.
-                segment["hash"] = segment_hash(segment["hash"], rle)
-            kept.append(record)
-    task_file.panoptic = kept
+    report.write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    result.error_report = report
 
 
 class _ImageFinder:
-    """Finds each item's image file, hashes it once, and with `copy_images` stores it once."""
+    """Finds each item's image file, hashes it once, and if asked stores it once. Paths are
+    stored relative to the dataset folder as the user named it."""
 
-    def __init__(self, connection: Connection, copy_images: bool, progress: Progress):
+    def __init__(self, connection: Connection, root: Path, store_images: bool, progress: Progress):
         self.connection = connection
-        self.copy_images = copy_images
+        self.root = root
+        self.store_images = store_images
         self.progress = progress
         self._found: dict[Path, ImageRef | None] = {}
 
-    def locate(self, annotation_file: AnnotationFile, task_file: TaskFile) -> dict[str, ImageRef]:
-        folders = annotation_file.image_dirs()
+    def locate(self, read_file: ReadFile) -> dict[str, ImageRef]:
+        folders: Sequence[Path] = read_file.image_dirs
+        images = read_file.task_file.images
         refs: dict[str, ImageRef] = {}
-        self.progress.start(f"hashing images of {annotation_file.path.name}", len(task_file.images))
-        for image in task_file.images:
+        self.progress.start(f"hashing images of {Path(read_file.shown_as).name}", len(images))
+        for image in images:
             for folder in folders:
-                ref = self._ref(folder / image["file_name"], annotation_file.root)
+                ref = self._ref(folder / image["file_name"])
                 if ref is not None:
                     refs[image["file_name"]] = ref
                     break
             self.progress.advance()
         return refs
 
-    def _ref(self, candidate: Path, root: Path) -> ImageRef | None:
+    def _ref(self, candidate: Path) -> ImageRef | None:
         if candidate not in self._found:
             ref = None
             if candidate.is_file():
                 data = candidate.read_bytes()
                 digest = hashlib.sha256(data).hexdigest()
-                shown = candidate.relative_to(root) if candidate.is_relative_to(root) else candidate
+                shown = candidate.relative_to(self.root) if candidate.is_relative_to(self.root) else candidate
                 ref = ImageRef(shown.as_posix(), len(data), digest)
-                if self.copy_images:
-                    self._store_blob(digest, data)
+                if self.store_images:
+                    store_blob(self.connection, digest, data)
             self._found[candidate] = ref
         return self._found[candidate]
-
-    def _store_blob(self, digest: str, data: bytes) -> None:
-        blobs = schema.blobs
-        exists = self.connection.execute(select(blobs.c.sha256).where(blobs.c.sha256 == digest)).first()
-        if exists is None:
-            self.connection.execute(insert(blobs).values(sha256=digest, size=len(data), data=data))

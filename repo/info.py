@@ -1,4 +1,4 @@
-"""What a project holds: sources, their files, and counts, at any snapshot."""
+"""What a project holds: its database and schema, sources, their files, and counts."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Table, func, select
 
-from repo.store import fetch, migrate, schema
-from repo.store.versions import WORKING_STATE, Snapshot, head_seq
+from repo.project import Project
+from repo.store import fetch, migrate, revisions, schema
+from repo.store.versions import Snapshot, head_seq
 
 
 @dataclass
 class FileSummary:
+    """One stored file of a source."""
+
     task: str
     subset: str
     name: str
@@ -21,6 +24,8 @@ class FileSummary:
 
 @dataclass
 class SourceSummary:
+    """One source: where it came from, its items, and its files."""
+
     name: str
     format: str
     path: str | None
@@ -32,13 +37,22 @@ class SourceSummary:
 
 @dataclass
 class ProjectSummary:
+    """What `dsrepo info` shows."""
+
     url: str
     schema: str
     head: int
     sources: list[SourceSummary]
 
 
-def summarize(connection: Connection, url: str, snapshot: Snapshot = WORKING_STATE) -> ProjectSummary:
+def summarize(project: Project, *, rev: str | None = None) -> ProjectSummary:
+    """The project's database, schema and revisions, and each source's files with their
+    numbers of images and annotations, as of `rev` (None: the working state)."""
+    with project.reading() as connection:
+        return _summarize(connection, project.shown_url, revisions.snapshot(connection, rev))
+
+
+def _summarize(connection: Connection, url: str, snapshot: Snapshot) -> ProjectSummary:
     items = schema.items
     item_counts = dict(connection.execute(
         select(items.c.source_id, func.count()).where(snapshot.visible(items)).group_by(items.c.source_id)

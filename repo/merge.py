@@ -17,6 +17,7 @@ the annotations of an image that several sources have:
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from repo._internal.compose import (
 from repo.coco.reader import read_task_document
 from repo.coco.tasks import file_name_for
 from repo.coco.writer import image_record_object, panoptic_object
-from repo.errors import ConflictError, DsrepoError
+from repo.errors import ConflictError, OptionError
 from repo.matching import closest_member, cluster, similarities
 from repo.model.hashing import record_hash, segment_hash
 from repo.model.policy import ErrorPolicy
@@ -51,17 +52,18 @@ from repo.store.versions import WORKING_STATE, VersionWriter
 STRATEGIES = ("union", "exact", "intersect")
 
 
-@dataclass
-class MergeOptions:
-    strategy: str = "union"
-    reindex: bool = False
-    iou: float = 0.5
-    quorum: int = 1
-    report: Path | None = None
+@dataclass(frozen=True)
+class _Options:
+    strategy: str
+    reindex: bool
+    iou: float
+    quorum: int
 
 
 @dataclass
 class MergeResult:
+    """The merged source, what it holds, and for `intersect` (or conflicts) the report."""
+
     source: str
     files: int = 0
     images: int = 0
@@ -72,15 +74,27 @@ class MergeResult:
 
 
 def merge_sources(
-    project: Project, new_name: str, names: Sequence[str], options: MergeOptions | None = None,
+    project: Project,
+    new_name: str,
+    names: Sequence[str],
+    *,
+    strategy: str = "union",
+    reindex: bool = False,
+    iou: float = 0.5,
+    quorum: int = 1,
+    report: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
 ) -> MergeResult:
-    options = options or MergeOptions()
+    """Merge sources `names` into a new source `new_name`, which replaces them (see the module
+    docstring for the strategies). `iou` is the similarity from which two annotations match
+    and `quorum` the number of sources a match needs (intersect). The report goes to `report`
+    (default `PROJECT/merge-report-NEW.json`)."""
     progress = progress or Silent()
-    if options.strategy not in STRATEGIES:
-        raise DsrepoError(f"unknown merge strategy '{options.strategy}' (known: {', '.join(STRATEGIES)})")
+    if strategy not in STRATEGIES:
+        raise OptionError(f"unknown merge strategy '{strategy}' (known: {', '.join(STRATEGIES)})")
     if len(set(names)) < 2:
-        raise DsrepoError("merge needs at least two different sources")
+        raise OptionError("merge needs at least two different sources")
+    options = _Options(strategy, reindex, iou, quorum)
     result = MergeResult(new_name)
     with project.writing() as connection:
         versions = VersionWriter.begin(connection)
@@ -112,14 +126,14 @@ def merge_sources(
             close_source(versions, source)
     project.refresh_statistics()
     if options.strategy == "intersect" or result.conflicts:
-        result.report = options.report or project.directory / f"merge-report-{new_name}.json"
+        result.report = Path(report) if report is not None else project.directory / f"merge-report-{new_name}.json"
         _write_report(result, inputs_names=[s for s in dict.fromkeys(names)], options=options)
     progress.finish()
     return result
 
 
 class _Merger:
-    def __init__(self, options: MergeOptions, result: MergeResult):
+    def __init__(self, options: _Options, result: MergeResult):
         self.options = options
         self.result = result
 
@@ -235,7 +249,7 @@ def _size(composed: ComposedFile, candidate: Candidate) -> tuple[int, int]:
     return placement.height, placement.width
 
 
-def _write_report(result: MergeResult, inputs_names: list[str], options: MergeOptions) -> None:
+def _write_report(result: MergeResult, inputs_names: list[str], options: _Options) -> None:
     assert result.report is not None
     document = {
         "merged_source": result.source, "sources": inputs_names, "strategy": options.strategy,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect
 
-from repo.errors import DsrepoError
+from repo.errors import ConfigError, ConflictError, DsrepoError, NotFoundError
 from repo.store import migrate
 from repo.store.engine import (
     create_sqlite_file,
@@ -37,6 +37,9 @@ CONFIG_FILE = "dsrepo.json"
 
 @dataclass
 class Project:
+    """An open project: its folder, its database URL and an engine. Make one with
+    `Project.create` or `Project.open`; every action takes it as its first argument."""
+
     directory: Path
     url: str
     engine: Engine
@@ -45,7 +48,7 @@ class Project:
 
     @staticmethod
     def _chosen_url(directory: Path, db: str | None) -> str | None:
-        """--db, then DSREPO_DB, then the URL remembered in the folder (Decision 15)."""
+        """--db, then DSREPO_DB, then the URL remembered in the folder."""
         if db:
             return normalize_url(db)
         if os.environ.get("DSREPO_DB"):
@@ -55,14 +58,17 @@ class Project:
             try:
                 return normalize_url(json.loads(config.read_text(encoding="utf-8"))["db"])
             except (ValueError, KeyError, TypeError):
-                raise DsrepoError(f"{config}: not a dsrepo project settings file (expected {{\"db\": URL}})") from None
+                raise ConfigError(f"{config}: not a dsrepo project settings file (expected {{\"db\": URL}})") from None
         return None
 
     @classmethod
-    def create(cls, directory: Path, db: str | None = None) -> "Project":
-        """Make `directory` a project on an empty database and build the schema there."""
+    def create(cls, directory: str | os.PathLike[str], db: str | None = None) -> "Project":
+        """Make `directory` a project on an empty database and build the schema there: a new
+        SQLite file `DIRECTORY/project.db`, or the database `db` (a URL, remembered in
+        `DIRECTORY/dsrepo.json`), or DSREPO_DB's."""
+        directory = Path(directory)
         if (directory / CONFIG_FILE).exists() or (directory / DB_FILE).exists():
-            raise DsrepoError(f"{directory} is already a dsrepo project")
+            raise ConflictError(f"{directory} is already a dsrepo project")
         made = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
         try:
@@ -81,14 +87,14 @@ class Project:
         if is_sqlite(url):
             database = Path(url.split("///", 1)[1])
             if database.exists() and database.stat().st_size > 0:
-                raise DsrepoError(f"{database} already exists; `create` needs a new or empty database")
+                raise ConflictError(f"{database} already exists; `create` needs a new or empty database")
             database.parent.mkdir(parents=True, exist_ok=True)
             create_sqlite_file(database)
         project = cls(directory, url, make_engine(url))
         with write_transaction(project.engine) as connection:
             tables = inspect(connection).get_table_names()
             if tables:
-                raise DsrepoError(
+                raise ConflictError(
                     f"{masked(url)} already holds tables ({', '.join(sorted(tables)[:5])}); "
                     "`create` needs an empty database"
                 )
@@ -98,21 +104,24 @@ class Project:
         return project
 
     @classmethod
-    def open(cls, directory: Path, db: str | None = None) -> "Project":
-        """Open an existing project; opening writes nothing."""
+    def open(cls, directory: str | os.PathLike[str], db: str | None = None) -> "Project":
+        """Open an existing project; opening writes nothing. The database is `db`, else
+        DSREPO_DB, else the URL remembered in the folder, else `DIRECTORY/project.db`."""
+        directory = Path(directory)
         project = cls._locate(directory, db)
         with read_transaction(project.engine) as connection:
             migrate.check_current(connection, masked(project.url))
         return project
 
     @classmethod
-    def upgrade(cls, directory: Path, db: str | None = None) -> tuple[str | None, str]:
+    def upgrade(cls, directory: str | os.PathLike[str], db: str | None = None) -> tuple[str | None, str]:
         """Migrate a project's schema to this dsrepo's; returns (old, new) schema revisions."""
+        directory = Path(directory)
         project = cls._locate(directory, db)
         with project.writing() as connection:
             old = migrate.schema_revision(connection)
             if old is None:
-                raise DsrepoError(f"{project.shown_url} is not a dsrepo project (no schema)")
+                raise NotFoundError(f"{project.shown_url} is not a dsrepo project (no schema)")
             migrate.upgrade(connection)
             return old, migrate.schema_revision(connection) or old
 
@@ -122,13 +131,13 @@ class Project:
         if url is None:
             database = directory / DB_FILE
             if not database.is_file():
-                raise DsrepoError(
+                raise NotFoundError(
                     f"{directory} is not a dsrepo project (no {DB_FILE}); create one with "
                     f"`dsrepo create -p {directory}` or name a database with --db"
                 )
             url = sqlite_url(database.resolve())
         elif is_sqlite(url) and not Path(url.split("///", 1)[1]).is_file():
-            raise DsrepoError(f"{masked(url)}: no such database; create it with `dsrepo create --db URL`")
+            raise NotFoundError(f"{masked(url)}: no such database; create it with `dsrepo create --db URL`")
         return cls(directory, url, make_engine(url))
 
     # -- transactions -----------------------------------------------------------------------
@@ -142,6 +151,7 @@ class Project:
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
+        """One read transaction: a consistent view of the last committed state."""
         with read_transaction(self.engine) as connection:
             yield connection
 
@@ -151,7 +161,15 @@ class Project:
 
     @property
     def shown_url(self) -> str:
+        """The database URL as it may be shown: the password masked."""
         return masked(self.url)
 
     def close(self) -> None:
+        """Release the database connections (a project is also a context manager)."""
         self.engine.dispose()
+
+    def __enter__(self) -> "Project":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

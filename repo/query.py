@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, and_, select
 from sqlalchemy.exc import DBAPIError
 
-from repo.errors import DsrepoError
+from repo.errors import QueryError
 from repo.project import Project
 from repo.store import schema
 from repo.store.engine import is_sqlite, make_engine
@@ -122,10 +122,10 @@ def _run_read_only(connection: Connection, sql: str, what: str) -> tuple[list[st
         cursor.close()
         return columns, rows
     except (DBAPIError, sqlite3.Error) as exc:
-        raise DsrepoError(f"{what}: {_first_line(exc)}") from None
+        raise QueryError(f"{what}: {_first_line(exc)}") from None
     except Exception as exc:  # psycopg's errors, without importing psycopg for SQLite users
         if type(exc).__module__.startswith("psycopg"):
-            raise DsrepoError(f"{what}: {_first_line(exc)}") from None
+            raise QueryError(f"{what}: {_first_line(exc)}") from None
         raise
 
 

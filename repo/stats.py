@@ -6,6 +6,7 @@ exactly what `export` would write.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 @dataclass
 class Distribution:
+    """How a measure is spread: count, quantiles and (for areas) COCO's size buckets."""
+
     count: int
     quantiles: dict[str, float]  # min, p25, median, p75, max
     buckets: dict[str, int] = field(default_factory=dict)
@@ -34,6 +37,8 @@ class Distribution:
 
 @dataclass
 class Stats:
+    """What `dsrepo stats` shows."""
+
     images: dict[str, int]  # per subset
     annotations: dict[str, dict[str, int]]  # subset -> task -> count
     labels: dict[str, dict[str, int]]  # task -> label -> count
@@ -59,9 +64,18 @@ def _distribution(values: list[float], buckets: bool = False) -> Distribution:
     return result
 
 
-def compute(project: Project, rev: str | None = None) -> Stats:
+def compute_stats(
+    project: Project, *, rev: str | None = None, plot: str | os.PathLike[str] | None = None
+) -> Stats:
+    """Counts per subset, task and label, size distributions, images without annotations and
+    the share of crowd annotations, as of `rev` (None: the working state); with `plot`, also
+    draw histograms into that PNG file."""
     with project.reading() as connection:
-        return _compute(connection, revisions.snapshot(connection, rev))
+        snapshot = revisions.snapshot(connection, rev)
+        stats = _compute(connection, snapshot)
+        if plot is not None:
+            _plot(stats, _area_exponents(connection, snapshot), Path(plot))
+    return stats
 
 
 def _compute(connection: Connection, snapshot: Snapshot) -> Stats:
@@ -108,7 +122,7 @@ def _compute(connection: Connection, snapshot: Snapshot) -> Stats:
     )
 
 
-def plot(stats: Stats, areas_log2: list[int], path: Path) -> None:
+def _plot(stats: Stats, areas_log2: list[int], path: Path) -> None:
     """A PNG with two bar charts: annotations per label (top 20) and areas in powers of two."""
     label_counts: Counter[str] = Counter()
     for per_label in stats.labels.values():
@@ -137,9 +151,8 @@ def plot(stats: Stats, areas_log2: list[int], path: Path) -> None:
     image.save(path)
 
 
-def area_exponents(project: Project, rev: str | None = None) -> list[int]:
+def _area_exponents(connection: Connection, snapshot: Snapshot) -> list[int]:
     """floor(log2(area)) of every annotation with a positive area, for the histogram."""
-    with project.reading() as connection:
-        view = annotations_view(revisions.snapshot(connection, rev)).subquery()
-        areas = connection.execute(select(view.c.area).where(view.c.area > 0)).scalars().all()
+    view = annotations_view(snapshot).subquery()
+    areas = connection.execute(select(view.c.area).where(view.c.area > 0)).scalars().all()
     return [int(np.floor(np.log2(area))) for area in areas]

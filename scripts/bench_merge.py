@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gen_coco import generate  # noqa: E402
 
 from repo.importing import import_dataset  # noqa: E402
-from repo.merge import MergeOptions, merge_sources  # noqa: E402
+from repo.merge import merge_sources  # noqa: E402
 from repo.project import Project  # noqa: E402
 
 DATUMARO = """
@@ -88,7 +88,7 @@ def run_dsrepo(root: Path, folders: list[Path]) -> tuple[float, float, int]:
     for number, folder in enumerate(folders):
         import_dataset(project, "coco_instances", folder, name=f"s{number}")
     imported = time.perf_counter()
-    result = merge_sources(project, "merged", ["s0", "s1", "s2"], MergeOptions("intersect", iou=0.5, quorum=2))
+    result = merge_sources(project, "merged", ["s0", "s1", "s2"], strategy="intersect", iou=0.5, quorum=2)
     merged = time.perf_counter()
     project.close()
     return imported - started, merged - imported, result.annotations

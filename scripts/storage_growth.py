@@ -28,7 +28,7 @@ from sqlalchemy.pool import NullPool
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gen_coco import generate  # noqa: E402
 
-from repo.exporting import ExportOptions, export_dataset  # noqa: E402
+from repo.exporting import export_dataset  # noqa: E402
 from repo.history import commit  # noqa: E402
 from repo.importing import import_dataset, update_source  # noqa: E402
 from repo.project import Project  # noqa: E402
@@ -47,7 +47,7 @@ def database_size(project: Project) -> int:
 def export_seconds(project: Project, out: Path, rev: str | None) -> float:
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
-    export_dataset(project, "coco_instances", out, ExportOptions(rev=rev))
+    export_dataset(project, "coco_instances", out, rev=rev)
     return time.perf_counter() - started
 
 

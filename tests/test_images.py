@@ -9,7 +9,7 @@ from pathlib import Path
 from conftest import DATA
 from helpers import row_count
 from repo.cli import main
-from repo.exporting import ExportOptions, export_dataset
+from repo.exporting import export_dataset
 from repo.importing import import_dataset
 from repo.query import run_query
 
@@ -54,7 +54,7 @@ def test_copied_images_survive_their_folder_and_are_stored_once(backend, tmp_pat
     originals = {p.name: p.read_bytes() for p in (dataset / "images" / "val2017").iterdir()}
     shutil.rmtree(dataset)
     out = tmp_path / "out"
-    result = export_dataset(project, "coco", out, ExportOptions(save_images=True, reindex=True))
+    result = export_dataset(project, "coco", out, save_images=True, reindex=True)
     assert result.saved_images == 2 and not result.unavailable_images
     assert {p.name: p.read_bytes() for p in (out / "images" / "val2017").iterdir()} == originals
 
@@ -63,7 +63,7 @@ def test_save_images_reads_the_source_folder(backend, tmp_path):
     project = backend.create()
     import_dataset(project, "coco", DATA / "datumaro_coco" / "coco", name="sample")
     out = tmp_path / "out"
-    result = export_dataset(project, "coco", out, ExportOptions(save_images=True))
+    result = export_dataset(project, "coco", out, save_images=True)
     assert result.saved_images == 2
     for subset, name in (("train", "a.jpg"), ("val", "b.jpg")):
         original = DATA / "datumaro_coco" / "coco" / "images" / subset / name

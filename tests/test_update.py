@@ -18,7 +18,8 @@ from helpers import assert_same_file, database_contents, load_json, row_count
 from repo.errors import NotFoundError
 from repo.exporting import export_dataset
 from repo.history import commit, status
-from repo.importing import import_dataset, update_source
+from repo.importing import import_dataset
+from repo.sources import update_source
 
 
 @pytest.fixture(scope="module")

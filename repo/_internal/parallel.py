@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Any, TypeVar
 
-from repo.errors import DsrepoError
+from repo.errors import ConfigError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -28,7 +28,7 @@ def worker_count() -> int:
         try:
             return max(1, int(raw))
         except ValueError:
-            raise DsrepoError(f"DSREPO_WORKERS must be a whole number, got '{raw}'") from None
+            raise ConfigError(f"DSREPO_WORKERS must be a whole number, got '{raw}'") from None
     return min(os.cpu_count() or 1, 8)
 
 

@@ -14,8 +14,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from repo.coco.tasks import DEFAULT_SUBSET, TASKS, file_name_for, split_file_name, tasks_of
-from repo.errors import DsrepoError, InputError
+from repo.coco.tasks import DEFAULT_SUBSET, FORMATS, TASKS, file_name_for, split_file_name
+from repo.errors import InputError, NotFoundError
+from repo.model.paths import output_path
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,13 @@ def _root_of(json_path: Path) -> Path:
 
 def discover(format_name: str, path: Path, relpath: str | None = None) -> list[AnnotationFile]:
     """The annotation files a format reads from PATH (optionally PATH/RELPATH), in task order."""
-    tasks = tasks_of(format_name)
+    tasks = FORMATS[format_name]
     shown = str(path)
     if relpath:
         path = path / relpath
         shown = os.path.join(shown, relpath)
     if not path.exists():
-        raise DsrepoError(f"{shown}: no such file or folder")
+        raise NotFoundError(f"{shown}: no such file or folder")
     if path.is_file():
         return [_single_file(format_name, tasks, path, shown)]
     folder = path / "annotations" if (path / "annotations").is_dir() else path
@@ -68,7 +69,7 @@ def discover(format_name: str, path: Path, relpath: str | None = None) -> list[A
             ))
     if not found:
         wanted = ", ".join(f"{t}_<subset>.json" for t in tasks) if len(tasks) < 3 else "<task>_<subset>.json"
-        raise DsrepoError(f"{shown}: no {format_name} annotation files found (looked for annotations/{wanted})")
+        raise NotFoundError(f"{shown}: no {format_name} annotation files found (looked for annotations/{wanted})")
     return found
 
 
@@ -80,21 +81,12 @@ def _single_file(format_name: str, tasks: tuple[str, ...], path: Path, shown: st
         return AnnotationFile(task, subset, path, shown, _root_of(path))
     if parsed is None:
         names = ", ".join(f"coco_{t}" for t in TASKS)
-        raise DsrepoError(
-            f"{shown}: cannot tell the task from the file name (expected <task>_<subset>.json); "
-            f"import it with a task format ({names})"
+        raise InputError(
+            shown, None, None,
+            f"cannot tell the task from the file name (expected <task>_<subset>.json); "
+            f"import it with a task format ({names})",
         )
     return AnnotationFile(parsed[0], parsed[1], path, shown, _root_of(path))
-
-
-def output_path(out_dir: Path, *parts: str) -> Path:
-    """A path inside the export folder; refuses anything that would land outside it."""
-    target = out_dir.joinpath(*parts)
-    resolved_out = out_dir.resolve()
-    resolved = target.resolve()
-    if resolved != resolved_out and resolved_out not in resolved.parents:
-        raise InputError(str(target), None, None, "would be written outside the output folder; refused")
-    return target
 
 
 def annotation_path(out_dir: Path, task: str, subset: str) -> Path:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any, TypeVar
 
 from repo.coco.rle import RleError, check_runs, compress_runs, decode_string
@@ -24,6 +24,7 @@ from repo.coco.tasks import LABELLED_TASKS
 from repo.errors import InputError
 from repo.model.hashing import NestingError, record_hash, too_deep
 from repo.model.jsonio import MAX_DEPTH, describe, load_json_file
+from repo.model.paths import unsafe_path_problem
 from repo.model.policy import ErrorPolicy
 from repo.model.records import (
     BBOX_FIELDS,
@@ -73,20 +74,6 @@ def all_numbers(values: list[Any]) -> bool:
 def text_problem(value: str) -> str | None:
     """Why a string cannot go into a text column (PostgreSQL refuses NUL characters), or None."""
     return "contains a NUL character, which dsrepo cannot store" if "\x00" in value else None
-
-
-def unsafe_path_problem(name: str) -> str | None:
-    """Why a file name from a dataset could write or read outside its folder, or None."""
-    if not name:
-        return "is empty"
-    if "\x00" in name:
-        return "contains a NUL character"
-    for flavour in (PurePosixPath(name), PureWindowsPath(name)):
-        if flavour.is_absolute() or flavour.drive or flavour.root:
-            return f"{describe(name)} is an absolute path; expected a path inside the dataset folder"
-        if ".." in flavour.parts:
-            return f"{describe(name)} climbs out of the dataset folder with '..'"
-    return None
 
 
 def read_task_file(

@@ -4,27 +4,18 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-from repo.errors import DsrepoError
-
 # The order in which tasks are read and written (Datumaro's task order).
 TASKS: tuple[str, ...] = (
     "instances", "person_keypoints", "captions", "labels", "image_info", "panoptic", "stuff",
 )
 
+# Datumaro's format names: `coco` reads and writes every task, `coco_<task>` one.
 FORMATS: dict[str, tuple[str, ...]] = {"coco": TASKS} | {f"coco_{task}": (task,) for task in TASKS}
 
 # Tasks whose annotations point at categories (and so whose files declare them).
 LABELLED_TASKS = frozenset({"instances", "person_keypoints", "labels", "panoptic", "stuff"})
 
 DEFAULT_SUBSET = "default"
-
-
-def tasks_of(format_name: str) -> tuple[str, ...]:
-    try:
-        return FORMATS[format_name]
-    except KeyError:
-        known = ", ".join(FORMATS)
-        raise DsrepoError(f"unknown format '{format_name}' (known formats: {known})") from None
 
 
 def split_file_name(name: str) -> tuple[str, str] | None:

@@ -9,6 +9,7 @@ is in progress. PostgreSQL: plain transactions; `postgresql://` URLs mean psycop
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,10 +20,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import NullPool
 
-from repo.errors import BusyError, DsrepoError
+from repo.errors import BusyError, ConfigError, NotFoundError
 from repo.model.jsonio import dumps_text, parse_json
 
 DEFAULT_BUSY_TIMEOUT = 10.0
+_MISSING_DATABASE = re.compile(r'database ".*" does not exist')
 
 
 def normalize_url(url: str) -> str:
@@ -33,7 +35,7 @@ def normalize_url(url: str) -> str:
     try:
         make_url(url)
     except ArgumentError:
-        raise DsrepoError(
+        raise ConfigError(
             f"'{url}' is not a database URL (expected e.g. sqlite:///path/project.db or "
             "postgresql://user@host/dbname)"
         ) from None
@@ -60,7 +62,7 @@ def busy_timeout() -> float:
     try:
         return max(0.0, float(raw))
     except ValueError:
-        raise DsrepoError(f"DSREPO_BUSY_TIMEOUT must be a number of seconds, got '{raw}'") from None
+        raise ConfigError(f"DSREPO_BUSY_TIMEOUT must be a number of seconds, got '{raw}'") from None
 
 
 def make_engine(url: str, read_only: bool = False) -> Engine:
@@ -111,7 +113,14 @@ def _connect(engine: Engine) -> Connection:
         return engine.connect()
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise DsrepoError(f"cannot use the database {masked(str(engine.url))}: {reason}") from None
+        shown = masked(str(engine.url))
+        if _MISSING_DATABASE.search(reason):
+            name = engine.url.database
+            raise NotFoundError(
+                f"{shown}: the server has no database '{name}'; create it with `createdb {name}` "
+                f"(or the server's CREATE DATABASE \"{name}\"), then run `dsrepo create`"
+            ) from None
+        raise ConfigError(f"cannot use the database {shown}: {reason}") from None
 
 
 # PostgreSQL advisory lock keys (any two 64-bit numbers of our own).

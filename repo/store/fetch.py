@@ -67,3 +67,4 @@ def annotation_rows(connection: Connection, snapshot: Snapshot, file_id: int) ->
 
 def panoptic_rows(connection: Connection, snapshot: Snapshot, file_id: int) -> Iterator[Row[Any]]:
     return _stream(connection, _in_file(_pr, snapshot, file_id))
+

@@ -15,8 +15,13 @@ from collections.abc import Sequence
 from repo.store.schema import POSITION_STEP
 
 
+def fresh_position(index: int) -> int:
+    """The position of the record at `index` of a freshly numbered file."""
+    return index * POSITION_STEP
+
+
 def fresh_positions(count: int) -> list[int]:
-    return [index * POSITION_STEP for index in range(count)]
+    return [fresh_position(index) for index in range(count)]
 
 
 def _increasing_run(values: Sequence[int | None]) -> set[int]:

@@ -1,0 +1,242 @@
+"""COCO, as eight formats: `coco` (a folder with any of the tasks) and `coco_<task>` (one task).
+
+The wire format itself is `repo.coco` (layout, reading and validating, writing, RLE, panoptic
+PNGs); this module connects it to the store through the registry.
+
+Import: every annotation file is read and validated on its own (memory holds one file), and a
+panoptic file's PNGs are cut into per-segment masks on all cores.
+
+Export: each output file `annotations/<task>_<subset>.json` is composed from the stored files
+of that task and subset (see `repo._internal.compose`): one source's file comes back exactly as
+it was imported, several sources' files as their union. Panoptic PNGs are painted again from
+the stored segments. Annotation rows stream from the database into the JSON writer, so memory
+holds one file's images, not its annotations.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Row
+
+from repo._internal.compose import ComposedFile, Contributor, ImageFile, annotations, compose, id_maps, panoptic_records
+from repo._internal.parallel import Workers
+from repo.coco.layout import AnnotationFile, annotation_path, discover
+from repo.coco.panoptic import DecodeJob, PaintJob, decode_job, paint_job
+from repo.coco.reader import read_task_file
+from repo.coco.tasks import FORMATS, file_name_for
+from repo.coco.writer import panoptic_object, write_task_file
+from repo.errors import ConflictError, InputError
+from repo.exporting import copy_image
+from repo.formats.registry import (
+    DatasetReader,
+    ExportContext,
+    ExportResult,
+    Format,
+    ImportRequest,
+    ReadFile,
+    boolean,
+    flag,
+    path,
+    register,
+)
+from repo.model.hashing import segment_hash
+from repo.model.policy import ErrorPolicy
+from repo.model.records import RLE_STRING, TaskFile
+from repo.progress import Progress
+from repo.store import fetch
+
+PAINT_BATCH = 1024  # panoptic records whose segments are held in memory at once
+
+IMPORT_OPTIONS = (
+    flag("copy_images", "--copy-images", help="Store the image files in the database."),
+)
+EXPORT_OPTIONS = (
+    flag("save_images", "--save-images", "--save-media", help="Also write the images, to images/<subset>/."),
+    boolean("reindex", "--reindex", help="New ids 1..N for images, annotations and categories."),
+    path("reindex_map", "--reindex-map", requires="reindex",
+         help="With --reindex, write the old -> new ids to this JSON file."),
+)
+
+
+# -- import --------------------------------------------------------------------------------
+
+class CocoReader:
+    """The annotation files of a COCO dataset, found; read one at a time."""
+
+    def __init__(self, request: ImportRequest):
+        self.format = request.format
+        self.files = discover(request.format, request.path, request.relpath)
+        self.root = self.files[0].root
+        self.store_images = bool(request.options["copy_images"])
+
+    def read(self, policy: ErrorPolicy, progress: Progress) -> Iterator[ReadFile]:
+        """Validated task files, panoptic masks cut from their PNGs."""
+        for annotation_file in self.files:
+            progress.start(f"reading {annotation_file.path.name}", 1)
+            task_file = read_task_file(
+                annotation_file.path, annotation_file.shown_as, annotation_file.task, annotation_file.subset, policy
+            )
+            progress.advance()
+            if task_file.task == "panoptic":
+                _cut_panoptic(annotation_file, task_file, policy, progress)
+            yield ReadFile(task_file, annotation_file.shown_as, annotation_file.image_dirs())
+
+
+def _cut_panoptic(annotation_file: AnnotationFile, task_file: TaskFile, policy: ErrorPolicy, progress: Progress) -> None:
+    """Decode each record's PNG into per-segment masks, on all cores; a bad PNG fails the
+    import, or under `skip` drops its record."""
+    images = {image["coco_id"]: image for image in task_file.images}
+    shown_dir = annotation_file.shown_as.removesuffix(".json")
+    jobs = [
+        DecodeJob(
+            str(annotation_file.png_dir / record.png_name), f"{shown_dir}/{record.png_name}", record.image_id,
+            images[record.image_id]["width"], images[record.image_id]["height"],
+            tuple(segment["coco_id"] for segment in record.segments),
+        )
+        for record in task_file.panoptic
+    ]
+    progress.start(f"decoding {annotation_file.png_dir.name}/", len(jobs))
+    kept = []
+    with Workers(len(jobs)) as workers:
+        for record, outcome in zip(task_file.panoptic, workers.map(decode_job, jobs)):
+            progress.advance()
+            if isinstance(outcome, tuple):
+                policy.report(InputError(*outcome))
+                continue
+            for segment, rle in zip(record.segments, outcome):
+                segment["rle"] = rle
+                segment["rle_form"] = RLE_STRING
+                segment["hash"] = segment_hash(segment["hash"], rle)
+            kept.append(record)
+    task_file.panoptic = kept
+
+
+def open_reader(request: ImportRequest) -> DatasetReader:
+    return CocoReader(request)
+
+
+# -- export --------------------------------------------------------------------------------
+
+def write(context: ExportContext) -> ExportResult:
+    """Write the format's tasks, one file per task and subset, as the snapshot holds them."""
+    tasks = FORMATS[context.format]
+    connection, snapshot, reindex = context.connection, context.snapshot, context.options["reindex"]
+    result = ExportResult()
+    sources = {row.id: row for row in fetch.source_rows(connection, snapshot)}
+    files = [row for row in fetch.file_rows(connection, snapshot) if row.task in tasks]
+    files.sort(key=lambda row: (tasks.index(row.task), row.subset, row.source_id, row.position))
+    maps: dict[str, Any] = {}
+    image_files: dict[tuple[str, str], ImageFile] = {}
+    for (task, subset), group in itertools.groupby(files, key=lambda row: (row.task, row.subset)):
+        contributors = [Contributor(row, sources[row.source_id].name) for row in group]
+        name = file_name_for(task, subset)
+        context.progress.start(f"writing {name}", 1)
+        composed = compose(connection, snapshot, name, contributors, reindex)
+        target = annotation_path(context.out_dir, task, subset)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        images, written, pngs = _write_file(context, composed, target)
+        result.files.append(target)
+        result.images += images
+        result.annotations += written
+        result.pngs += pngs
+        maps[name] = id_maps(composed)
+        for image in composed.image_files:
+            image_files.setdefault((image.subset, image.file_name), image)
+    if context.options["save_images"]:
+        _save_images(context, sources, list(image_files.values()), result)
+    if reindex and context.options["reindex_map"]:
+        _write_reindex_map(context.options["reindex_map"], maps)
+    return result
+
+
+def _write_file(context: ExportContext, composed: ComposedFile, target: Path) -> tuple[int, int, int]:
+    """Write one output file; returns its numbers of images, annotations (panoptic: segments)
+    and PNGs."""
+    connection, snapshot, selected = context.connection, context.snapshot, context.selected
+    if composed.task != "panoptic":
+        records = annotations(connection, snapshot, composed, selected)
+        images, written = write_task_file(target, composed.layout, composed.sections, composed.images, records)
+        return images, written, 0
+    painted = _Painted()
+    records = _panoptic_objects(context, composed, target.with_suffix("").name, painted)
+    images, pngs = write_task_file(target, composed.layout, composed.sections, composed.images, records)
+    return images, painted.segments, pngs
+
+
+@dataclass
+class _Painted:
+    segments: int = 0
+
+
+def _panoptic_objects(context: ExportContext, composed: ComposedFile, png_folder: str, painted: _Painted) -> Iterator[dict[str, Any]]:
+    """Panoptic records in output order; their PNGs are painted in batches, on all cores."""
+    pending = list(panoptic_records(context.connection, context.snapshot, composed, context.selected))
+    context.progress.start(f"painting {png_folder}/", len(pending))
+    with Workers(len(pending)) as workers:
+        for start in range(0, len(pending), PAINT_BATCH):
+            batch = pending[start:start + PAINT_BATCH]
+            jobs = []
+            for record, segments, placement in batch:
+                target = context.output_path("annotations", png_folder, record.png_name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                masks = tuple((row.coco_id, bytes(row.rle)) for row in segments)
+                jobs.append(PaintJob(str(target), masks, placement.height, placement.width))
+            for (record, segments, placement), overlap in zip(batch, workers.map(paint_job, jobs)):
+                if overlap is not None:
+                    raise ConflictError(
+                        f"{composed.name}: image id {placement.coco_id}: segments {overlap[0]} and {overlap[1]} "
+                        "cover the same pixel; a panoptic PNG cannot hold both"
+                    )
+                painted.segments += len(segments)
+                context.progress.advance()
+                yield panoptic_object(
+                    placement.coco_id, record.png_name, record.extra,
+                    [composed.segment_object(row, record.file_id) for row in segments],
+                )
+
+
+def _save_images(
+    context: ExportContext, sources: dict[int, Row[Any]], images: list[ImageFile], result: ExportResult
+) -> None:
+    """Copy each image to images/<subset>/<file_name>, from the database or the source folder."""
+    context.progress.start("saving images", len(images))
+    for image in images:
+        target = context.output_path("images", image.subset, image.file_name)
+        source_root = sources[image.source_id].path  # merged sources keep absolute paths
+        if copy_image(context.connection, image.sha256, source_root, image.path, target):
+            result.saved_images += 1
+        else:
+            result.unavailable_images.append(f"{image.subset}/{image.file_name}")
+        context.progress.advance()
+
+
+def _write_reindex_map(target: Path, maps: dict[str, Any]) -> None:
+    document = {
+        name: {kind: [{"source": s, "old": old, "new": new} for s, old, new in pairs] for kind, pairs in kinds.items()}
+        for name, kinds in maps.items()
+    }
+    target.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+# -- registration --------------------------------------------------------------------------
+
+_HELP = {
+    "coco": "COCO: a folder with any of the tasks (annotations/<task>_<subset>.json).",
+    "coco_panoptic": "COCO panoptic: JSON and per-image PNGs (annotations/panoptic_<subset>/).",
+}
+
+for _name, _tasks in FORMATS.items():
+    register(Format(
+        name=_name,
+        help=_HELP.get(_name, f"COCO {_tasks[0]}: a folder, or one JSON file of any name."),
+        reader=open_reader,
+        writer=write,
+        import_options=IMPORT_OPTIONS,
+        export_options=EXPORT_OPTIONS,
+    ))
