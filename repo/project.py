@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy.exc import SQLAlchemyError
 
 from repo.errors import ConfigError, ConflictError, DsrepoError, NotFoundError
 from repo.store import migrate
@@ -29,6 +30,7 @@ from repo.store.engine import (
     sqlite_url,
     write_transaction,
 )
+from repo.store.identity import existing_project, record_identity
 from repo.store.schema import VERSIONED
 
 DB_FILE = "project.db"
@@ -87,18 +89,21 @@ class Project:
         if is_sqlite(url):
             database = Path(url.split("///", 1)[1])
             if database.exists() and database.stat().st_size > 0:
-                raise ConflictError(f"{database} already exists; `create` needs a new or empty database")
+                owner = _sqlite_owner(url)
+                held = f"holds {owner}" if owner else "already exists"
+                raise ConflictError(f"{database} {held}; `create` needs a new or empty database")
             database.parent.mkdir(parents=True, exist_ok=True)
             create_sqlite_file(database)
         project = cls(directory, url, make_engine(url))
         with write_transaction(project.engine) as connection:
             tables = inspect(connection).get_table_names()
             if tables:
-                raise ConflictError(
-                    f"{masked(url)} already holds tables ({', '.join(sorted(tables)[:5])}); "
-                    "`create` needs an empty database"
-                )
+                owner = existing_project(connection)
+                held = owner or f"tables ({', '.join(sorted(tables)[:5])})"
+                raise ConflictError(f"{masked(url)} already holds {held}; `create` needs an empty database")
             migrate.upgrade(connection)
+            resolved = directory.resolve()
+            record_identity(connection, resolved.name, str(resolved))
         if remember:
             (directory / CONFIG_FILE).write_text(json.dumps({"db": url}) + "\n", encoding="utf-8")
         return project
@@ -173,3 +178,15 @@ class Project:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _sqlite_owner(url: str) -> str | None:
+    """The dsrepo project an existing SQLite file holds, if it is one."""
+    engine = make_engine(url, read_only=True)
+    try:
+        with read_transaction(engine) as connection:
+            return existing_project(connection)
+    except (SQLAlchemyError, DsrepoError):  # not a SQLite database at all
+        return None
+    finally:
+        engine.dispose()

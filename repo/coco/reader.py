@@ -28,8 +28,8 @@ from repo.model.paths import unsafe_path_problem
 from repo.model.policy import ErrorPolicy
 from repo.model.records import (
     BBOX_FIELDS,
+    INTEGER_BIT,
     NEGATIVE_ZERO_SHIFT,
-    NUM_FLAG,
     RLE_LIST,
     RLE_STRING,
     AnnotationRecord,
@@ -290,7 +290,7 @@ class _FileReader:
         image_id = obj.get("image_id")
         image = self._image_of(obj, where, images)
         lifted.update(("id", "image_id"))
-        record = AnnotationRecord(coco_id=coco_id, image_id=image_id, num_flags=0, hash=self._hash(obj, where))
+        record = AnnotationRecord(coco_id=coco_id, image_id=image_id, number_forms=0, hash=self._hash(obj, where))
         return record, where, image
 
     def _image_of(self, obj: dict[str, Any], where: str, images: dict[int, ImageRecord]) -> ImageRecord:
@@ -420,9 +420,9 @@ class _FileReader:
         if type(value) is int:
             if abs(value) > _EXACT_FLOAT_LIMIT:
                 raise self.error(where, key, f"the integer {value} is too large (at most 2^53)")
-            record["num_flags"] |= NUM_FLAG[name]
+            record["number_forms"] |= INTEGER_BIT[name]
         elif value == 0.0 and math.copysign(1.0, value) < 0:
-            record["num_flags"] |= NUM_FLAG[name] << NEGATIVE_ZERO_SHIFT
+            record["number_forms"] |= INTEGER_BIT[name] << NEGATIVE_ZERO_SHIFT
         record[name] = float(value)  # type: ignore[literal-required]
 
     def _flag(self, obj: dict[str, Any], where: str, key: str) -> int:
@@ -569,7 +569,7 @@ class _FileReader:
             )
         lifted = {"id", "category_id"}
         record = AnnotationRecord(
-            coco_id=segment_id, image_id=image["coco_id"], kind="mask", num_flags=0,
+            coco_id=segment_id, image_id=image["coco_id"], kind="mask", number_forms=0,
             hash=self._hash(obj, where),
         )
         record["category_id"] = self._category_of(obj, where, categories)

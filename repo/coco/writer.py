@@ -14,17 +14,17 @@ from typing import Any
 from repo.coco.rle import runs_as_list
 from repo.model.hashing import record_hash, segment_hash
 from repo.model.jsonio import ObjectStreamWriter
-from repo.model.records import BBOX_FIELDS, NEGATIVE_ZERO_SHIFT, NUM_FLAG, RLE_LIST, ImageRecord
+from repo.model.records import BBOX_FIELDS, INTEGER_BIT, NEGATIVE_ZERO_SHIFT, RLE_LIST, ImageRecord
 
 Row = Mapping[str, Any]
 
 
 def _number(row: Row, name: str) -> int | float:
     value = row[name]
-    flag = NUM_FLAG[name]
-    if row["num_flags"] & flag:
+    flag = INTEGER_BIT[name]
+    if row["number_forms"] & flag:
         return int(value)
-    return -0.0 if row["num_flags"] & (flag << NEGATIVE_ZERO_SHIFT) else value
+    return -0.0 if row["number_forms"] & (flag << NEGATIVE_ZERO_SHIFT) else value
 
 
 def _with_extra(obj: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:

@@ -3,9 +3,10 @@
 A format's reader turns its file's objects into these records and its writer turns stored rows
 back into objects; only those modules know a format's keys. The records follow COCO's
 structure (a file of categories, images and annotations; panoptic records with segments),
-the richest format dsrepo keeps losslessly. Every key a record does not lift into a field of its own is
-kept verbatim in `extra`, so nothing in a file is lost. Numeric fields that COCO allows as
-integers or floats remember which one they were in `num_flags` (see NUM_FLAG), and -0.0 its sign.
+the richest format dsrepo keeps losslessly. Every key a record does not lift into a field of
+its own is kept verbatim in `extra`, so nothing in a file is lost. Numeric fields that COCO
+allows as integers or floats remember how the file wrote them in `number_forms` (see
+INTEGER_BIT): as an integer or not, and -0.0 with its sign.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-# Bits of `num_flags`: set when the value was a JSON integer (so 48 is not written back as 48.0).
-NUM_FLAG = {"bbox_x": 1, "bbox_y": 2, "bbox_w": 4, "bbox_h": 8, "area": 16, "score": 32}
+# Bits of `number_forms`, one per numeric field: set when the value was a JSON integer (so 48 is
+# not written back as 48.0).
+INTEGER_BIT = {"bbox_x": 1, "bbox_y": 2, "bbox_w": 4, "bbox_h": 8, "area": 16, "score": 32}
 # The same bit shifted by this much: the value was -0.0 (SQLite's REAL columns drop the sign).
 NEGATIVE_ZERO_SHIFT = 6
 BBOX_FIELDS = ("bbox_x", "bbox_y", "bbox_w", "bbox_h")
@@ -27,7 +29,7 @@ RLE_LIST = "list"  # uncompressed run lengths, as COCO's crowd annotations have 
 # The fields of an annotation record that become columns of its row.
 ANNOTATION_FIELDS = (
     "kind", "coco_id", "category_id", "iscrowd", "score", "area", "bbox_x", "bbox_y", "bbox_w",
-    "bbox_h", "num_flags", "polygons", "rle", "rle_form", "keypoints", "num_keypoints", "caption",
+    "bbox_h", "number_forms", "polygons", "rle", "rle_form", "keypoints", "num_keypoints", "caption",
     "attributes", "extra", "hash",
 )
 
@@ -63,7 +65,7 @@ class AnnotationRecord(TypedDict, total=False):
     bbox_y: float | None
     bbox_w: float | None
     bbox_h: float | None
-    num_flags: int
+    number_forms: int
     polygons: list[list[float]] | None
     rle: bytes | None
     rle_form: str | None

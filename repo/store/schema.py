@@ -96,6 +96,15 @@ def _history_index(table: Table) -> Index:
     return Index(f"ix_{table.name}_lineage", table.c.id, table.c.rev_from)
 
 
+# Who the database belongs to: one row, written at `create` (see `repo.store.project`).
+project = Table(
+    "project",
+    metadata,
+    Column("name", Text, nullable=False),
+    Column("directory", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 revisions = Table(
     "revisions",
     metadata,
@@ -197,7 +206,7 @@ annotations = _versioned(
     Column("bbox_y", Float),
     Column("bbox_w", Float),
     Column("bbox_h", Float),
-    Column("num_flags", SmallInteger, nullable=False),
+    Column("number_forms", SmallInteger, nullable=False),
     Column("polygons", Json),
     Column("rle", LargeBinary),  # compressed COCO RLE counts
     Column("rle_form", String(8)),  # how the file wrote it: string or list
