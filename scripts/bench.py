@@ -37,8 +37,7 @@ from sqlalchemy.pool import NullPool
 
 from repo.store.engine import normalize_url
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gen_coco import ALL_TASKS, generate  # noqa: E402
+from gen_coco import ALL_TASKS, generate
 
 SUBSET = "val2017"
 PANOPTIC_DIR = f"panoptic_{SUBSET}"

@@ -21,12 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gen_coco import generate  # noqa: E402
+from gen_coco import generate
 
-from repo.importing import import_dataset  # noqa: E402
-from repo.merge import merge_sources  # noqa: E402
-from repo.project import Project  # noqa: E402
+from repo.importing import import_dataset
+from repo.merge import merge_sources
+from repo.project import Project
 
 DATUMARO = """
 import sys, time

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -25,13 +24,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gen_coco import generate  # noqa: E402
+from gen_coco import generate
 
-from repo.exporting import export_dataset  # noqa: E402
-from repo.history import commit  # noqa: E402
-from repo.importing import import_dataset, update_source  # noqa: E402
-from repo.project import Project  # noqa: E402
+from repo.exporting import export_dataset
+from repo.history import commit
+from repo.importing import import_dataset
+from repo.sources import update_source
+from repo.project import Project
 
 
 def database_size(project: Project) -> int:

@@ -1,4 +1,5 @@
-"""Fixtures: every storage test runs on a real SQLite file and on a real PostgreSQL server.
+"""Fixtures: every storage test runs on a real SQLite file and on a real PostgreSQL server
+(`backend`); `cli` runs dsrepo's command line and checks its exit status.
 
 PostgreSQL comes from DSREPO_TEST_PG_URL (an admin URL; `scripts/test.sh` starts a
 throw-away server and sets it). Each test gets databases of its own, dropped afterwards.
@@ -7,67 +8,22 @@ throw-away server and sets it). Each test gets databases of its own, dropped aft
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from hypothesis import settings
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
-from repo.project import Project
+from helpers import PG_ENV, Backend
+from repo.cli import main
 
-PG_ENV = "DSREPO_TEST_PG_URL"
-DATA = Path(__file__).parent / "data"
 
 # Hypothesis: no deadline (database round trips take uneven time); CI runs a fixed, modest set
 # of examples, `HYPOTHESIS_PROFILE=dev` a random, ten times larger one to hunt for bugs.
 settings.register_profile("ci", deadline=None, derandomize=True, max_examples=100)
 settings.register_profile("dev", deadline=None, max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-
-@dataclass
-class Backend:
-    """Makes projects on one kind of database and knows how to address them."""
-
-    name: str
-    tmp: Path
-    admin_url: str | None = None
-    databases: list[str] = field(default_factory=list)
-
-    def new_url(self) -> str | None:
-        """A fresh, empty database: None means SQLite's default `DIR/project.db`."""
-        if self.admin_url is None:
-            return None
-        database = f"dsrepo_test_{uuid.uuid4().hex[:12]}"
-        engine = create_engine(self.admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-        with engine.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{database}"'))
-        engine.dispose()
-        self.databases.append(database)
-        return make_url(self.admin_url).set(database=database).render_as_string(hide_password=False)
-
-    def create(self, name: str = "project") -> Project:
-        return Project.create(self.tmp / name, self.new_url())
-
-    def create_args(self, name: str = "project") -> list[str]:
-        """CLI arguments for `dsrepo create` of a new project folder."""
-        url = self.new_url()
-        return ["-p", str(self.tmp / name)] + (["--db", url] if url else [])
-
-    def drop_all(self) -> None:
-        if self.admin_url is None or not self.databases:
-            return
-        engine = create_engine(self.admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-        with engine.connect() as connection:
-            for database in self.databases:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -86,9 +42,32 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     backend.drop_all()
 
 
+class Cli:
+    """`dsrepo ARGS` in this process (click's runner). Every call states the exit status it
+    expects (0 unless `code=` says otherwise), so a setup step that fails cannot go unnoticed."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: object, code: int = 0) -> Result:
+        arguments = [str(arg) for arg in args]
+        result = self.runner.invoke(main, arguments)
+        if result.exit_code != code:
+            crash = "" if isinstance(result.exception, SystemExit) or result.exception is None else repr(result.exception)
+            raise AssertionError(
+                f"dsrepo {' '.join(arguments)}: exit {result.exit_code}, expected {code}\n{result.output}{crash}"
+            )
+        return result
+
+    def text(self, *args: object, code: int = 0) -> str:
+        """What the command said: its output on success, its error message on failure."""
+        result = self(*args, code=code)
+        return result.stderr if code else result.stdout
+
+
 @pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
+def cli() -> Cli:
+    return Cli()
 
 
 @pytest.fixture(autouse=True)

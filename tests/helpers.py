@@ -1,22 +1,64 @@
-"""Oracles shared by the tests: strict JSON equality, database contents, masks via pycocotools."""
+"""What the tests share: the test data, projects on either database (Backend), and oracles:
+strict JSON equality, database contents, masks via pycocotools."""
 
 from __future__ import annotations
 
 import json
-import sys
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 from pycocotools.coco import COCO
-from sqlalchemy import inspect, select, text
+from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from repo.project import Project
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-if str(SCRIPTS) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS))
+PG_ENV = "DSREPO_TEST_PG_URL"
+DATA = Path(__file__).parent / "data"
+
+
+@dataclass
+class Backend:
+    """Makes projects on one kind of database and knows how to address them."""
+
+    name: str
+    tmp: Path
+    admin_url: str | None = None
+    databases: list[str] = field(default_factory=list)
+
+    def new_url(self) -> str | None:
+        """A fresh, empty database: None means SQLite's default `DIR/project.db`."""
+        if self.admin_url is None:
+            return None
+        database = f"dsrepo_test_{uuid.uuid4().hex[:12]}"
+        engine = create_engine(self.admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{database}"'))
+        engine.dispose()
+        self.databases.append(database)
+        return make_url(self.admin_url).set(database=database).render_as_string(hide_password=False)
+
+    def create(self, name: str = "project") -> Project:
+        return Project.create(self.tmp / name, self.new_url())
+
+    def create_args(self, name: str = "project") -> list[str]:
+        """CLI arguments for `dsrepo create` of a new project folder."""
+        url = self.new_url()
+        return ["-p", str(self.tmp / name)] + (["--db", url] if url else [])
+
+    def drop_all(self) -> None:
+        if self.admin_url is None or not self.databases:
+            return
+        engine = create_engine(self.admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            for database in self.databases:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        engine.dispose()
 
 
 def json_difference(expected: Any, actual: Any, path: str = "$") -> str | None:

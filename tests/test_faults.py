@@ -28,15 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from conftest import DATA, Backend
-from helpers import assert_same_file, database_contents, load_json  # helpers puts scripts/ on sys.path
 from gen_coco import generate
-from repo.cli import main
+from helpers import DATA, Backend, assert_same_file, database_contents, load_json
 from repo.importing import import_dataset
 from repo.project import Project
 
@@ -101,13 +98,6 @@ def run(*args: Any, env: dict[str, str] | None = None, code: int | None = 0) -> 
     if code is not None:
         assert done.code == code, f"dsrepo {' '.join(map(str, args))}: exit {done.code}\n{done.stderr}"
     return done
-
-
-def invoke(*args: Any, code: int = 0) -> Any:
-    """dsrepo in this process (click's runner): for steps whose timing does not matter."""
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, (result.output, result.stderr, result.exception)
-    return result
 
 
 # -- databases --------------------------------------------------------------------------------
@@ -335,7 +325,7 @@ def pg_backend(pg_admin_url: str, tmp_path: Path) -> Iterator[Backend]:
 
 # == 1. an import killed with SIGKILL leaves no trace ===========================================
 
-def test_sigkill_during_import_leaves_the_database_as_it_was(backend, tmp_path, big_dataset, small_dataset):
+def test_sigkill_during_import_leaves_the_database_as_it_was(cli, backend, tmp_path, big_dataset, small_dataset):
     """A project already holds a source; `dsrepo import` of a big dataset is killed with
     SIGKILL while it writes (its uncommitted rows are on disk: SQLite's WAL, PostgreSQL's
     heap). Afterwards the database is exactly as before, SQLite's integrity check passes, and
@@ -369,11 +359,11 @@ def test_sigkill_during_import_leaves_the_database_as_it_was(backend, tmp_path, 
         assert sqlite_integrity(project) == [("ok",)]
     assert database_contents(project) == before
 
-    imported = invoke("import", "-p", project_dir, "-f", "coco", "-n", "big", small_dataset)
+    imported = cli("import", "-p", project_dir, "-f", "coco", "-n", "big", small_dataset)
     assert imported.stdout == "imported source 'big': 1 files, 20 images, " \
         f"{len(load_json(small_dataset / 'annotations' / 'instances_val2017.json')['annotations'])} annotations\n"
     out = tmp_path / "out"
-    invoke("export", "-p", project_dir, "-f", "coco", "-o", out, "-q")
+    cli("export", "-p", project_dir, "-f", "coco", "-o", out, "-q")
     for name in ("instances_train.json", "instances_val.json"):
         assert_same_file(INSTANCES / "annotations" / name, out / "annotations" / name)
     assert_same_file(small_dataset / "annotations" / "instances_val2017.json", out / "annotations" / "instances_val2017.json")
@@ -383,7 +373,7 @@ def test_sigkill_during_import_leaves_the_database_as_it_was(backend, tmp_path, 
 
 # == 2. two writers; readers during a write =====================================================
 
-def test_second_sqlite_writer_gives_up_after_the_busy_timeout(tmp_path, monkeypatch):
+def test_second_sqlite_writer_gives_up_after_the_busy_timeout(cli, tmp_path, monkeypatch):
     """The test holds the write lock (BEGIN IMMEDIATE through `Project.writing`); `dsrepo
     import` with DSREPO_BUSY_TIMEOUT=1 exits 1 after about a second with the one-line busy
     message and changes nothing. Once the lock is released, the same import succeeds."""
@@ -408,11 +398,11 @@ def test_second_sqlite_writer_gives_up_after_the_busy_timeout(tmp_path, monkeypa
 
     assert database_contents(project) == before
     monkeypatch.setenv("DSREPO_BUSY_TIMEOUT", "1")
-    accepted = invoke(*command)
+    accepted = cli(*command)
     assert accepted.stdout == "imported source 'second': 2 files, 2 images, 3 annotations\n"
 
 
-def test_readers_see_the_last_commit_while_an_import_is_uncommitted(backend, tmp_path, pair):
+def test_readers_see_the_last_commit_while_an_import_is_uncommitted(cli, backend, tmp_path, pair):
     """An import (PAIR_IMAGES images) has written all its rows but not committed. Meanwhile `dsrepo
     query` and `dsrepo export` succeed and see only the committed state: the same query
     result and the same exported files as before the import began. After the commit they see
@@ -421,9 +411,9 @@ def test_readers_see_the_last_commit_while_an_import_is_uncommitted(backend, tmp
     project_dir = project.directory
     import_dataset(project, "coco", INSTANCES, name="base")
     sql = "SELECT source, count(*) AS n FROM annotations_v GROUP BY source ORDER BY source"
-    committed = invoke("query", "-p", project_dir, "--format", "json", sql).stdout
+    committed = cli("query", "-p", project_dir, "--format", "json", sql).stdout
     assert json.loads(committed) == [{"source": "base", "n": 3}]
-    invoke("export", "-p", project_dir, "-f", "coco", "-o", tmp_path / "committed", "-q")
+    cli("export", "-p", project_dir, "-f", "coco", "-o", tmp_path / "committed", "-q")
     size_before = stored_bytes(project)
 
     held = ImportThread(project_dir, pair[0], "pending")
@@ -448,7 +438,7 @@ def test_readers_see_the_last_commit_while_an_import_is_uncommitted(backend, tmp
     finally:
         held.commit()
 
-    after = json.loads(invoke("query", "-p", project_dir, "--format", "json", sql).stdout)
+    after = json.loads(cli("query", "-p", project_dir, "--format", "json", sql).stdout)
     expected = len(load_json(pair[0] / "annotations" / "instances_val2017.json")["annotations"])
     assert after == [{"source": "base", "n": 3}, {"source": "pending", "n": expected}]
 
@@ -529,7 +519,7 @@ NAME_TAKEN_CHECK = ("Error: a source named 'x' already exists; choose another na
 NAME_TAKEN_INDEX = "Error: a source named 'x' already exists; choose another name with -n\n"
 
 
-def test_concurrent_pg_imports_under_the_same_name_one_wins(pg_backend, pair):
+def test_concurrent_pg_imports_under_the_same_name_one_wins(cli, pg_backend, pair):
     """Two `dsrepo import -n x` started at once: both pass the name check before either
     commits, so the loser meets the unique index. Exactly one succeeds; the other exits 1
     with the one-line "already exists" message and leaves nothing behind; the winner's data
@@ -552,7 +542,7 @@ def test_concurrent_pg_imports_under_the_same_name_one_wins(pg_backend, pair):
     assert annotation_facts(project, "x") == expected_facts(pair[winner] / "annotations" / "instances_val2017.json")
 
     before = database_contents(project)
-    third = invoke("import", "-p", project.directory, "-f", "coco", "-n", "x", "-q", INSTANCES, code=1)
+    third = cli("import", "-p", project.directory, "-f", "coco", "-n", "x", "-q", INSTANCES, code=1)
     assert third.stderr == NAME_TAKEN_CHECK
     assert database_contents(project) == before
 
@@ -579,7 +569,7 @@ def test_pg_import_meets_the_unique_index_when_the_other_commits_later(pg_backen
         expected_facts(INSTANCES / "annotations" / "instances_val.json")
 
 
-def test_pg_commit_during_an_import_does_not_take_the_import_into_the_revision(pg_backend, tmp_path, small_dataset):
+def test_pg_commit_during_an_import_does_not_take_the_import_into_the_revision(cli, pg_backend, tmp_path, small_dataset):
     """`dsrepo commit` runs while an import (source 'late') has written its rows but not
     committed. A revision, once recorded, must not change afterwards: either the commit
     records the working state it sees (source 'base' only) and 'late', committed later, is
@@ -593,7 +583,7 @@ def test_pg_commit_during_an_import_does_not_take_the_import_into_the_revision(p
     project = pg_backend.create()
     project_dir = project.directory
     import_dataset(project, "coco", INSTANCES, name="base")
-    invoke("export", "-p", project_dir, "-f", "coco", "-o", tmp_path / "base", "-q")
+    cli("export", "-p", project_dir, "-f", "coco", "-o", tmp_path / "base", "-q")
     held = ImportThread(project_dir, small_dataset, "late")
     held.start()
     waited = False
@@ -609,8 +599,8 @@ def test_pg_commit_during_an_import_does_not_take_the_import_into_the_revision(p
         held.commit()
     committed = finish(commit)
     assert committed.code == 0, committed.stderr
-    status = invoke("status", "-p", project_dir).stdout
-    invoke("export", "-p", project_dir, "-f", "coco", "--rev", "HEAD", "-o", tmp_path / "head", "-q")
+    status = cli("status", "-p", project_dir).stdout
+    cli("export", "-p", project_dir, "-f", "coco", "--rev", "HEAD", "-o", tmp_path / "head", "-q")
     head_files = sorted(p.name for p in (tmp_path / "head" / "annotations").iterdir())
     if waited:  # the commit waited for the import and recorded both sources
         assert status == "nothing to commit: the working state equals HEAD\n"
@@ -645,38 +635,38 @@ def edge_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_export_refuses_a_non_empty_folder_unless_overwrite(backend, tmp_path):
+def test_export_refuses_a_non_empty_folder_unless_overwrite(cli, backend, tmp_path):
     project = backend.create()
     import_dataset(project, "coco", INSTANCES)
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine\n")
     before = tree(tmp_path, project.directory)  # (SQLite's -wal and -shm files come and go)
-    refused = invoke("export", "-p", project.directory, "-f", "coco", "-o", out, code=1)
+    refused = cli("export", "-p", project.directory, "-f", "coco", "-o", out, code=1)
     assert refused.stderr == f"Error: {out} is not empty; choose an empty folder or pass --overwrite\n"
     assert tree(tmp_path, project.directory) == before
-    invoke("export", "-p", project.directory, "-f", "coco", "-o", out, "--overwrite", "-q")
+    cli("export", "-p", project.directory, "-f", "coco", "-o", out, "--overwrite", "-q")
     assert_same_file(INSTANCES / "annotations" / "instances_val.json", out / "annotations" / "instances_val.json")
 
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
-    refused = invoke("export", "-p", project.directory, "-f", "coco", "-o", a_file, "--overwrite", code=1)
+    refused = cli("export", "-p", project.directory, "-f", "coco", "-o", a_file, "--overwrite", code=1)
     assert refused.stderr == f"Error: {a_file} exists and is not a folder\n"
     assert a_file.read_text() == "x"
 
 
-def test_export_writes_nothing_outside_the_output_folder(backend, tmp_path, edge_dataset, monkeypatch):
+def test_export_writes_nothing_outside_the_output_folder(cli, backend, tmp_path, edge_dataset, monkeypatch):
     """An export of every task with PNGs and --save-images (file names with sub-folders,
     spaces, unicode), to a relative -o, changes nothing in the working folder or the
     dataset but the new -o folder. With --overwrite into a folder holding a symlink that
     points out (a sub-folder, or a file the export would write), the export is refused with
     one line and nothing outside changes."""
     project = backend.create("work/project")
-    invoke("import", "-p", project.directory, "-f", "coco", "--copy-images", "-q", edge_dataset)
+    cli("import", "-p", project.directory, "-f", "coco", "--copy-images", "-q", edge_dataset)
     monkeypatch.chdir(tmp_path / "work")
     out = tmp_path / "work" / "nested" / "out"
     before, dataset_before = tree(tmp_path, project.directory), tree(edge_dataset)
-    invoke("export", "-p", "project", "-f", "coco", "-o", "nested/out", "--save-images", "-q")
+    cli("export", "-p", "project", "-f", "coco", "-o", "nested/out", "--save-images", "-q")
     assert tree(tmp_path, project.directory, tmp_path / "work" / "nested") == before
     assert tree(edge_dataset) == dataset_before
     written = tree(out)
@@ -694,7 +684,7 @@ def test_export_writes_nothing_outside_the_output_folder(backend, tmp_path, edge
         trap = tmp_path / f"trap{number}"
         (trap / link).parent.mkdir(parents=True, exist_ok=True)
         (trap / link).symlink_to(victim if link.endswith(".jpg") or link.endswith(".json") else outside)
-        refused = invoke("export", "-p", "project", "-f", "coco", "-o", trap, "--overwrite", "--save-images", code=1)
+        refused = cli("export", "-p", "project", "-f", "coco", "-o", trap, "--overwrite", "--save-images", code=1)
         assert refused.stderr.startswith("Error: ") and refused.stderr.count("\n") == 1, refused.stderr
         assert refused.stderr.endswith(": would be written outside the output folder; refused\n"), refused.stderr
         assert tree(outside) == outside_before, link
@@ -737,7 +727,7 @@ def _unsafe_copy(folder: Path, kind: str, name: str) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("kind", ["image", "png"])
-def test_unsafe_file_names_are_refused_at_import(backend, tmp_path, kind):
+def test_unsafe_file_names_are_refused_at_import(cli, backend, tmp_path, kind):
     """An image file_name or a panoptic PNG file_name that climbs out with '..' (POSIX or
     Windows separators) or is absolute (POSIX or a Windows drive) fails the import with one
     line naming the file, the record and the field; exit 1; the database is unchanged."""
@@ -747,13 +737,13 @@ def test_unsafe_file_names_are_refused_at_import(backend, tmp_path, kind):
     for number, (name, problem) in enumerate(UNSAFE_NAMES):
         folder = tmp_path / f"unsafe{number}"
         format_name, where = _unsafe_copy(folder, kind, name)
-        refused = invoke("import", "-p", project.directory, "-f", format_name, "-n", "unsafe", folder, code=1)
+        refused = cli("import", "-p", project.directory, "-f", format_name, "-n", "unsafe", folder, code=1)
         assert refused.stderr == f"Error: {where}{problem}\n", name
         assert refused.stdout == ""
         assert database_contents(project) == before, name
 
 
-def test_names_that_only_contain_dots_are_accepted(tmp_path):
+def test_names_that_only_contain_dots_are_accepted(cli, tmp_path):
     """The check is about path components: '..x.jpg' and 'x..jpg' are ordinary file names;
     they import and export back unchanged."""
     folder = tmp_path / "dots"
@@ -765,10 +755,10 @@ def test_names_that_only_contain_dots_are_accepted(tmp_path):
         document["images"][0]["file_name"] = name
         file.write_text(json.dumps(document), encoding="utf-8")
         (folder / "images" / subset / old).rename(folder / "images" / subset / name)
-    invoke("create", "-p", tmp_path / "project", "-q")
-    imported = invoke("import", "-p", tmp_path / "project", "-f", "coco", folder)
+    cli("create", "-p", tmp_path / "project", "-q")
+    imported = cli("import", "-p", tmp_path / "project", "-f", "coco", folder)
     assert imported.stderr == ""  # both images were found
-    invoke("export", "-p", tmp_path / "project", "-f", "coco", "-o", tmp_path / "out", "--save-images", "-q")
+    cli("export", "-p", tmp_path / "project", "-f", "coco", "-o", tmp_path / "out", "--save-images", "-q")
     out = tmp_path / "out"
     for subset, name in (("train", "..x.jpg"), ("val", "x..jpg")):
         annotation_file = Path("annotations") / f"instances_{subset}.json"

@@ -6,9 +6,7 @@ import hashlib
 import shutil
 from pathlib import Path
 
-from conftest import DATA
-from helpers import row_count
-from repo.cli import main
+from helpers import DATA, row_count
 from repo.exporting import export_dataset
 from repo.importing import import_dataset
 from repo.query import run_query
@@ -31,16 +29,15 @@ def test_images_are_found_and_hashed(backend):
     ]
 
 
-def test_missing_images_are_allowed_and_counted(runner, backend, tmp_path):
+def test_missing_images_are_allowed_and_counted(cli, backend, tmp_path):
     dataset = tmp_path / "coco"
     shutil.copytree(PANOPTIC, dataset)
     (dataset / "images" / "val2017" / "000000439180.jpg").unlink()
     args = backend.create_args()
-    runner.invoke(main, ["create", *args], catch_exceptions=False)
-    result = runner.invoke(main, ["import", "-p", args[1], "-f", "coco", str(dataset)])
-    assert result.exit_code == 0
+    cli("create", *args)
+    result = cli("import", "-p", args[1], "-f", "coco", dataset)
     assert result.stderr == "note: 1 image files were not found (see `dsrepo info`)\n"
-    info = runner.invoke(main, ["info", "-p", args[1]]).stdout
+    info = cli.text("info", "-p", args[1])
     assert "images: 2, image files not found: 1" in info
 
 
@@ -70,14 +67,13 @@ def test_save_images_reads_the_source_folder(backend, tmp_path):
         assert (out / "images" / subset / name).read_bytes() == original.read_bytes()
 
 
-def test_an_image_neither_stored_nor_on_disk_is_reported(runner, backend, tmp_path):
+def test_an_image_neither_stored_nor_on_disk_is_reported(cli, backend, tmp_path):
     dataset = tmp_path / "coco"
     shutil.copytree(DATA / "datumaro_coco" / "coco_instances", dataset)
     args = backend.create_args()
-    runner.invoke(main, ["create", *args], catch_exceptions=False)
-    runner.invoke(main, ["import", "-p", args[1], "-f", "coco", str(dataset)], catch_exceptions=False)
+    cli("create", *args)
+    cli("import", "-p", args[1], "-f", "coco", dataset)
     (dataset / "images" / "val" / "b.jpg").unlink()
-    result = runner.invoke(main, ["export", "-p", args[1], "-f", "coco", "-o", str(tmp_path / "out"), "--save-images"])
-    assert result.exit_code == 0
+    result = cli("export", "-p", args[1], "-f", "coco", "-o", tmp_path / "out", "--save-images")
     assert "saved 1 images" in result.stdout
     assert result.stderr == "note: 1 images are neither in the database nor on disk: val/b.jpg\n"

@@ -12,7 +12,6 @@ import pytest
 from pycocotools.coco import COCO
 
 from helpers import assert_same_file, database_contents, load_json
-from repo.cli import main
 from repo.project import Project
 
 SOURCE_A: dict[str, Any] = {
@@ -45,12 +44,6 @@ SOURCE_B: dict[str, Any] = {
 }
 
 
-def run(runner, *args: str, code: int = 0) -> str:
-    result = runner.invoke(main, list(args))
-    assert result.exit_code == code, (result.output, result.exception)
-    return result.stderr if code else result.stdout
-
-
 def _write(folder: Path, document: dict[str, Any], name: str = "instances_val.json") -> Path:
     (folder / "annotations").mkdir(parents=True, exist_ok=True)
     (folder / "annotations" / name).write_text(json.dumps(document))
@@ -65,23 +58,23 @@ def _labelled(document: dict[str, Any]) -> Counter[tuple[str, str, tuple[float, 
 
 
 @pytest.fixture
-def two_sources(runner, backend, tmp_path) -> str:
+def two_sources(cli, backend, tmp_path) -> str:
     args = backend.create_args()
-    run(runner, "create", *args)
-    run(runner, "import", "-p", args[1], "-f", "coco", "-n", "a", str(_write(tmp_path / "a", SOURCE_A)))
-    run(runner, "import", "-p", args[1], "-f", "coco", "-n", "b", str(_write(tmp_path / "b", SOURCE_B)))
+    cli("create", *args)
+    cli("import", "-p", args[1], "-f", "coco", "-n", "a", str(_write(tmp_path / "a", SOURCE_A)))
+    cli("import", "-p", args[1], "-f", "coco", "-n", "b", str(_write(tmp_path / "b", SOURCE_B)))
     return args[1]
 
 
-def test_colliding_sources_need_reindex(runner, two_sources, tmp_path):
+def test_colliding_sources_need_reindex(cli, two_sources, tmp_path):
     """The issue's scenario, step by step."""
-    message = run(runner, "export", "-p", two_sources, "-f", "coco", "-o", str(tmp_path / "plain"), code=1)
+    message = cli.text("export", "-p", two_sources, "-f", "coco", "-o", str(tmp_path / "plain"), code=1)
     assert message == (
         "Error: instances_val.json: category id 1 is used by label 'person' (source a) and by label 'dog' "
         "(source b); use --reindex to assign new ids\n"
     )
     out = tmp_path / "reindexed"
-    run(runner, "export", "-p", two_sources, "-f", "coco", "-o", str(out), "--", "--reindex",
+    cli("export", "-p", two_sources, "-f", "coco", "-o", str(out), "--", "--reindex",
         "--reindex-map", str(tmp_path / "map.json"))
     exported = out / "annotations" / "instances_val.json"
     merged = load_json(exported)
@@ -99,184 +92,184 @@ def test_colliding_sources_need_reindex(runner, two_sources, tmp_path):
     assert {"source": "b", "old": 1, "new": 3} in mapping["images"]
 
 
-def test_query_counts_labels_and_refuses_writes(runner, two_sources, tmp_path):
-    rows = json.loads(run(runner, "query", "-p", two_sources, "--format", "json",
+def test_query_counts_labels_and_refuses_writes(cli, two_sources, tmp_path):
+    rows = json.loads(cli.text("query", "-p", two_sources, "--format", "json",
                           "SELECT label, count(*) AS n FROM annotations_v GROUP BY label ORDER BY label"))
     expected = Counter(label for _, label, _ in (_labelled(SOURCE_A) + _labelled(SOURCE_B)).elements())
     assert {row["label"]: row["n"] for row in rows} == dict(expected)
     project = Project.open(Path(two_sources))
     before = database_contents(project)
-    message = run(runner, "query", "-p", two_sources, "DELETE FROM annotations", code=1)
+    message = cli.text("query", "-p", two_sources, "DELETE FROM annotations", code=1)
     assert message.startswith("Error: query: refused: queries are read-only (")
     for statement in ("DROP VIEW annotations_v", "SELECT 1; DELETE FROM items", "UPDATE labels SET name = 'x'"):
-        assert run(runner, "query", "-p", two_sources, statement, code=1).startswith("Error: query: ")
+        assert cli.text("query", "-p", two_sources, statement, code=1).startswith("Error: query: ")
     assert database_contents(project) == before
 
 
-def test_where_exports_exactly_the_matching_annotations(runner, two_sources, tmp_path):
+def test_where_exports_exactly_the_matching_annotations(cli, two_sources, tmp_path):
     out = tmp_path / "persons"
-    run(runner, "export", "-p", two_sources, "-f", "coco", "-o", str(out), "--where", "label = 'person'",
+    cli("export", "-p", two_sources, "-f", "coco", "-o", str(out), "--where", "label = 'person'",
         "--", "--reindex")
     exported = load_json(out / "annotations" / "instances_val.json")
     everything = _labelled(SOURCE_A) + _labelled(SOURCE_B)
     assert _labelled(exported) == Counter({k: n for k, n in everything.items() if k[1] == "person"})
     assert len(exported["images"]) == 3  # images and categories are written as listed
     big = tmp_path / "big"
-    run(runner, "export", "-p", two_sources, "-f", "coco", "-o", str(big), "--where",
+    cli("export", "-p", two_sources, "-f", "coco", "-o", str(big), "--where",
         "area > 100 AND source = 'a'", "--", "--reindex")
     assert sorted(a["area"] for a in load_json(big / "annotations" / "instances_val.json")["annotations"]) == [600, 600]
-    message = run(runner, "export", "-p", two_sources, "-f", "coco", "-o", str(tmp_path / "bad"), "--where",
+    message = cli.text("export", "-p", two_sources, "-f", "coco", "-o", str(tmp_path / "bad"), "--where",
                   "no_such_column = 1", code=1)
     assert message.startswith("Error: --where: ") and "no_such_column" in message
 
 
-def test_where_combines_with_rev(runner, two_sources, tmp_path):
-    run(runner, "commit", "-p", two_sources, "-m", "both")
-    run(runner, "labels", "delete", "-p", two_sources, "person")
+def test_where_combines_with_rev(cli, two_sources, tmp_path):
+    cli("commit", "-p", two_sources, "-m", "both")
+    cli("labels", "delete", "-p", two_sources, "person")
     out = tmp_path / "then"
-    run(runner, "export", "-p", two_sources, "-f", "coco", "-o", str(out), "--rev", "HEAD",
+    cli("export", "-p", two_sources, "-f", "coco", "-o", str(out), "--rev", "HEAD",
         "--where", "label = 'person'", "--", "--reindex")
     assert sum(_labelled(load_json(out / "annotations" / "instances_val.json")).values()) == 4
     now = tmp_path / "now"
-    run(runner, "export", "-p", two_sources, "-f", "coco", "-o", str(now), "--where", "label = 'person'", "--", "--reindex")
+    cli("export", "-p", two_sources, "-f", "coco", "-o", str(now), "--where", "label = 'person'", "--", "--reindex")
     assert load_json(now / "annotations" / "instances_val.json")["annotations"] == []
 
 
-def test_shared_image_with_other_size_is_an_error(runner, backend, tmp_path):
+def test_shared_image_with_other_size_is_an_error(cli, backend, tmp_path):
     args = backend.create_args()
-    run(runner, "create", *args)
+    cli("create", *args)
     other = copy.deepcopy(SOURCE_B)
     other["images"][1]["width"] = 51
-    run(runner, "import", "-p", args[1], "-f", "coco", "-n", "a", str(_write(tmp_path / "a", SOURCE_A)))
-    run(runner, "import", "-p", args[1], "-f", "coco", "-n", "b", str(_write(tmp_path / "b", other)))
-    message = run(runner, "export", "-p", args[1], "-f", "coco", "-o", str(tmp_path / "out"), "--", "--reindex", code=1)
+    cli("import", "-p", args[1], "-f", "coco", "-n", "a", str(_write(tmp_path / "a", SOURCE_A)))
+    cli("import", "-p", args[1], "-f", "coco", "-n", "b", str(_write(tmp_path / "b", other)))
+    message = cli.text("export", "-p", args[1], "-f", "coco", "-o", str(tmp_path / "out"), "--", "--reindex", code=1)
     assert message == (
         "Error: instances_val.json: image 'shared.jpg' is 50x40 in source a but 51x40 in source b (width x height)\n"
     )
 
 
-def test_collisions_of_image_and_annotation_ids(runner, backend, tmp_path):
+def test_collisions_of_image_and_annotation_ids(cli, backend, tmp_path):
     args = backend.create_args()
-    run(runner, "create", *args)
+    cli("create", *args)
     same_labels = copy.deepcopy(SOURCE_B)
     same_labels["categories"] = [{"id": 5, "name": "person"}, {"id": 3, "name": "dog"}]
     for annotation in same_labels["annotations"]:
         annotation["category_id"] = {1: 3, 5: 5}[annotation["category_id"]]
-    run(runner, "import", "-p", args[1], "-f", "coco", "-n", "a", str(_write(tmp_path / "a", SOURCE_A)))
-    run(runner, "import", "-p", args[1], "-f", "coco", "-n", "b", str(_write(tmp_path / "b", same_labels)))
-    assert run(runner, "export", "-p", args[1], "-f", "coco", "-o", str(tmp_path / "o1"), code=1) == (
+    cli("import", "-p", args[1], "-f", "coco", "-n", "a", str(_write(tmp_path / "a", SOURCE_A)))
+    cli("import", "-p", args[1], "-f", "coco", "-n", "b", str(_write(tmp_path / "b", same_labels)))
+    assert cli.text("export", "-p", args[1], "-f", "coco", "-o", str(tmp_path / "o1"), code=1) == (
         "Error: instances_val.json: image id 1 is used by 'a.jpg' (source a) and by 'b.jpg' (source b); "
         "use --reindex to assign new ids\n"
     )
     same_labels["images"][0]["id"] = 7
     for annotation in same_labels["annotations"]:
         annotation["image_id"] = {1: 7, 9: 9}[annotation["image_id"]]
-    run(runner, "update", "-p", args[1], "b", str(_write(tmp_path / "b2", same_labels)))
-    assert run(runner, "export", "-p", args[1], "-f", "coco", "-o", str(tmp_path / "o2"), code=1) == (
+    cli("update", "-p", args[1], "b", str(_write(tmp_path / "b2", same_labels)))
+    assert cli.text("export", "-p", args[1], "-f", "coco", "-o", str(tmp_path / "o2"), code=1) == (
         "Error: instances_val.json: annotation id 1 is used by source a and by source b; "
         "use --reindex to assign new ids\n"
     )
     for number, annotation in enumerate(same_labels["annotations"]):
         annotation["id"] = 100 + number
-    run(runner, "update", "-p", args[1], "b", str(_write(tmp_path / "b3", same_labels)))
+    cli("update", "-p", args[1], "b", str(_write(tmp_path / "b3", same_labels)))
     out = tmp_path / "o3"
-    run(runner, "export", "-p", args[1], "-f", "coco", "-o", str(out))
+    cli("export", "-p", args[1], "-f", "coco", "-o", str(out))
     merged = load_json(out / "annotations" / "instances_val.json")
     assert [c["id"] for c in merged["categories"]] == [1, 2, 3]  # person keeps a's id 1; dog keeps 3
     assert [a["category_id"] for a in merged["annotations"]] == [1, 2, 1, 3, 1, 1]
     assert [i["id"] for i in merged["images"]] == [1, 2, 7]  # shared.jpg keeps a's id 2
 
 
-def test_label_commands(runner, two_sources, tmp_path):
-    run(runner, "commit", "-p", two_sources, "-m", "start")
-    assert run(runner, "labels", "rename", "-p", two_sources, "car", "vehicle") == "renamed label 'car' to 'vehicle'\n"
-    assert run(runner, "labels", "rename", "-p", two_sources, "dog", "person", code=1) == (
+def test_label_commands(cli, two_sources, tmp_path):
+    cli("commit", "-p", two_sources, "-m", "start")
+    assert cli.text("labels", "rename", "-p", two_sources, "car", "vehicle") == "renamed label 'car' to 'vehicle'\n"
+    assert cli.text("labels", "rename", "-p", two_sources, "dog", "person", code=1) == (
         "Error: a label named 'person' already exists; use `dsrepo labels merge dog --into person`\n"
     )
-    run(runner, "labels", "merge", "-p", two_sources, "dog", "--into", "person")
+    cli("labels", "merge", "-p", two_sources, "dog", "--into", "person")
     out = tmp_path / "out"
-    run(runner, "export", "-p", two_sources, "-f", "coco", "-o", str(out), "--", "--reindex")
+    cli("export", "-p", two_sources, "-f", "coco", "-o", str(out), "--", "--reindex")
     merged = load_json(out / "annotations" / "instances_val.json")
     assert sorted(c["name"] for c in merged["categories"]) == ["person", "vehicle"]
     labels = Counter(label for _, label, _ in _labelled(merged).elements())
     assert labels == {"person": 5, "vehicle": 1}
-    deleted = run(runner, "labels", "delete", "-p", two_sources, "person")
+    deleted = cli.text("labels", "delete", "-p", two_sources, "person")
     assert deleted == "deleted label 'person' and 5 annotations\n"
-    assert run(runner, "labels", "delete", "-p", two_sources, "person", code=1) == "Error: no label named 'person'\n"
-    run(runner, "commit", "-p", two_sources, "-m", "labels")
-    run(runner, "checkout", "-p", two_sources, "HEAD~1")  # every label change is revertable
+    assert cli.text("labels", "delete", "-p", two_sources, "person", code=1) == "Error: no label named 'person'\n"
+    cli("commit", "-p", two_sources, "-m", "labels")
+    cli("checkout", "-p", two_sources, "HEAD~1")  # every label change is revertable
     back = tmp_path / "back"
-    run(runner, "export", "-p", two_sources, "-f", "coco", "-o", str(back), "--", "--reindex")
+    cli("export", "-p", two_sources, "-f", "coco", "-o", str(back), "--", "--reindex")
     assert _labelled(load_json(back / "annotations" / "instances_val.json")) == _labelled(SOURCE_A) + _labelled(SOURCE_B)
 
 
-def test_merge_within_one_file_moves_annotations(runner, backend, tmp_path):
+def test_merge_within_one_file_moves_annotations(cli, backend, tmp_path):
     document = copy.deepcopy(SOURCE_A)
     document["categories"].append({"id": 3, "name": "people"})
     document["annotations"].append({"id": 4, "image_id": 2, "category_id": 3, "bbox": [9, 9, 9, 9], "iscrowd": 0})
     args = backend.create_args()
-    run(runner, "create", *args)
-    run(runner, "import", "-p", args[1], "-f", "coco", "-n", "a", str(_write(tmp_path / "a", document)))
-    run(runner, "labels", "merge", "-p", args[1], "people", "--into", "person")
+    cli("create", *args)
+    cli("import", "-p", args[1], "-f", "coco", "-n", "a", str(_write(tmp_path / "a", document)))
+    cli("labels", "merge", "-p", args[1], "people", "--into", "person")
     out = tmp_path / "out"
-    run(runner, "export", "-p", args[1], "-f", "coco", "-o", str(out))
+    cli("export", "-p", args[1], "-f", "coco", "-o", str(out))
     merged = load_json(out / "annotations" / "instances_val.json")
     assert merged["categories"] == SOURCE_A["categories"]
     assert merged["annotations"][-1] == {**document["annotations"][-1], "category_id": 1}
 
 
-def test_label_map_at_import(runner, backend, tmp_path):
+def test_label_map_at_import(cli, backend, tmp_path):
     mapping = tmp_path / "map.json"
     mapping.write_text(json.dumps({"car": "vehicle", "person": None}))
     args = backend.create_args()
-    run(runner, "create", *args)
-    run(runner, "import", "-p", args[1], "-f", "coco", "-n", "a", "--label-map", str(mapping),
+    cli("create", *args)
+    cli("import", "-p", args[1], "-f", "coco", "-n", "a", "--label-map", str(mapping),
         str(_write(tmp_path / "a", SOURCE_A)))
     out = tmp_path / "out"
-    run(runner, "export", "-p", args[1], "-f", "coco", "-o", str(out))
+    cli("export", "-p", args[1], "-f", "coco", "-o", str(out))
     exported = load_json(out / "annotations" / "instances_val.json")
     assert exported["categories"] == [{"id": 2, "name": "vehicle"}]
     assert exported["annotations"] == [{**SOURCE_A["annotations"][1]}]
-    run(runner, "commit", "-p", args[1], "-m", "mapped")
-    assert run(runner, "update", "-p", args[1], "a", str(tmp_path / "a")) == "source 'a' is unchanged\n"
+    cli("commit", "-p", args[1], "-m", "mapped")
+    assert cli.text("update", "-p", args[1], "a", str(tmp_path / "a")) == "source 'a' is unchanged\n"
 
 
 # -- merge ---------------------------------------------------------------------------------
 
-def test_merge_union_replaces_the_inputs(runner, two_sources, tmp_path):
-    assert run(runner, "merge", "-p", two_sources, "-n", "ab", "a", "b", code=1).startswith(
+def test_merge_union_replaces_the_inputs(cli, two_sources, tmp_path):
+    assert cli.text("merge", "-p", two_sources, "-n", "ab", "a", "b", code=1).startswith(
         "Error: instances_val.json: category id 1 is used by label 'person' (source a)"
     )
-    out = run(runner, "merge", "-p", two_sources, "-n", "ab", "a", "b", "--reindex")
+    out = cli.text("merge", "-p", two_sources, "-n", "ab", "a", "b", "--reindex")
     assert out == "merged a, b into 'ab': 1 files, 3 images, 6 annotations\n"
-    info = run(runner, "info", "-p", two_sources)
+    info = cli.text("info", "-p", two_sources)
     assert "  ab (format coco" in info and "  a (format" not in info
     exported = tmp_path / "out"
-    run(runner, "export", "-p", two_sources, "-f", "coco", "-o", str(exported))
+    cli("export", "-p", two_sources, "-f", "coco", "-o", str(exported))
     merged = load_json(exported / "annotations" / "instances_val.json")
     assert _labelled(merged) == _labelled(SOURCE_A) + _labelled(SOURCE_B)
-    run(runner, "commit", "-p", two_sources, "-m", "merged")
+    cli("commit", "-p", two_sources, "-m", "merged")
     older = tmp_path / "older"
-    run(runner, "export", "-p", two_sources, "-f", "coco", "-o", str(older), "--rev", "HEAD",
+    cli("export", "-p", two_sources, "-f", "coco", "-o", str(older), "--rev", "HEAD",
         "--where", "source = 'ab'")
     assert load_json(older / "annotations" / "instances_val.json")["annotations"] == merged["annotations"]
 
 
-def test_merge_exact(runner, backend, tmp_path):
+def test_merge_exact(cli, backend, tmp_path):
     args = backend.create_args()
-    run(runner, "create", *args)
-    run(runner, "import", "-p", args[1], "-f", "coco", "-n", "a", str(_write(tmp_path / "a", SOURCE_A)))
-    run(runner, "import", "-p", args[1], "-f", "coco", "-n", "copy", str(_write(tmp_path / "copy", SOURCE_A)))
-    run(runner, "merge", "-p", args[1], "-n", "one", "--strategy", "exact", "a", "copy")
+    cli("create", *args)
+    cli("import", "-p", args[1], "-f", "coco", "-n", "a", str(_write(tmp_path / "a", SOURCE_A)))
+    cli("import", "-p", args[1], "-f", "coco", "-n", "copy", str(_write(tmp_path / "copy", SOURCE_A)))
+    cli("merge", "-p", args[1], "-n", "one", "--strategy", "exact", "a", "copy")
     out = tmp_path / "out"
-    run(runner, "export", "-p", args[1], "-f", "coco", "-o", str(out))
+    cli("export", "-p", args[1], "-f", "coco", "-o", str(out))
     assert_same_file(tmp_path / "a" / "annotations" / "instances_val.json", out / "annotations" / "instances_val.json")
     different = copy.deepcopy(SOURCE_A)
     different["annotations"][2]["bbox"] = [1, 2, 3, 5]
-    run(runner, "import", "-p", args[1], "-f", "coco", "-n", "other", str(_write(tmp_path / "other", different)))
+    cli("import", "-p", args[1], "-f", "coco", "-n", "other", str(_write(tmp_path / "other", different)))
     project = Project.open(Path(args[1]))
     before = database_contents(project)
-    assert run(runner, "merge", "-p", args[1], "-n", "two", "--strategy", "exact", "one", "other", code=1) == (
+    assert cli.text("merge", "-p", args[1], "-n", "two", "--strategy", "exact", "one", "other", code=1) == (
         "Error: exact merge: instances_val.json: image 'shared.jpg' has different annotations in sources one "
         "and other; use --strategy union or intersect\n"
     )
@@ -295,21 +288,20 @@ def _noisy(document: dict[str, Any], shift: float, drop: int | None = None, rela
     return copy_
 
 
-def test_merge_intersect_votes_and_reports(runner, backend, tmp_path):
+def test_merge_intersect_votes_and_reports(cli, backend, tmp_path):
     args = backend.create_args()
-    run(runner, "create", *args)
-    run(runner, "import", "-p", args[1], "-f", "coco", "-n", "one", str(_write(tmp_path / "1", SOURCE_A)))
-    run(runner, "import", "-p", args[1], "-f", "coco", "-n", "two",
+    cli("create", *args)
+    cli("import", "-p", args[1], "-f", "coco", "-n", "one", str(_write(tmp_path / "1", SOURCE_A)))
+    cli("import", "-p", args[1], "-f", "coco", "-n", "two",
         str(_write(tmp_path / "2", _noisy(SOURCE_A, 0.5, relabel=0))))
-    run(runner, "import", "-p", args[1], "-f", "coco", "-n", "three",
+    cli("import", "-p", args[1], "-f", "coco", "-n", "three",
         str(_write(tmp_path / "3", _noisy(SOURCE_A, 1.0, drop=2))))
     report = tmp_path / "report.json"
-    result = runner.invoke(main, ["merge", "-p", args[1], "-n", "agreed", "--strategy", "intersect", "--quorum", "3",
-                                  "--iou", "0.5", "--report", str(report), "one", "two", "three"])
-    assert result.exit_code == 0, result.output
+    result = cli("merge", "-p", args[1], "-n", "agreed", "--strategy", "intersect", "--quorum", "3",
+                 "--iou", "0.5", "--report", report, "one", "two", "three")
     assert result.stderr == f"2 conflicts, 6 annotations dropped; report: {report}\n"
     out = tmp_path / "out"
-    run(runner, "export", "-p", args[1], "-f", "coco", "-o", str(out))
+    cli("export", "-p", args[1], "-f", "coco", "-o", str(out))
     merged = load_json(out / "annotations" / "instances_val.json")
     kept = _labelled(merged)
     # annotation 3 (shared.jpg) is missing in source three: below the quorum of 3, dropped;
@@ -323,10 +315,10 @@ def test_merge_intersect_votes_and_reports(runner, backend, tmp_path):
     assert missing["missing"] == ["three"] and missing["image"] == "shared.jpg"
 
 
-def test_merge_errors(runner, two_sources):
-    assert run(runner, "merge", "-p", two_sources, "-n", "x", "a", code=1) == (
+def test_merge_errors(cli, two_sources):
+    assert cli.text("merge", "-p", two_sources, "-n", "x", "a", code=1) == (
         "Error: merge needs at least two different sources\n"
     )
-    assert run(runner, "merge", "-p", two_sources, "-n", "x", "a", "ghost", code=1) == (
+    assert cli.text("merge", "-p", two_sources, "-n", "x", "a", "ghost", code=1) == (
         "Error: no source named 'ghost' (sources: a, b)\n"
     )

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import helpers  # noqa: F401  (puts scripts/ on sys.path)
 from gen_coco import generate
 from helpers import assert_same_file, id_map, json_difference, load_json, masks_of
 from repo.exporting import export_dataset

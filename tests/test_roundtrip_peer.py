@@ -7,9 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import DATA
-from helpers import assert_same_file, id_map, masks_of
-from repo.cli import main
+from helpers import DATA, assert_same_file, id_map, masks_of
 
 FOLDERS = [
     ("coco", "datumaro_coco/coco"),
@@ -32,7 +30,7 @@ SINGLE_FILES = [
 ]
 
 
-def _round_trip(runner, backend, format_name: str, source: Path) -> Path:
+def _round_trip(cli, backend, format_name: str, source: Path) -> Path:
     project = backend.create_args()
     out = backend.tmp / "out"
     for args in (
@@ -40,15 +38,14 @@ def _round_trip(runner, backend, format_name: str, source: Path) -> Path:
         ["import", "-p", project[1], "-f", format_name, str(source)],
         ["export", "-p", project[1], "-f", format_name, "-o", str(out)],
     ):
-        result = runner.invoke(main, args, catch_exceptions=False)
-        assert result.exit_code == 0, result.output
+        cli(*args)
     return out
 
 
 @pytest.mark.parametrize("format_name,folder", FOLDERS, ids=[f"{f}:{d}" for f, d in FOLDERS])
-def test_folder_round_trip_is_lossless(runner, backend, format_name, folder):
+def test_folder_round_trip_is_lossless(cli, backend, format_name, folder):
     source = DATA / folder
-    out = _round_trip(runner, backend, format_name, source)
+    out = _round_trip(cli, backend, format_name, source)
     inputs = sorted(p.name for p in (source / "annotations").glob("*.json"))
     assert sorted(p.name for p in (out / "annotations").glob("*.json")) == inputs
     for name in inputs:
@@ -61,17 +58,17 @@ def test_folder_round_trip_is_lossless(runner, backend, format_name, folder):
 
 
 @pytest.mark.parametrize("format_name,file,exported", SINGLE_FILES, ids=[f for _, f, _ in SINGLE_FILES])
-def test_single_file_round_trip_is_lossless(runner, backend, format_name, file, exported):
+def test_single_file_round_trip_is_lossless(cli, backend, format_name, file, exported):
     source = DATA / file
-    out = _round_trip(runner, backend, format_name, source)
+    out = _round_trip(cli, backend, format_name, source)
     assert [p.name for p in (out / "annotations").glob("*.json")] == [exported]
     assert_same_file(source, out / "annotations" / exported)
 
 
 @pytest.mark.parametrize("folder", ["datumaro_coco/coco", "datumaro_coco/coco_person_keypoints", "panopticapi_sample/coco"])
-def test_pycocotools_sees_the_same_masks(runner, backend, folder):
+def test_pycocotools_sees_the_same_masks(cli, backend, folder):
     source = DATA / folder
-    out = _round_trip(runner, backend, "coco", source)
+    out = _round_trip(cli, backend, "coco", source)
     checked = 0
     for task in ("instances", "person_keypoints", "stuff"):
         for original in (source / "annotations").glob(f"{task}_*.json"):

@@ -8,21 +8,17 @@ from collections import Counter
 import numpy as np
 from PIL import Image
 
-from conftest import DATA
-from helpers import load_json
-from repo.cli import main
+from helpers import DATA, load_json
 
 PANOPTIC = DATA / "panopticapi_sample" / "coco"
 
 
-def test_stats_match_the_input_files(runner, backend, tmp_path):
+def test_stats_match_the_input_files(cli, backend, tmp_path):
     args = backend.create_args()
-    runner.invoke(main, ["create", *args], catch_exceptions=False)
-    runner.invoke(main, ["import", "-p", args[1], "-f", "coco_instances", str(PANOPTIC)], catch_exceptions=False)
+    cli("create", *args)
+    cli("import", "-p", args[1], "-f", "coco_instances", PANOPTIC)
     plot = tmp_path / "stats.png"
-    result = runner.invoke(main, ["stats", "-p", args[1], "--format", "json", "--plot", str(plot)])
-    assert result.exit_code == 0, result.output
-    figures = json.loads(result.stdout)
+    figures = json.loads(cli.text("stats", "-p", args[1], "--format", "json", "--plot", plot))
 
     data = load_json(PANOPTIC / "annotations" / "instances_val2017.json")
     annotations = data["annotations"]
@@ -48,15 +44,15 @@ def test_stats_match_the_input_files(runner, backend, tmp_path):
         assert image.format == "PNG" and image.size[0] > 0
 
 
-def test_stats_table_and_rev(runner, backend):
+def test_stats_table_and_rev(cli, backend):
     args = backend.create_args()
-    runner.invoke(main, ["create", *args], catch_exceptions=False)
-    runner.invoke(main, ["import", "-p", args[1], "-f", "coco", str(DATA / "datumaro_coco" / "coco")], catch_exceptions=False)
-    runner.invoke(main, ["commit", "-p", args[1], "-m", "one"], catch_exceptions=False)
-    runner.invoke(main, ["labels", "delete", "-p", args[1], "a"], catch_exceptions=False)
-    now = json.loads(runner.invoke(main, ["stats", "-p", args[1], "--format", "json"]).stdout)
-    then = json.loads(runner.invoke(main, ["stats", "-p", args[1], "--format", "json", "--rev", "HEAD"]).stdout)
+    cli("create", *args)
+    cli("import", "-p", args[1], "-f", "coco", DATA / "datumaro_coco" / "coco")
+    cli("commit", "-p", args[1], "-m", "one")
+    cli("labels", "delete", "-p", args[1], "a")
+    now = json.loads(cli.text("stats", "-p", args[1], "--format", "json"))
+    then = json.loads(cli.text("stats", "-p", args[1], "--format", "json", "--rev", "HEAD"))
     assert "a" not in now["labels"]["instances"] and then["labels"]["instances"]["a"] == 1
-    table = runner.invoke(main, ["stats", "-p", args[1]]).stdout.splitlines()
+    table = cli.text("stats", "-p", args[1]).splitlines()
     assert table[0].split() == ["subset", "images", "without", "annotations"]
     assert table[1].split() == ["train", "1", "0"]

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import helpers  # noqa: F401  (puts scripts/ on sys.path)
 from gen_coco import generate
-from helpers import assert_same_file, database_contents, load_json, row_count
+from helpers import assert_same_file, database_contents, id_map, load_json, row_count
 from repo.errors import NotFoundError
 from repo.exporting import export_dataset
 from repo.history import commit, status
@@ -122,7 +121,7 @@ def test_a_changed_png_is_a_changed_segment(backend, dataset, copy_of, tmp_path)
     panoptic = load_json(copy_of / "annotations" / "panoptic_val2017.json")
     record = next(r for r in panoptic["annotations"] if len(r["segments_info"]) >= 2)
     png_path = copy_of / "annotations" / "panoptic_val2017" / record["file_name"]
-    ids = helpers.id_map(png_path)
+    ids = id_map(png_path)
     first, second = record["segments_info"][0]["id"], record["segments_info"][1]["id"]
     ys, xs = (ids == first).nonzero()
     ids[ys[0], xs[0]] = second  # one pixel moves from one segment to the other
@@ -132,7 +131,7 @@ def test_a_changed_png_is_a_changed_segment(backend, dataset, copy_of, tmp_path)
     assert result.changes.changed == {"annotations": 2}
     out = tmp_path / "out"
     export_dataset(project, "coco_panoptic", out)
-    np.testing.assert_array_equal(helpers.id_map(png_path), helpers.id_map(out / "annotations" / "panoptic_val2017" / record["file_name"]))
+    np.testing.assert_array_equal(id_map(png_path), id_map(out / "annotations" / "panoptic_val2017" / record["file_name"]))
 
 
 def test_update_of_an_unknown_source(backend, dataset):

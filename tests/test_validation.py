@@ -1,5 +1,8 @@
-"""Bad input: every mistake gets one line naming file, record and field, exit 1, and leaves
-the database exactly as it was, also when the project already holds data."""
+"""Bad input: every mistake gets one line naming file, record and field.
+
+Each case is checked on the reader itself (no database), and a few of them end to end: exit
+1 from the CLI, and the database exactly as it was, also when the project already holds
+data, on both databases."""
 
 from __future__ import annotations
 
@@ -15,11 +18,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DATA
-from helpers import database_contents, id_map, load_json
-from repo.cli import main
+from helpers import DATA, database_contents, id_map, load_json
+from repo.coco.reader import read_task_document, read_task_file
+from repo.errors import InputError
 from repo.exporting import export_dataset
+from repo.formats.coco import CocoReader
+from repo.formats.registry import ImportRequest
 from repo.importing import import_dataset
+from repo.model.policy import ErrorPolicy
+from repo.progress import Silent
 from repo.project import Project
 
 BASE: dict[str, Any] = {
@@ -51,6 +58,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
 
 
 _DELETE = object()
+SHOWN = "annotations/instances_val.json"
 
 # (case id, task, mutation of BASE, expected message after "FILE: ")
 JSON_CASES = [
@@ -117,14 +125,52 @@ RAW_CASES = [
 ]
 
 
+def _read(document: Any, task: str = "instances") -> Any:
+    """The reader alone: no file, no database."""
+    return read_task_document(document, SHOWN, task, "val", "instances_val.json", ErrorPolicy())
+
+
+@pytest.mark.parametrize("case,task,mutate,expected", JSON_CASES, ids=[c[0] for c in JSON_CASES])
+def test_bad_record_is_refused_by_the_reader(case, task, mutate, expected):
+    document = copy.deepcopy(BASE)
+    mutate(document)
+    with pytest.raises(InputError) as refused:
+        _read(document, task)
+    assert str(refused.value) == f"{SHOWN}: {expected}"
+
+
+@pytest.mark.parametrize("case,content,expected", RAW_CASES, ids=[c[0] for c in RAW_CASES])
+def test_unreadable_file_is_refused_by_the_reader(tmp_path, case, content, expected):
+    path = tmp_path / "instances_val.json"
+    path.write_bytes(content)
+    with pytest.raises(InputError) as refused:
+        read_task_file(path, SHOWN, "instances", "val", ErrorPolicy())
+    assert str(refused.value) == f"{SHOWN}: {expected}"
+
+
+@pytest.mark.parametrize("task", ["instances", "person_keypoints", "captions"])
+def test_the_base_document_is_valid(task):
+    """The mutations above are one step away from a file that reads."""
+    task_file = _read(copy.deepcopy(BASE), task)
+    assert [a["coco_id"] for a in task_file.annotations] == [7]
+
+
+def test_skip_keeps_the_good_records_and_names_the_bad_ones():
+    document = _partly_bad()
+    policy = ErrorPolicy(skip=True)
+    task_file = read_task_document(document, SHOWN, "instances", "val", "instances_val.json", policy)
+    assert [a["coco_id"] for a in task_file.annotations] == [7, 10]
+    assert [str(error) for error in policy.skipped] == [f"{SHOWN}: {problem}" for problem in PARTLY_BAD_PROBLEMS]
+
+
+# -- end to end: the CLI, on both databases, with a project that already holds data ---------
+
 @pytest.fixture
-def project_with_data(runner, backend) -> Path:
+def project_with_data(cli, backend) -> Path:
     args = backend.create_args()
-    runner.invoke(main, ["create", *args], catch_exceptions=False)
-    result = runner.invoke(main, ["import", "-p", args[1], "-f", "coco", "-n", "existing",
-                                  str(DATA / "datumaro_coco" / "coco")], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    runner.invoke(main, ["commit", "-p", args[1], "-m", "existing data"], catch_exceptions=False)
+    cli("create", *args)
+    cli("import", "-p", args[1], "-f", "coco", "-n", "existing", DATA / "datumaro_coco" / "coco")
+    cli("commit", "-p", args[1], "-m", "existing data")
     return Path(args[1])
 
 
@@ -135,36 +181,31 @@ def _dataset(tmp_path: Path, task: str, content: bytes) -> tuple[Path, str]:
     return folder, os.path.join(str(folder), "annotations", f"{task}_val.json")
 
 
-def _refused(runner, project_dir: Path, format_name: str, folder: Path, message: str) -> None:
+def _refused(cli, project_dir: Path, format_name: str, folder: Path, message: str) -> None:
     project = Project.open(project_dir)
     before = database_contents(project)
-    result = runner.invoke(main, ["import", "-p", str(project_dir), "-f", format_name, "-n", "new", str(folder)])
-    assert result.exit_code == 1, result.output
+    result = cli("import", "-p", project_dir, "-f", format_name, "-n", "new", folder, code=1)
     assert result.stderr == f"Error: {message}\n"
     assert "Traceback" not in result.output
     assert database_contents(project) == before
 
 
-@pytest.mark.parametrize("case,task,mutate,expected", JSON_CASES, ids=[c[0] for c in JSON_CASES])
-def test_bad_record_is_refused(runner, project_with_data, tmp_path, case, task, mutate, expected):
+END_TO_END = ("bbox-three-numbers", "unknown-category-id", "rle-counts-wrong-total")
+
+
+@pytest.mark.parametrize("case", END_TO_END)
+def test_bad_record_fails_the_import_and_changes_nothing(cli, project_with_data, tmp_path, case):
+    _, task, mutate, expected = next(c for c in JSON_CASES if c[0] == case)
     document = copy.deepcopy(BASE)
     mutate(document)
     folder, shown = _dataset(tmp_path, task, json.dumps(document).encode())
-    _refused(runner, project_with_data, "coco", folder, f"{shown}: {expected}")
+    _refused(cli, project_with_data, "coco", folder, f"{shown}: {expected}")
 
 
-@pytest.mark.parametrize("case,content,expected", RAW_CASES, ids=[c[0] for c in RAW_CASES])
-def test_unreadable_file_is_refused(runner, project_with_data, tmp_path, case, content, expected):
+def test_unreadable_file_fails_the_import_and_changes_nothing(cli, project_with_data, tmp_path):
+    _, content, expected = RAW_CASES[0]
     folder, shown = _dataset(tmp_path, "instances", content)
-    _refused(runner, project_with_data, "coco_instances", folder, f"{shown}: {expected}")
-
-
-def test_the_base_document_is_valid(runner, project_with_data, tmp_path):
-    """The mutations above are one step away from a file that imports."""
-    for task in ("instances", "person_keypoints", "captions"):
-        folder, _ = _dataset(tmp_path / task, task, json.dumps(BASE).encode())
-        result = runner.invoke(main, ["import", "-p", str(project_with_data), "-f", "coco", "-n", task, str(folder)])
-        assert result.exit_code == 0, result.output
+    _refused(cli, project_with_data, "coco_instances", folder, f"{shown}: {expected}")
 
 
 # -- panoptic -------------------------------------------------------------------------------
@@ -193,77 +234,88 @@ def _png_shown(folder: Path) -> str:
     return os.path.join(str(folder), "annotations", "panoptic_val") + "/b.png"
 
 
-def test_panoptic_fixture_is_valid(runner, project_with_data, panoptic_copy):
-    result = runner.invoke(main, ["import", "-p", str(project_with_data), "-f", "coco_panoptic", "-n", "p", str(panoptic_copy)])
-    assert result.exit_code == 0, result.output
+def _read_panoptic(folder: Path) -> list[Any]:
+    """The COCO format's reader alone (JSON, then the PNGs): no database."""
+    reader = CocoReader(ImportRequest("coco_panoptic", folder, None, {"copy_images": False}))
+    return [read.task_file for read in reader.read(ErrorPolicy(), Silent())]
 
 
-def test_missing_png(runner, project_with_data, panoptic_copy):
+def _panoptic_refused(folder: Path, message: str) -> None:
+    with pytest.raises(InputError) as refused:
+        _read_panoptic(folder)
+    assert str(refused.value) == message
+
+
+def test_panoptic_fixture_is_valid(panoptic_copy):
+    [task_file] = _read_panoptic(panoptic_copy)
+    assert [[s["coco_id"] for s in record.segments] for record in task_file.panoptic] == [[7, 20]]
+
+
+def test_missing_png(panoptic_copy):
     (panoptic_copy / "annotations" / "panoptic_val" / "b.png").unlink()
-    _refused(runner, project_with_data, "coco_panoptic", panoptic_copy,
+    _panoptic_refused(panoptic_copy, f"{_png_shown(panoptic_copy)}: annotation for image id 40: field 'file_name': "
+                                     "the PNG file does not exist")
+
+
+def test_missing_png_fails_the_import_and_changes_nothing(cli, project_with_data, panoptic_copy):
+    (panoptic_copy / "annotations" / "panoptic_val" / "b.png").unlink()
+    _refused(cli, project_with_data, "coco_panoptic", panoptic_copy,
              f"{_png_shown(panoptic_copy)}: annotation for image id 40: field 'file_name': the PNG file does not exist")
 
 
-def test_unreadable_png(runner, project_with_data, panoptic_copy):
+def test_unreadable_png(panoptic_copy):
     png = panoptic_copy / "annotations" / "panoptic_val" / "b.png"
     png.write_bytes(b"not a png at all")
-    project = Project.open(project_with_data)
-    before = database_contents(project)
-    result = runner.invoke(main, ["import", "-p", str(project_with_data), "-f", "coco_panoptic", "-n", "p", str(panoptic_copy)])
-    assert result.exit_code == 1
-    prefix = f"Error: {_png_shown(panoptic_copy)}: annotation for image id 40: field 'file_name': the PNG cannot be read ("
-    assert result.stderr.startswith(prefix) and result.stderr.count("\n") == 1
-    assert database_contents(project) == before
+    with pytest.raises(InputError) as refused:
+        _read_panoptic(panoptic_copy)
+    prefix = f"{_png_shown(panoptic_copy)}: annotation for image id 40: field 'file_name': the PNG cannot be read ("
+    assert str(refused.value).startswith(prefix) and "\n" not in str(refused.value)
 
 
-def test_png_size_differs_from_image(runner, project_with_data):
-    """Datumaro's panoptic train fixture: a 5x5 PNG for a 10x5 image (Decision 5)."""
+def test_png_size_differs_from_image():
+    """Datumaro's panoptic train fixture: a 5x5 PNG for a 10x5 image."""
     shown = os.path.join(str(PANOPTIC), "annotations", "panoptic_train") + "/a.png"
-    _refused(runner, project_with_data, "coco_panoptic", PANOPTIC,
-             f"{shown}: annotation for image id 5: field 'file_name': the PNG is 5x5 pixels, but the image is "
-             "10x5 (width x height)")
+    _panoptic_refused(PANOPTIC, f"{shown}: annotation for image id 5: field 'file_name': the PNG is 5x5 pixels, "
+                                "but the image is 10x5 (width x height)")
 
 
-def test_pixel_id_that_no_segment_lists(runner, project_with_data, panoptic_copy):
+def test_pixel_id_that_no_segment_lists(panoptic_copy):
     _edit_panoptic(panoptic_copy, lambda d: d["annotations"][0]["segments_info"].pop())
-    _refused(runner, project_with_data, "coco_panoptic", panoptic_copy,
-             f"{_png_shown(panoptic_copy)}: annotation for image id 40: field 'segments_info': the PNG paints "
-             "segment id 20, which segments_info does not list")
+    _panoptic_refused(panoptic_copy, f"{_png_shown(panoptic_copy)}: annotation for image id 40: field 'segments_info': "
+                                     "the PNG paints segment id 20, which segments_info does not list")
 
 
-def test_listed_segment_without_pixels(runner, project_with_data, panoptic_copy):
+def test_listed_segment_without_pixels(panoptic_copy):
     _edit_panoptic(panoptic_copy, lambda d: d["annotations"][0]["segments_info"].append(
         {"id": 99, "category_id": 1, "iscrowd": 0}))
-    _refused(runner, project_with_data, "coco_panoptic", panoptic_copy,
-             f"{_png_shown(panoptic_copy)}: segment id 99 of image id 40: field 'id': the segment has no pixels in the PNG")
+    _panoptic_refused(panoptic_copy, f"{_png_shown(panoptic_copy)}: segment id 99 of image id 40: field 'id': "
+                                     "the segment has no pixels in the PNG")
 
 
-def test_segment_listed_twice_overlaps(runner, project_with_data, panoptic_copy):
+def test_segment_listed_twice_overlaps(panoptic_copy):
     _edit_panoptic(panoptic_copy, lambda d: d["annotations"][0]["segments_info"].append(
         copy.deepcopy(d["annotations"][0]["segments_info"][0])))
     shown = os.path.join(str(panoptic_copy), "annotations", "panoptic_val.json")
-    _refused(runner, project_with_data, "coco_panoptic", panoptic_copy,
-             f"{shown}: segment id 7 of image id 40: field 'id': the segment is listed twice (segments must not overlap)")
+    _panoptic_refused(panoptic_copy, f"{shown}: segment id 7 of image id 40: field 'id': the segment is listed twice "
+                                     "(segments must not overlap)")
 
 
-def test_png_file_name_climbing_out(runner, project_with_data, panoptic_copy):
+def test_png_file_name_climbing_out(panoptic_copy):
     _edit_panoptic(panoptic_copy, lambda d: d["annotations"][0].update(file_name="../../b.png"))
     shown = os.path.join(str(panoptic_copy), "annotations", "panoptic_val.json")
-    _refused(runner, project_with_data, "coco_panoptic", panoptic_copy,
-             f"{shown}: annotation for image id 40: field 'file_name': the string \"../../b.png\" climbs out of "
-             "the dataset folder with '..'")
+    _panoptic_refused(panoptic_copy, f"{shown}: annotation for image id 40: field 'file_name': the string "
+                                     "\"../../b.png\" climbs out of the dataset folder with '..'")
 
 
-def test_segment_id_beyond_24_bits(runner, project_with_data, panoptic_copy):
+def test_segment_id_beyond_24_bits(panoptic_copy):
     _edit_panoptic(panoptic_copy, lambda d: d["annotations"][0]["segments_info"][0].update(id=2**24))
     shown = os.path.join(str(panoptic_copy), "annotations", "panoptic_val.json")
-    _refused(runner, project_with_data, "coco_panoptic", panoptic_copy,
-             f"{shown}: segment id 16777216 of image id 40: field 'id': expected 1 to 2^24-1 (a PNG pixel holds "
-             "24 bits; 0 marks void pixels)")
+    _panoptic_refused(panoptic_copy, f"{shown}: segment id 16777216 of image id 40: field 'id': expected 1 to 2^24-1 "
+                                     "(a PNG pixel holds 24 bits; 0 marks void pixels)")
 
 
-def test_palette_png_is_decoded_as_rgb(runner, backend, panoptic_copy, tmp_path):
-    """A PNG saved in palette mode still decodes to the same ids (Decision 3: convert("RGB"))."""
+def test_palette_png_is_decoded_as_rgb(backend, panoptic_copy, tmp_path):
+    """A PNG saved in palette mode still decodes to the same ids (it is read as RGB)."""
     png = panoptic_copy / "annotations" / "panoptic_val" / "b.png"
     Image.open(png).convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE, colors=8).save(png)
     project = backend.create()
@@ -274,7 +326,8 @@ def test_palette_png_is_decoded_as_rgb(runner, backend, panoptic_copy, tmp_path)
 
 # -- --on-error skip ------------------------------------------------------------------------
 
-def test_skip_imports_the_good_records_and_reports_the_rest(runner, project_with_data, tmp_path):
+def _partly_bad() -> dict[str, Any]:
+    """BASE with three bad records among good ones (an image and two annotations)."""
     document = copy.deepcopy(BASE)
     good = document["annotations"][0]
     document["annotations"] = [
@@ -284,22 +337,56 @@ def test_skip_imports_the_good_records_and_reports_the_rest(runner, project_with
         {**good, "id": 10},
     ]
     document["images"].append({"id": 6, "file_name": "b.jpg", "width": -1, "height": 5})
-    folder, shown = _dataset(tmp_path, "instances", json.dumps(document).encode())
+    return document
+
+
+PARTLY_BAD_PROBLEMS = [
+    "image id 6: field 'width': expected a positive integer below 2^31, got the integer -1 "
+    "(dsrepo needs every image's size)",
+    "annotation id 8: field 'bbox': expected 4 numbers [x, y, width, height], got a list of 2 values",
+    "annotation id 9: field 'image_id': no image in this file has id 6",
+]
+
+
+def _skipped(shown: str) -> list[dict[str, str]]:
+    """The report's records for the three bad records of `_partly_bad`."""
+    return [
+        {"file": shown, "record": record, "field": field, "problem": problem}
+        for record, field, problem in (
+            ("image id 6", "width",
+             "expected a positive integer below 2^31, got the integer -1 (dsrepo needs every image's size)"),
+            ("annotation id 8", "bbox", "expected 4 numbers [x, y, width, height], got a list of 2 values"),
+            ("annotation id 9", "image_id", "no image in this file has id 6"),
+        )
+    ]
+
+
+def test_skip_imports_the_good_records_and_reports_the_rest(cli, project_with_data, tmp_path):
+    folder, shown = _dataset(tmp_path, "instances", json.dumps(_partly_bad()).encode())
     report = tmp_path / "report.json"
-    result = runner.invoke(main, ["import", "-p", str(project_with_data), "-f", "coco", "-n", "partial",
-                                  str(folder), "--on-error", "skip", "--error-report", str(report)])
-    assert result.exit_code == 0, result.output
+    result = cli("import", "-p", project_with_data, "-f", "coco", "-n", "partial", folder,
+                 "--on-error", "skip", "--error-report", report)
     assert result.stderr == (
         "note: 1 image files were not found (see `dsrepo info`)\n"
         f"skipped 3 bad records; details in {report}\n"
     )
-    assert json.loads(report.read_text()) == [
-        {"file": shown, "record": "image id 6", "field": "width",
-         "problem": "expected a positive integer below 2^31, got the integer -1 (dsrepo needs every image's size)"},
-        {"file": shown, "record": "annotation id 8", "field": "bbox",
-         "problem": "expected 4 numbers [x, y, width, height], got a list of 2 values"},
-        {"file": shown, "record": "annotation id 9", "field": "image_id", "problem": "no image in this file has id 6"},
-    ]
-    query = runner.invoke(main, ["query", "-p", str(project_with_data), "--format", "json",
-                                 "SELECT coco_id FROM annotations_v WHERE source = 'partial' ORDER BY coco_id"])
-    assert json.loads(query.output) == [{"coco_id": 7}, {"coco_id": 10}]
+    assert json.loads(report.read_text()) == _skipped(shown)
+    query = cli.text("query", "-p", project_with_data, "--format", "json",
+                     "SELECT coco_id FROM annotations_v WHERE source = 'partial' ORDER BY coco_id")
+    assert json.loads(query) == [{"coco_id": 7}, {"coco_id": 10}]
+
+
+def test_python_callers_get_the_same_skip_report_as_the_cli(cli, backend, tmp_path):
+    """import_dataset writes the report itself: by default DIR/import-errors-NAME.json, as the
+    CLI does; the CLI's report (default path) has the same records."""
+    folder, shown = _dataset(tmp_path, "instances", json.dumps(_partly_bad()).encode())
+    project = backend.create("api")
+    result = import_dataset(project, "coco", str(folder), name="partial", on_error="skip")
+    assert result.error_report == project.directory / "import-errors-partial.json"
+    assert json.loads(result.error_report.read_text()) == _skipped(shown)
+    args = backend.create_args("cli")
+    cli("create", *args)
+    printed = cli("import", "-p", args[1], "-f", "coco", "-n", "partial", folder, "--on-error", "skip")
+    default = Path(args[1]) / "import-errors-partial.json"
+    assert f"skipped 3 bad records; details in {default}\n" in printed.stderr
+    assert default.read_text() == result.error_report.read_text()
