@@ -115,6 +115,7 @@ def _options_of(registered: Format, role: str) -> tuple[FormatOption, ...]:
     return registered.import_options if role == "import" else registered.export_options
 
 
+@functools.cache
 def _click_option(option: FormatOption) -> click.Option:
     """A format option as click parses it; hidden from the generic list, since the command's
     help lists format options per format."""
@@ -132,6 +133,23 @@ def _format_names(role: str) -> list[str]:
     return [f.name for f in formats() if (f.reader if role == "import" else f.writer)]
 
 
+class FormatName(click.Choice):
+    """`-f`: the name of a registered format that supports `role`, as the registry has them
+    when the command runs."""
+
+    def __init__(self, role: str):
+        self.role = role
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        return tuple(_format_names(self.role))
+
+    @choices.setter
+    def choices(self, value: Any) -> None:
+        pass  # click.Choice's constructor sets them; here they come from the registry
+
+
 class FormatCommand(click.Command):
     """A command that takes the options of the formats supporting `role` (import or export):
     after `--`, as in Datumaro, or before it; its help lists them per format."""
@@ -139,7 +157,9 @@ class FormatCommand(click.Command):
     def __init__(self, *args: Any, role: str, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.role = role
-        self.params.extend(_click_option(option) for option in _declared(role))
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        return [*super().get_params(ctx), *(_click_option(option) for option in _declared(self.role))]
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if "--" in args:
@@ -252,7 +272,7 @@ _reading_options = _options(
 
 @main.command("import", cls=FormatCommand, role="import")
 @project_options
-@click.option("-f", "--format", "format_name", type=click.Choice(_format_names("import")), required=True,
+@click.option("-f", "--format", "format_name", type=FormatName("import"), required=True,
               help="Input format (see `dsrepo formats`).")
 @click.option("-n", "--name", help="Name of the new source (default: from PATH).")
 @click.option("-r", "--relpath", metavar="RELPATH", help="A file or folder inside PATH to import.")
@@ -295,7 +315,7 @@ def _report_skipped(result: ImportResult) -> None:
 
 
 _export_options = _options(
-    click.option("-f", "--format", "format_name", type=click.Choice(_format_names("export")), required=True,
+    click.option("-f", "--format", "format_name", type=FormatName("export"), required=True,
                  help="Output format (see `dsrepo formats`)."),
     click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True, help="Output folder."),
     click.option("--overwrite", is_flag=True, help="Write into a non-empty output folder."),
@@ -342,7 +362,7 @@ def _report_export(result: ExportResult, out_dir: Path, quiet: bool) -> None:
 
 
 @main.command("convert", cls=FormatCommand, role="export")
-@click.option("-if", "--input-format", "input_format", type=click.Choice(_format_names("import")), required=True,
+@click.option("-if", "--input-format", "input_format", type=FormatName("import"), required=True,
               help="Input format.")
 @click.option("-i", "--input", "input_path", type=click.Path(path_type=Path), required=True, help="Input dataset.")
 @_export_options

@@ -79,6 +79,11 @@ TEXT = "text"  # a string
 _TRUE = frozenset({"true", "1", "yes", "y", "on", "t"})
 _FALSE = frozenset({"false", "0", "no", "n", "off", "f"})
 
+# Options of the import, export, update and convert commands themselves: not a format's.
+RESERVED_FLAGS = frozenset({
+    "--project", "--db", "--quiet", "--help", "--format", "--input-format", "--input", "--output", "--name",
+    "--relpath", "--on-error", "--error-report", "--label-map", "--overwrite", "--rev", "--where",
+})
 # Keywords of the API functions that take format options: a format option must not take one.
 RESERVED_NAMES = frozenset({
     "project", "format_name", "path", "name", "relpath", "on_error", "error_report", "label_map",
@@ -157,6 +162,9 @@ def _option(kind: str, name: str, flags: tuple[str, ...], help: str, **details: 
         raise ValueError(f"format option {name}: give its command-line flags, e.g. '--{name.replace('_', '-')}'")
     if name in RESERVED_NAMES:
         raise ValueError(f"format option {name}: the name is a keyword of the API functions")
+    taken = set(flags) & RESERVED_FLAGS
+    if taken:
+        raise ValueError(f"format option {name}: {sorted(taken)[0]} is an option of the commands themselves")
     return FormatOption(name, flags, kind, help, **details)
 
 
