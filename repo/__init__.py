@@ -21,7 +21,7 @@ from typing import Any
 _API = {
     "BusyError": "repo.errors", "ConfigError": "repo.errors", "ConflictError": "repo.errors",
     "DsrepoError": "repo.errors", "InputError": "repo.errors", "NotFoundError": "repo.errors",
-    "OptionError": "repo.errors", "QueryError": "repo.errors", "SchemaError": "repo.errors",
+    "OptionError": "repo.errors", "OutputError": "repo.errors", "QueryError": "repo.errors", "SchemaError": "repo.errors",
     "Project": "repo.project",
     "ImportResult": "repo.importing", "import_dataset": "repo.importing",
     "ExportResult": "repo.formats.registry", "export_dataset": "repo.exporting", "convert": "repo.exporting",
@@ -36,7 +36,7 @@ _API = {
     "Stats": "repo.stats", "compute_stats": "repo.stats",
     "ProjectSummary": "repo.info", "summarize": "repo.info",
     "Progress": "repo.progress", "Silent": "repo.progress",
-    "Format": "repo.formats.registry", "FormatOption": "repo.formats.registry", "formats": "repo.formats.registry",
+    "Format": "repo.formats.registry", "FormatOption": "repo.formats.registry", "list_formats": "repo.formats.registry",
     "get_format": "repo.formats.registry", "register": "repo.formats.registry",
 }
 

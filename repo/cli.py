@@ -23,7 +23,17 @@ from click.core import ParameterSource
 
 from repo.errors import DsrepoError, OptionError
 from repo.exporting import convert, export_dataset
-from repo.formats.registry import BOOLEAN, CHOICE, FLAG, PATH, ExportResult, Format, FormatOption, formats, get_format
+from repo.formats.registry import (
+    BOOLEAN,
+    CHOICE,
+    FLAG,
+    PATH,
+    ExportResult,
+    Format,
+    FormatOption,
+    get_format,
+    list_formats,
+)
 from repo.history import REPORTED, checkout, commit, diff_revisions, log, status, tag
 from repo.importing import ImportResult, import_dataset
 from repo.info import summarize
@@ -105,7 +115,7 @@ def _declared(role: str) -> list[FormatOption]:
     """Every option of the formats that support `role`, once each (the registry makes sure
     that formats declaring the same option declare it alike)."""
     options: dict[str, FormatOption] = {}
-    for registered in formats():
+    for registered in list_formats():
         for option in _options_of(registered, role):
             options.setdefault(option.name, option)
     return list(options.values())
@@ -130,7 +140,7 @@ def _click_option(option: FormatOption) -> click.Option:
 
 
 def _format_names(role: str) -> list[str]:
-    return [f.name for f in formats() if (f.reader if role == "import" else f.writer)]
+    return [f.name for f in list_formats() if (f.reader if role == "import" else f.writer)]
 
 
 class FormatName(click.Choice):
@@ -175,7 +185,7 @@ class FormatCommand(click.Command):
 def _write_format_options(formatter: click.HelpFormatter, role: str, title: str) -> None:
     """The options of every format, formats with the same options listed together."""
     groups: dict[tuple[FormatOption, ...], list[str]] = {}
-    for registered in formats():
+    for registered in list_formats():
         if registered.reader if role == "import" else registered.writer:
             groups.setdefault(_options_of(registered, role), []).append(registered.name)
     with formatter.section(title):
@@ -251,7 +261,7 @@ def formats_command() -> None:
     Example:
         dsrepo formats
     """
-    for registered in formats():
+    for registered in list_formats():
         can = [role for role, supported in (("import", registered.reader), ("export", registered.writer)) if supported]
         click.echo(f"{registered.name}  [{', '.join(can)}]  {registered.help}")
         for role in can:

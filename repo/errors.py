@@ -49,6 +49,10 @@ class BusyError(DsrepoError):
     """Another process holds the project's write lock for longer than we are willing to wait."""
 
 
+class OutputError(DsrepoError):
+    """A file or folder the user asked dsrepo to write cannot be written there."""
+
+
 class OptionError(DsrepoError):
     """An argument of an action is invalid: an unknown format option or a bad value for one,
     an empty commit message, an unknown merge strategy."""

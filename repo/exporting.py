@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from repo.errors import ConflictError
+from repo.errors import ConflictError, OutputError
 from repo.formats.registry import ExportContext, ExportResult, get_format
 from repo.importing import import_dataset
 from repo.progress import Progress, Silent
@@ -65,7 +65,10 @@ def prepare_output(out_dir: Path, overwrite: bool) -> None:
         raise ConflictError(f"{out_dir} exists and is not a folder")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise ConflictError(f"{out_dir} is not empty; choose an empty folder or pass --overwrite")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out_dir}: cannot be made ({exc.strerror or exc})") from None
 
 
 def copy_image(

@@ -10,7 +10,6 @@ transaction: any error rolls it back. `repo.sources.update_source` reuses the sa
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from repo._internal.reports import write_json_report
 from repo.coco.writer import image_record_object
 from repo.errors import ConflictError, InputError, OptionError
 from repo.formats.registry import DatasetReader, ImportRequest, ReadFile, get_format
@@ -91,8 +91,8 @@ def import_dataset(
             raise ConflictError(f"a source named '{name}' already exists; choose another name with -n") from None
         writer = SourceWriter(versions, source_id, new_source=True, image_object=image_record_object)
         result = write_files(connection, writer, name, reader, on_error, mapping, progress)
+        report_skipped(project, result, error_report)  # before the commit: a bad path rolls back
     project.refresh_statistics()
-    report_skipped(project, result, error_report)
     return result
 
 
@@ -142,7 +142,7 @@ def report_skipped(project: Project, result: ImportResult, error_report: PathLik
         {"file": error.file, "record": error.record, "field": error.field, "problem": error.problem}
         for error in result.skipped
     ]
-    report.write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    write_json_report(report, records)
     result.error_report = report
 
 

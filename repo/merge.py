@@ -16,7 +16,6 @@ the annotations of an image that several sources have:
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from repo._internal.compose import (
     panoptic_records,
     with_output_id,
 )
+from repo._internal.reports import write_json_report
 from repo.coco.reader import read_task_document
 from repo.coco.tasks import file_name_for
 from repo.coco.writer import image_record_object, panoptic_object
@@ -124,10 +124,10 @@ def merge_sources(
         writer.finish()
         for source in inputs:
             close_source(versions, source)
+        if options.strategy == "intersect" or result.conflicts:  # before the commit: a bad path rolls back
+            result.report = Path(report) if report is not None else project.directory / f"merge-report-{new_name}.json"
+            _write_report(result, list(dict.fromkeys(names)), options)
     project.refresh_statistics()
-    if options.strategy == "intersect" or result.conflicts:
-        result.report = Path(report) if report is not None else project.directory / f"merge-report-{new_name}.json"
-        _write_report(result, inputs_names=[s for s in dict.fromkeys(names)], options=options)
     progress.finish()
     return result
 
@@ -251,11 +251,9 @@ def _size(composed: ComposedFile, candidate: Candidate) -> tuple[int, int]:
 
 def _write_report(result: MergeResult, inputs_names: list[str], options: _Options) -> None:
     assert result.report is not None
-    document = {
+    write_json_report(result.report, {
         "merged_source": result.source, "sources": inputs_names, "strategy": options.strategy,
         "iou_threshold": options.iou, "quorum": options.quorum,
         "annotations_kept": result.annotations, "annotations_dropped": result.dropped,
         "conflicts": result.conflicts,
-    }
-    result.report.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-
+    })

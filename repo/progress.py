@@ -6,12 +6,17 @@ from typing import Protocol
 
 
 class Progress(Protocol):
+    """What long actions report to: stages, each of a known number of steps. The API's
+    `progress=` arguments take any object with these three methods."""
+
     def start(self, label: str, total: int) -> None:
         """A new stage of `total` steps begins (the previous one, if any, is over)."""
 
-    def advance(self, steps: int = 1) -> None: ...
+    def advance(self, steps: int = 1) -> None:
+        """`steps` more steps of the current stage are done."""
 
-    def finish(self) -> None: ...
+    def finish(self) -> None:
+        """The action is over."""
 
 
 class Silent:

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
-from repo.errors import ConfigError, ConflictError, DsrepoError, NotFoundError
+from repo.errors import ConfigError, ConflictError, DsrepoError, NotFoundError, OutputError
 from repo.store import migrate
 from repo.store.engine import (
     create_sqlite_file,
@@ -72,7 +72,10 @@ class Project:
         if (directory / CONFIG_FILE).exists() or (directory / DB_FILE).exists():
             raise ConflictError(f"{directory} is already a dsrepo project")
         made = not directory.exists()
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{directory}: cannot be made ({exc.strerror or exc})") from None
         try:
             return cls._create(directory, db)
         except DsrepoError:

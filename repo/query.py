@@ -78,6 +78,8 @@ def selected_annotations(connection: Connection, snapshot: Snapshot, condition: 
 
 @dataclass
 class QueryResult:
+    """A query's column names and rows."""
+
     columns: list[str]
     rows: list[tuple[Any, ...]]
 

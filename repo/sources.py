@@ -46,8 +46,8 @@ def update_source(
         source_id = move_source(versions, source, str(reader.root.resolve()))
         writer = SourceWriter(versions, source_id, new_source=False, image_object=image_record_object)
         result = write_files(connection, writer, name, reader, on_error, stored.get("label_map"), progress)
+        report_skipped(project, result, error_report)
     project.refresh_statistics()
-    report_skipped(project, result, error_report)
     return result
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from sqlalchemy import Connection, func, select
 
+from repo.errors import OutputError
 from repo.project import Project
 from repo.query import annotations_view, items_view
 from repo.store import revisions
@@ -148,7 +149,10 @@ def _plot(stats: Stats, areas_log2: list[int], path: Path) -> None:
             draw.rectangle([left + 2, bar_top, left + slot - 2, base], fill=(70, 110, 180))
             draw.text((left + 2, base + 4), name[:8], fill="black")
             draw.text((left + 2, bar_top - 12), str(count), fill="black")
-    image.save(path)
+    try:
+        image.save(path)
+    except (OSError, ValueError) as exc:  # Pillow: ValueError for a name without a known extension
+        raise OutputError(f"{path}: cannot be written ({exc})") from None
 
 
 def _area_exponents(connection: Connection, snapshot: Snapshot) -> list[int]:

@@ -35,9 +35,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from repo.store.engine import normalize_url
-
 from gen_coco import ALL_TASKS, generate
+from repo.store.engine import normalize_url
 
 SUBSET = "val2017"
 PANOPTIC_DIR = f"panoptic_{SUBSET}"

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 from gen_coco import generate
-
 from repo.importing import import_dataset
 from repo.merge import merge_sources
 from repo.project import Project

@@ -25,12 +25,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from gen_coco import generate
-
 from repo.exporting import export_dataset
 from repo.history import commit
 from repo.importing import import_dataset
-from repo.sources import update_source
 from repo.project import Project
+from repo.sources import update_source
 
 
 def database_size(project: Project) -> int:

@@ -18,7 +18,6 @@ from hypothesis import settings
 from helpers import PG_ENV, Backend
 from repo.cli import main
 
-
 # Hypothesis: no deadline (database round trips take uneven time); CI runs a fixed, modest set
 # of examples, `HYPOTHESIS_PROFILE=dev` a random, ten times larger one to hunt for bugs.
 settings.register_profile("ci", deadline=None, derandomize=True, max_examples=100)

@@ -44,8 +44,8 @@ from datumaro.components.comparator import EqualityComparator
 from datumaro.components.dataset import Dataset
 from PIL import Image
 
-from helpers import DATA
 from gen_coco import generate
+from helpers import DATA
 
 TASKS = ("instances", "person_keypoints", "captions", "labels", "image_info", "panoptic", "stuff")
 

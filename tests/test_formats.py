@@ -17,7 +17,17 @@ from repo.exporting import ExportResult, export_dataset
 from repo.formats import registry
 from repo.formats.coco import CocoReader
 from repo.formats.registry import (
-    ExportContext, Format, ImportRequest, boolean, choice, comma_list, flag, formats, path, register, text,
+    ExportContext,
+    Format,
+    ImportRequest,
+    boolean,
+    choice,
+    comma_list,
+    flag,
+    list_formats,
+    path,
+    register,
+    text,
 )
 from repo.importing import import_dataset
 from repo.project import Project
@@ -75,7 +85,7 @@ TOY = Format(
 
 @pytest.fixture
 def toy(monkeypatch: pytest.MonkeyPatch) -> Format:
-    formats()  # the built-in formats first
+    list_formats()  # the built-in formats first
     monkeypatch.setattr(registry, "_FORMATS", dict(registry._FORMATS))  # restored after the test
     return register(TOY)
 
@@ -94,7 +104,7 @@ def project(tmp_path: Path) -> Path:
 def test_every_format_option_appears_in_help(cli, toy, command, role):
     shown = cli.text(command, "--help")
     assert f"Format options ({role}; after --, or before it):" in shown
-    for registered in formats():
+    for registered in list_formats():
         if registered.reader if role == "import" else registered.writer:
             assert registered.name in shown
             for option in registered.import_options if role == "import" else registered.export_options:
@@ -105,7 +115,7 @@ def test_every_format_option_appears_in_help(cli, toy, command, role):
 
 def test_the_formats_command_lists_formats_and_options(cli, toy):
     shown = cli.text("formats")
-    for registered in formats():
+    for registered in list_formats():
         assert f"{registered.name}  [import, export]  {registered.help}" in shown
     assert "--separator newline|comma  Between labels.  [default: newline]" in shown
     assert "--save-images, --save-media  Also write the images, to images/<subset>/." in shown

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 from repo.project import Project
-from repo.store.migrate import schema_revision, latest_schema_revision
+from repo.store.migrate import latest_schema_revision, schema_revision
 
 ROOT = Path(__file__).resolve().parents[1]
 

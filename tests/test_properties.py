@@ -27,13 +27,13 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 
 from helpers import database_contents, id_map, json_difference, load_json, masks_of
-from repo.model.jsonio import dumps_text
-from repo.model.policy import ErrorPolicy
 from repo.coco.reader import read_task_file
 from repo.coco.rle import RleError, check_runs, compress_runs, decode_string
 from repo.errors import InputError
 from repo.exporting import export_dataset
 from repo.importing import import_dataset
+from repo.model.jsonio import dumps_text
+from repo.model.policy import ErrorPolicy
 
 DATASET = Path(__file__).parent / "data" / "datumaro_coco" / "coco"
 BUDGET = settings().max_examples  # the loaded profile's

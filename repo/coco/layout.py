@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from repo.coco.tasks import DEFAULT_SUBSET, FORMATS, TASKS, file_name_for, split_file_name
+from repo.coco.tasks import DEFAULT_SUBSET, FORMAT_TASKS, TASKS, file_name_for, split_file_name
 from repo.errors import InputError, NotFoundError
 from repo.model.paths import output_path
 
@@ -47,7 +47,7 @@ def _root_of(json_path: Path) -> Path:
 
 def discover(format_name: str, path: Path, relpath: str | None = None) -> list[AnnotationFile]:
     """The annotation files a format reads from PATH (optionally PATH/RELPATH), in task order."""
-    tasks = FORMATS[format_name]
+    tasks = FORMAT_TASKS[format_name]
     shown = str(path)
     if relpath:
         path = path / relpath

@@ -10,7 +10,7 @@ TASKS: tuple[str, ...] = (
 )
 
 # Datumaro's format names: `coco` reads and writes every task, `coco_<task>` one.
-FORMATS: dict[str, tuple[str, ...]] = {"coco": TASKS} | {f"coco_{task}": (task,) for task in TASKS}
+FORMAT_TASKS: dict[str, tuple[str, ...]] = {"coco": TASKS} | {f"coco_{task}": (task,) for task in TASKS}
 
 # Tasks whose annotations point at categories (and so whose files declare them).
 LABELLED_TASKS = frozenset({"instances", "person_keypoints", "labels", "panoptic", "stuff"})

@@ -16,10 +16,10 @@ from repo.model.hashing import record_hash, segment_hash
 from repo.model.jsonio import ObjectStreamWriter
 from repo.model.records import BBOX_FIELDS, INTEGER_BIT, NEGATIVE_ZERO_SHIFT, RLE_LIST, ImageRecord
 
-Row = Mapping[str, Any]
+StoredRow = Mapping[str, Any]  # a stored row, or a dict with its columns
 
 
-def _number(row: Row, name: str) -> int | float:
+def _number(row: StoredRow, name: str) -> int | float:
     value = row[name]
     flag = INTEGER_BIT[name]
     if row["number_forms"] & flag:
@@ -42,14 +42,14 @@ def image_record_object(image: ImageRecord) -> dict[str, Any]:
     return image_object(image["coco_id"], image["file_name"], image["width"], image["height"], image["extra"])
 
 
-def category_object(row: Row) -> dict[str, Any]:
+def category_object(row: StoredRow) -> dict[str, Any]:
     obj: dict[str, Any] = {"id": row["coco_id"], "name": row["name"]}
     if row["supercategory"] is not None:
         obj["supercategory"] = row["supercategory"]
     return _with_extra(obj, row["extra"])
 
 
-def segmentation_object(row: Row, height: int, width: int) -> Any:
+def segmentation_object(row: StoredRow, height: int, width: int) -> Any:
     if row["polygons"] is not None:
         return row["polygons"]
     counts = bytes(row["rle"])
@@ -59,7 +59,7 @@ def segmentation_object(row: Row, height: int, width: int) -> Any:
     }
 
 
-def annotation_object(row: Row, image_id: int, height: int, width: int) -> dict[str, Any]:
+def annotation_object(row: StoredRow, image_id: int, height: int, width: int) -> dict[str, Any]:
     """An annotation record of any task but panoptic, with the image id its file uses."""
     obj: dict[str, Any] = {}
     if row["coco_id"] is not None:
@@ -80,7 +80,7 @@ def annotation_object(row: Row, image_id: int, height: int, width: int) -> dict[
     return _with_extra(obj, row["extra"])
 
 
-def segment_object(row: Row) -> dict[str, Any]:
+def segment_object(row: StoredRow) -> dict[str, Any]:
     """One entry of a panoptic record's `segments_info`."""
     obj: dict[str, Any] = {"id": row["coco_id"], "category_id": row["category_id"]}
     _geometry_fields(obj, row)
@@ -88,7 +88,7 @@ def segment_object(row: Row) -> dict[str, Any]:
     return _with_extra(obj, row["extra"])
 
 
-def _geometry_fields(obj: dict[str, Any], row: Row) -> None:
+def _geometry_fields(obj: dict[str, Any], row: StoredRow) -> None:
     if row["area"] is not None:
         obj["area"] = _number(row, "area")
     if row["bbox_x"] is not None:
@@ -97,7 +97,7 @@ def _geometry_fields(obj: dict[str, Any], row: Row) -> None:
         obj["iscrowd"] = row["iscrowd"]
 
 
-def _optional_fields(obj: dict[str, Any], row: Row) -> None:
+def _optional_fields(obj: dict[str, Any], row: StoredRow) -> None:
     if row["score"] is not None:
         obj["score"] = _number(row, "score")
     if row["attributes"] is not None:
@@ -135,12 +135,12 @@ def write_task_file(
     return counts[0], counts[1]
 
 
-def category_hash(row: Row) -> bytes:
+def category_hash(row: StoredRow) -> bytes:
     """The content hash of a stored category, as the reader computes it for a fresh record."""
     return record_hash(category_object(row))
 
 
-def annotation_hash(row: Row, task: str, image_id: int, height: int, width: int) -> bytes:
+def annotation_hash(row: StoredRow, task: str, image_id: int, height: int, width: int) -> bytes:
     """The content hash of a stored annotation, as the reader computes it for a fresh record.
 
     A panoptic segment is its `segments_info` record and its pixels together.

@@ -16,7 +16,6 @@ holds one file's images, not its annotations.
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +25,11 @@ from sqlalchemy import Row
 
 from repo._internal.compose import ComposedFile, Contributor, ImageFile, annotations, compose, id_maps, panoptic_records
 from repo._internal.parallel import Workers
+from repo._internal.reports import write_json_report
 from repo.coco.layout import AnnotationFile, annotation_path, discover
 from repo.coco.panoptic import DecodeJob, PaintJob, decode_job, paint_job
 from repo.coco.reader import read_task_file
-from repo.coco.tasks import FORMATS, file_name_for
+from repo.coco.tasks import FORMAT_TASKS, file_name_for
 from repo.coco.writer import panoptic_object, write_task_file
 from repo.errors import ConflictError, InputError
 from repo.exporting import copy_image
@@ -125,7 +125,7 @@ def open_reader(request: ImportRequest) -> DatasetReader:
 
 def write(context: ExportContext) -> ExportResult:
     """Write the format's tasks, one file per task and subset, as the snapshot holds them."""
-    tasks = FORMATS[context.format]
+    tasks = FORMAT_TASKS[context.format]
     connection, snapshot, reindex = context.connection, context.snapshot, context.options["reindex"]
     result = ExportResult()
     sources = {row.id: row for row in fetch.source_rows(connection, snapshot)}
@@ -221,7 +221,7 @@ def _write_reindex_map(target: Path, maps: dict[str, Any]) -> None:
         name: {kind: [{"source": s, "old": old, "new": new} for s, old, new in pairs] for kind, pairs in kinds.items()}
         for name, kinds in maps.items()
     }
-    target.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    write_json_report(target, document)
 
 
 # -- registration --------------------------------------------------------------------------
@@ -231,7 +231,7 @@ _HELP = {
     "coco_panoptic": "COCO panoptic: JSON and per-image PNGs (annotations/panoptic_<subset>/).",
 }
 
-for _name, _tasks in FORMATS.items():
+for _name, _tasks in FORMAT_TASKS.items():
     register(Format(
         name=_name,
         help=_HELP.get(_name, f"COCO {_tasks[0]}: a folder, or one JSON file of any name."),

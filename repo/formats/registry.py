@@ -320,7 +320,7 @@ def register(format: Format) -> Format:
     return format
 
 
-def formats() -> list[Format]:
+def list_formats() -> list[Format]:
     """Every registered format, in registration order (the built-in ones are registered on
     first use, so that importing dsrepo stays light)."""
     global _BUILTIN_LOADED
@@ -335,7 +335,7 @@ def formats() -> list[Format]:
 
 def get_format(name: str, *, role: str | None = None) -> Format:
     """The format named `name`; with `role` ("import" or "export"), one that supports it."""
-    known = [f for f in formats() if role is None or (f.reader if role == "import" else f.writer)]
+    known = [f for f in list_formats() if role is None or (f.reader if role == "import" else f.writer)]
     found = next((f for f in known if f.name == name), None)
     if found is None:
         what = f"{role} format" if role else "format"

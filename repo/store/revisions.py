@@ -45,6 +45,9 @@ _HEX = re.compile(r"^[0-9a-f]{4,40}$")
 
 @dataclass(frozen=True)
 class Revision:
+    """A recorded revision: its number, 40-hex id, message, time, change counts per table
+    (added / removed / changed) and tags."""
+
     seq: int
     hash: str
     message: str
