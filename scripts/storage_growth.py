@@ -1,5 +1,5 @@
 """How much a project database grows when one annotation changes, and whether history slows
-reads down (issue: versions).
+reads down.
 
 Imports a generated val2017-sized dataset, commits, changes one annotation's bbox in a copy
 of the files, updates the source from it, commits again, and prints the database size before

@@ -2,23 +2,9 @@
 
 A mask is stored as COCO's compressed RLE string (the `counts` of `pycocotools.mask.encode`).
 pycocotools does not bounds-check its input and can crash the process on a bad RLE, so every
-RLE is decoded and checked here first, with numpy: the string alphabet, non-negative runs that
-fit in 32 bits, and a total equal to height x width.
-
-Compressed form: each run length is written in 5-bit groups (low group first) as characters
-offset by 48, bit 0x20 meaning "more groups follow" and bit 0x10 of the last group the sign;
-from the fourth run on, the value stored is the difference to the run two places before.
-
-pycocotools has two limits that only huge masks reach (runs of 2^24 pixels and more):
-- it reads the groups with 32-bit `int` shifts (`(c & 0x1f) << 5*k`, `-1 << 5*k`): an 8th
-  group, or the sign of a 7th, shifts by 35 bits, which C leaves undefined (x86 shifts by 3);
-  so it misreads even its own 7 groups for a run more than 2^29 shorter than the one two
-  places before. `decode_string` refuses such strings.
-- its encoder allots 6 characters per run, its closing NUL included, and writes past the end
-  of that buffer (corrupting the heap) for a run that takes 7 (a value, or a difference,
-  outside [-2^29, 2^29)), or when every run takes 6 (outside [-2^24, 2^24)).
-  `check_compressible` refuses such runs before pycocotools sees them.
-So what dsrepo accepts, pycocotools reads as dsrepo does, and compressing it is safe.
+RLE is decoded and checked here first, with numpy. The compressed form, and the two limits of
+pycocotools that `decode_string` and `check_compressible` guard against, are described in
+docs/edge-cases.md ("RLE masks").
 """
 
 from __future__ import annotations
@@ -102,7 +88,7 @@ def _characters(runs: np.ndarray) -> np.ndarray:
 
 def check_compressible(runs: np.ndarray | Sequence[int]) -> None:
     """Raise RleError unless pycocotools' encoder can compress these (checked) runs within the
-    buffer it allots, and read the result back (see the module docstring)."""
+    buffer it allots, and read the result back (see docs/edge-cases.md)."""
     characters = _characters(np.asarray(runs, dtype=np.int64))
     if characters.size and characters.max() > _ROOM:
         raise RleError(

@@ -1,18 +1,8 @@
-"""Reading and writing JSON without losing a value.
+"""Reading and writing JSON without losing a value: the codec of files and of stored JSON.
 
-orjson is several times faster than the standard library on COCO-sized files, but it turns
-integers outside [-2^63, 2^64) into floats. Such integers are rare (we refuse them as ids), yet
-a lossless store must keep them where they appear in free-form fields, so a file holding an
-integer of 20 or more digits, or a minus sign and 19, is parsed by the standard library instead. Both
-parsers must then accept exactly the same files: NaN and Infinity are not JSON, a number too
-large for a double (1e400) would come back as Infinity, and an unpaired `\\ud800`-style escape
-is a string UTF-8 cannot hold (SQLite and PostgreSQL refuse it); orjson refuses all three,
-and so does the slow path here.
-
-Values are written by orjson, which gives up beyond MAX_DEPTH levels of nesting; the standard
-library then takes over, but it recurses and runs out of stack somewhere below 1000 levels,
-which orjson's parser still accepts. So the reader refuses records nested deeper than
-MAX_DEPTH (see `nesting_depth`), and whatever is stored can be written back.
+orjson does the work; where it would lose a value (integers beyond 64 bits, nesting beyond
+what it writes) the standard library takes over, and both refuse exactly the same inputs.
+The cases and why are in docs/edge-cases.md ("JSON values").
 """
 
 from __future__ import annotations
@@ -67,7 +57,7 @@ def _has_big_integer(text: bytes) -> bool:
 
 
 def _parse_slowly(text: str) -> Any:
-    """The standard library's parse, refusing what orjson refuses (see the module docstring)."""
+    """The standard library's parse, refusing what orjson refuses (see docs/edge-cases.md)."""
 
     def refuse(problem: str, literal: str) -> Any:
         raise json.JSONDecodeError(problem, text, max(text.find(literal), 0))

@@ -1,4 +1,5 @@
-"""Sources: the named imports a project is made of."""
+"""Source rows in the tables: finding, naming, adding, re-versioning and closing them (the
+actions on sources are in `repo.sources`)."""
 
 from __future__ import annotations
 
