@@ -223,6 +223,13 @@ def test_registration_refuses_clashes(toy):
     unlike = Format("other", "x", writer=write_toy, export_options=(flag("separator", "--separator", help="x"),))
     with pytest.raises(ValueError, match="declares option 'separator' unlike format 'toy'"):
         register(unlike)
+    taken = Format("other", "x", writer=write_toy, export_options=(flag("loud", "--shout", help="x"),))
+    with pytest.raises(ValueError, match="--shout is option 'shout' of format 'toy'"):
+        register(taken)
+    alike = Format("other", "x", writer=write_toy, export_options=(
+        choice("separator", "--separator", choices=("newline", "comma"), default="comma", help="Its own help."),
+    ))
+    assert register(alike) is alike  # defaults and help may differ
     with pytest.raises(ValueError, match="a keyword of the API functions"):
         flag("overwrite", "--overwrite-all", help="x")
     with pytest.raises(ValueError, match="--where is an option of the commands themselves"):

@@ -118,6 +118,7 @@ def _cut_panoptic(annotation_file: AnnotationFile, task_file: TaskFile, policy: 
 
 
 def open_reader(request: ImportRequest) -> DatasetReader:
+    """The registry's reader: finds the annotation files the format reads (see coco.layout)."""
     return CocoReader(request)
 
 

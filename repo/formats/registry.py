@@ -304,18 +304,27 @@ _BUILTIN_LOADED = False
 
 
 def register(format: Format) -> Format:
-    """Make a format known. Names are unique; options of the same name must be declared the
-    same way by every format (the command line accepts them for all formats at once)."""
+    """Make a format known. Names are unique. The command line parses the options of all
+    formats at once, so an option name means the same flags, kind and choices in every format
+    that declares it (its default and help may differ), and a flag belongs to one option."""
     if format.name in _FORMATS:
         raise ValueError(f"format '{format.name}' is already registered")
     for role in ("import_options", "export_options"):
-        mine = {option.name: option for option in getattr(format, role)}
-        for other in _FORMATS.values():
-            for option in getattr(other, role):
-                if option.name in mine and mine[option.name] != option:
-                    raise ValueError(
-                        f"format '{format.name}' declares option '{option.name}' unlike format '{other.name}'"
-                    )
+        for option in getattr(format, role):
+            for other in _FORMATS.values():
+                for known in getattr(other, role):
+                    same_name = known.name == option.name
+                    if same_name and (known.flags, known.kind, known.choices) != (option.flags, option.kind, option.choices):
+                        raise ValueError(
+                            f"format '{format.name}' declares option '{option.name}' unlike format '{other.name}' "
+                            "(flags, kind and choices must agree)"
+                        )
+                    shared = set(known.flags) & set(option.flags)
+                    if shared and not same_name:
+                        raise ValueError(
+                            f"format '{format.name}': {sorted(shared)[0]} is option '{known.name}' of format "
+                            f"'{other.name}'"
+                        )
     _FORMATS[format.name] = format
     return format
 

@@ -49,6 +49,8 @@ class ImageRef:
 
 @dataclass
 class ChangeCounts:
+    """Rows added, changed and removed per table by one import or update."""
+
     added: dict[str, int] = field(default_factory=dict)
     changed: dict[str, int] = field(default_factory=dict)
     removed: dict[str, int] = field(default_factory=dict)
