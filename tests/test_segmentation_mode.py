@@ -2,71 +2,18 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 import pytest
 from pycocotools import mask as coco_mask
 
 from helpers import DATA
-from repo.coco.reader import read_task_document
-from repo.coco.writer import annotation_object
-from repo.model.policy import ErrorPolicy
-from repo.model.records import ANNOTATION_FIELDS, RLE_LIST, RLE_STRING
+from repo.model.records import RLE_LIST, RLE_STRING
 from repo.transforms.segmentation import IouTally, convert_segmentation
+from rows import coco_pixels, one_image, read_file_rows, read_rows, rle_of, written
 
 REAL_INSTANCES = DATA / "panopticapi_sample" / "coco" / "annotations" / "instances_val2017.json"
 DATUMARO_INSTANCES = DATA / "datumaro_coco" / "coco_instances" / "annotations" / "instances_val.json"
 DATUMARO_KEYPOINTS = DATA / "datumaro_coco" / "coco_person_keypoints" / "annotations" / "person_keypoints_val.json"
-
-
-def _read(document: dict[str, Any], task: str = "instances") -> list[tuple[dict[str, Any], int, int, int]]:
-    """(row, image id, height, width) of each annotation; a row has every column, as the
-    store's rows do."""
-    task_file = read_task_document(document, "test.json", task, "val", "test.json", ErrorPolicy())
-    sizes = {image["coco_id"]: (image["height"], image["width"]) for image in task_file.images}
-    rows = [{name: record.get(name) for name in ANNOTATION_FIELDS} for record in task_file.annotations]
-    return [(row, record["image_id"], *sizes[record["image_id"]]) for row, record in zip(rows, task_file.annotations)]
-
-
-def _read_file(path: Path, task: str = "instances"):
-    return _read(json.loads(path.read_text()), task)
-
-
-def _written(row, image_id: int, height: int, width: int) -> dict[str, Any]:
-    """The annotation as the export writes it, through JSON."""
-    return json.loads(json.dumps(annotation_object(row, image_id, height, width)))
-
-
-def _pixels(segmentation: Any, height: int, width: int) -> np.ndarray:
-    """What pycocotools draws for a COCO segmentation (annToRLE's three cases)."""
-    if isinstance(segmentation, list):
-        rle = coco_mask.merge(coco_mask.frPyObjects(segmentation, height, width))
-    elif isinstance(segmentation["counts"], list):
-        rle = coco_mask.frPyObjects(segmentation, height, width)
-    else:
-        rle = segmentation
-    return coco_mask.decode(rle).astype(bool)
-
-
-def _document(annotations: list[dict[str, Any]], height: int = 40, width: int = 50) -> dict[str, Any]:
-    return {
-        "images": [{"id": 1, "file_name": "a.jpg", "height": height, "width": width}],
-        "categories": [{"id": 1, "name": "thing"}],
-        "annotations": [dict({"image_id": 1, "category_id": 1}, **annotation) for annotation in annotations],
-    }
-
-
-def _rle_of(mask: np.ndarray, compressed: bool) -> dict[str, Any]:
-    rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
-    if compressed:
-        return {"counts": rle["counts"].decode(), "size": list(mask.shape)}
-    flat = mask.T.ravel()
-    edges = np.concatenate(([0], np.flatnonzero(flat[1:] != flat[:-1]) + 1, [flat.size]))
-    runs = np.diff(edges).tolist()
-    return {"counts": ([0] + runs) if flat[0] else runs, "size": list(mask.shape)}
 
 
 def _holed_mask() -> np.ndarray:
@@ -78,71 +25,71 @@ def _holed_mask() -> np.ndarray:
     return mask
 
 
-GENERATED = _document([
+GENERATED = one_image([
     # two overlapping triangles and a square: parts are unioned
     {"id": 1, "iscrowd": 0, "area": 300.5, "bbox": [2, 2, 30, 20],
      "segmentation": [[2, 2, 30, 2, 16, 22], [10, 5, 32, 5, 21, 20.5], [40.5, 30.5, 45.5, 30.5, 45.5, 35.5, 40.5, 35.5]]},
     {"id": 2, "iscrowd": 1, "area": 12, "bbox": [1, 1, 4, 3], "segmentation": [[1.2, 1.7, 5.4, 1.1, 4.9, 4.3, 0.8, 3.9]]},
     {"id": 3, "iscrowd": 0, "area": 100, "bbox": [0, 0, 10, 10],
-     "segmentation": _rle_of(_holed_mask(), compressed=True)},
+     "segmentation": rle_of(_holed_mask(), compressed=True)},
     {"id": 4, "iscrowd": 1, "area": 100, "bbox": [0, 0, 10, 10],
-     "segmentation": _rle_of(_holed_mask(), compressed=False)},
+     "segmentation": rle_of(_holed_mask(), compressed=False)},
     {"id": 5, "iscrowd": 0, "area": 6, "bbox": [1, 2, 3, 2]},  # a box alone
     {"id": 6, "area": 6, "bbox": [1, 2, 3, 2], "segmentation": [[1, 2, 4, 2, 4, 4]]},  # no iscrowd
 ])
 
 
 def test_mask_mode_writes_the_pixels_pycocotools_draws_for_the_polygons():
-    rows = _read(GENERATED) + _read_file(DATUMARO_INSTANCES)
+    rows = read_rows(GENERATED) + read_file_rows(DATUMARO_INSTANCES)
     checked = 0
     for row, image_id, height, width in rows:
         if not row.get("polygons"):
             continue
-        before = _written(row, image_id, height, width)
-        after = _written(convert_segmentation(row, "mask", height, width), image_id, height, width)
+        before = written(row, image_id, height, width)
+        after = written(convert_segmentation(row, "mask", height, width), image_id, height, width)
         assert isinstance(after["segmentation"]["counts"], list)  # uncompressed, as COCO's crowd annotations
         assert after["segmentation"]["size"] == [height, width]
-        assert np.array_equal(_pixels(after["segmentation"], height, width), _pixels(before["segmentation"], height, width))
+        assert np.array_equal(coco_pixels(after["segmentation"], height, width), coco_pixels(before["segmentation"], height, width))
         assert {k: v for k, v in after.items() if k != "segmentation"} == {k: v for k, v in before.items() if k != "segmentation"}
         checked += 1
     assert checked == 4
 
 
 def test_mask_mode_compressed_is_pycocotools_own_string():
-    for row, image_id, height, width in _read(GENERATED):
+    for row, image_id, height, width in read_rows(GENERATED):
         if not row.get("polygons"):
             continue
-        after = _written(convert_segmentation(row, "mask", height, width, rle_form=RLE_STRING), image_id, height, width)
-        polygons = _written(row, image_id, height, width)["segmentation"]
+        after = written(convert_segmentation(row, "mask", height, width, rle_form=RLE_STRING), image_id, height, width)
+        polygons = written(row, image_id, height, width)["segmentation"]
         expected = coco_mask.merge(coco_mask.frPyObjects(polygons, height, width))["counts"].decode()
         assert after["segmentation"]["counts"] == expected
 
 
 def test_stored_masks_keep_their_form_unless_a_form_is_asked_for():
-    rows = {row["coco_id"]: (row, height, width) for row, _, height, width in _read(GENERATED)}
+    rows = {row["coco_id"]: (row, height, width) for row, _, height, width in read_rows(GENERATED)}
     for coco_id, form in ((3, RLE_STRING), (4, RLE_LIST)):
         row, height, width = rows[coco_id]
         assert convert_segmentation(row, "mask", height, width) is row
         other = RLE_LIST if form == RLE_STRING else RLE_STRING
         changed = convert_segmentation(row, "mask", height, width, rle_form=other)
         assert changed["rle_form"] == other and changed["rle"] == row["rle"]
-        written = _written(changed, 1, height, width)["segmentation"]
-        assert isinstance(written["counts"], list if other == RLE_LIST else str)
-        assert np.array_equal(_pixels(written, height, width), _holed_mask())
+        segmentation = written(changed, 1, height, width)["segmentation"]
+        assert isinstance(segmentation["counts"], list if other == RLE_LIST else str)
+        assert np.array_equal(coco_pixels(segmentation, height, width), _holed_mask())
 
 
 @pytest.mark.parametrize("path", [REAL_INSTANCES, DATUMARO_INSTANCES], ids=["panopticapi", "datumaro"])
 def test_polygons_mode_draws_back_every_real_mask_exactly(path):
     tally = IouTally()
     masks_seen = 0
-    for row, image_id, height, width in _read_file(path):
+    for row, image_id, height, width in read_file_rows(path):
         if row.get("rle") is None:
             continue
         masks_seen += 1
-        before = _written(row, image_id, height, width)
-        after = _written(convert_segmentation(row, "polygons", height, width, tally=tally), image_id, height, width)
+        before = written(row, image_id, height, width)
+        after = written(convert_segmentation(row, "polygons", height, width, tally=tally), image_id, height, width)
         assert isinstance(after["segmentation"], list)
-        assert np.array_equal(_pixels(after["segmentation"], height, width), _pixels(before["segmentation"], height, width))
+        assert np.array_equal(coco_pixels(after["segmentation"], height, width), coco_pixels(before["segmentation"], height, width))
         # the pixels are the same, so area, bbox and iscrowd stay as stored
         assert {k: v for k, v in after.items() if k != "segmentation"} == {k: v for k, v in before.items() if k != "segmentation"}
     assert tally.count == masks_seen > 0
@@ -151,21 +98,21 @@ def test_polygons_mode_draws_back_every_real_mask_exactly(path):
 
 
 def test_polygons_mode_handles_holes_and_both_rle_forms():
-    for row, image_id, height, width in _read(GENERATED):
+    for row, image_id, height, width in read_rows(GENERATED):
         if row.get("rle") is None:
             continue
-        after = _written(convert_segmentation(row, "polygons", height, width), image_id, height, width)
-        assert np.array_equal(_pixels(after["segmentation"], height, width), _holed_mask())
+        after = written(convert_segmentation(row, "polygons", height, width), image_id, height, width)
+        assert np.array_equal(coco_pixels(after["segmentation"], height, width), _holed_mask())
 
 
 def test_simplified_polygons_recompute_area_and_bbox_from_their_pixels():
     tally = IouTally()
     recomputed = 0
-    for row, image_id, height, width in _read_file(REAL_INSTANCES):
-        before = _written(row, image_id, height, width)
-        after = _written(convert_segmentation(row, "polygons", height, width, tolerance=2.0, tally=tally), image_id, height, width)
+    for row, image_id, height, width in read_file_rows(REAL_INSTANCES):
+        before = written(row, image_id, height, width)
+        after = written(convert_segmentation(row, "polygons", height, width, tolerance=2.0, tally=tally), image_id, height, width)
         drawn = coco_mask.merge(coco_mask.frPyObjects(after["segmentation"], height, width))
-        original = _pixels(before["segmentation"], height, width)
+        original = coco_pixels(before["segmentation"], height, width)
         assert coco_mask.iou([drawn], [before["segmentation"]], [0])[0][0] >= 0.8
         if np.array_equal(coco_mask.decode(drawn).astype(bool), original):
             assert (after["area"], after["bbox"]) == (before["area"], before["bbox"])
@@ -178,7 +125,7 @@ def test_simplified_polygons_recompute_area_and_bbox_from_their_pixels():
 
 
 def test_guess_makes_crowds_masks_and_the_others_polygons():
-    rows = {row["coco_id"]: (row, height, width) for row, _, height, width in _read(GENERATED)}
+    rows = {row["coco_id"]: (row, height, width) for row, _, height, width in read_rows(GENERATED)}
     kinds = {}
     for coco_id, (row, height, width) in rows.items():
         converted = convert_segmentation(row, "guess", height, width)
@@ -190,20 +137,20 @@ def test_guess_makes_crowds_masks_and_the_others_polygons():
 
 @pytest.mark.parametrize("mode", ["guess", "polygons", "mask"])
 def test_a_box_without_segmentation_stays_a_box(mode):
-    [(row, _, height, width)] = [entry for entry in _read(GENERATED) if entry[0]["coco_id"] == 5]
+    [(row, _, height, width)] = [entry for entry in read_rows(GENERATED) if entry[0]["coco_id"] == 5]
     assert convert_segmentation(row, mode, height, width) is row
 
 
 def test_keypoint_records_stay_keypoint_records():
-    for row, image_id, height, width in _read_file(DATUMARO_KEYPOINTS, "person_keypoints"):
+    for row, image_id, height, width in read_file_rows(DATUMARO_KEYPOINTS, "person_keypoints"):
         for mode in ("polygons", "mask"):
             converted = convert_segmentation(row, mode, height, width)
             assert converted["kind"] == "points"
-            assert _written(converted, image_id, height, width)["keypoints"] == row["keypoints"]
+            assert written(converted, image_id, height, width)["keypoints"] == row["keypoints"]
 
 
 def test_a_mask_traced_and_filled_again_is_the_same_rle():
-    for row, image_id, height, width in _read_file(REAL_INSTANCES):
+    for row, image_id, height, width in read_file_rows(REAL_INSTANCES):
         traced = convert_segmentation(row, "polygons", height, width)
         filled = convert_segmentation(traced, "mask", height, width, rle_form=RLE_STRING)
         assert filled["rle"] == row["rle"]
