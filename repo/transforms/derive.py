@@ -4,13 +4,13 @@ Exporting `coco_instances` from a project that holds only panoptic files must no
 nothing and succeed. A task is either derived from the tasks that hold the same content,
 or the export fails naming what is missing (`sources_for`):
 
-| task to write    | made from                                                              |
-|------------------|------------------------------------------------------------------------|
-| instances        | panoptic thing segments (category `isthing` 1), else person_keypoints records without their keypoints |
-| stuff            | panoptic stuff segments (category `isthing` 0)                         |
-| panoptic         | instances (things) and stuff, painted without overlaps                 |
-| image_info       | the images of any other task                                           |
-| person_keypoints, captions, labels | nothing: no other task holds keypoints, captions or image labels |
+- instances: from panoptic thing segments (category `isthing` 1), else from person_keypoints
+  records without their keypoints;
+- stuff: from panoptic stuff segments (`isthing` 0);
+- panoptic: from instances (things) and stuff, painted without overlaps;
+- image_info: from the images of any other task;
+- person_keypoints, captions, labels: from nothing, no other task holds keypoints, captions
+  or image labels.
 
 Segments become annotations with their RLE mask, `iscrowd`, `attributes`, and `area` and
 `bbox` computed from the pixels by pycocotools (as panopticapi's converter does). A panoptic
@@ -43,12 +43,8 @@ DERIVATIONS: dict[str, tuple[str, ...]] = {
     "panoptic": ("instances", "stuff"),
     "image_info": ("instances", "person_keypoints", "captions", "labels", "panoptic", "stuff"),
 }
-# What each task holds that no other task has, for the message when nothing can be derived.
-_OWN_CONTENT = {
-    "person_keypoints": "keypoints", "captions": "captions", "labels": "image labels",
-    "instances": "object masks or boxes", "stuff": "stuff masks", "panoptic": "segments",
-    "image_info": "images",
-}
+# What the tasks that cannot be derived hold and no other task has.
+_OWN_CONTENT = {"person_keypoints": "keypoints", "captions": "captions", "labels": "image labels"}
 _SCORE_FLAGS = INTEGER_BIT["score"] | INTEGER_BIT["score"] << NEGATIVE_ZERO_SHIFT  # kept from the source
 # Keys a derived annotation has of its own; a segment's unknown key of the same name is dropped.
 _ANNOTATION_KEYS = frozenset({
