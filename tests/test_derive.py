@@ -14,7 +14,7 @@ from pycocotools import mask as coco_mask
 from helpers import DATA, id_map
 from repo.coco.panoptic import read_id_map, segment_masks
 from repo.coco.reader import read_task_document
-from repo.errors import ConflictError, DsrepoError, InputError
+from repo.errors import ConflictError, InputError, NotFoundError
 from repo.model.policy import ErrorPolicy
 from repo.model.records import ANNOTATION_FIELDS, RLE_LIST, RLE_STRING
 from repo.transforms.derive import (
@@ -211,6 +211,6 @@ def test_what_each_task_is_derived_from(task, held, sources):
      "them from (it holds no annotation files)"),
 ])
 def test_what_cannot_be_derived_is_one_line_naming_it(task, held, message):
-    with pytest.raises(DsrepoError) as error:
+    with pytest.raises(NotFoundError) as error:
         sources_for(task, held)
     assert str(error.value) == message

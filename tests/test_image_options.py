@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from helpers import DATA
-from repo.errors import ConflictError, DsrepoError, InputError
+from repo.errors import ConflictError, InputError, OptionError
 from repo.transforms.images import ImageEntry, normalised_ext, plan_images, reencode, renamed, same_pixels
 
 REAL_JPEG = DATA / "panopticapi_sample" / "coco" / "images" / "val2017" / "000000142238.jpg"
@@ -97,7 +97,7 @@ def test_an_unreadable_image_is_named():
 
 def test_extensions_and_names():
     assert [normalised_ext(e) for e in ("png", ".PNG", "jpeg", ".Tiff")] == [".png", ".png", ".jpeg", ".tiff"]
-    with pytest.raises(DsrepoError, match=r"^--image-ext \.gif: dsrepo writes \.jpg, \.jpeg, \.png"):
+    with pytest.raises(OptionError, match=r"^--image-ext \.gif: dsrepo writes \.jpg, \.jpeg, \.png"):
         normalised_ext(".gif")
     assert renamed("sub dir/q.jpg", ".png") == "sub dir/q.png"
     assert renamed("a.b.JPG", ".png") == "a.b.png"

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from repo.errors import ConflictError, DsrepoError, InputError
+from repo.errors import ConflictError, InputError, NotFoundError
 from repo.model.records import INTEGER_BIT, NEGATIVE_ZERO_SHIFT, RLE_STRING
 from repo.transforms import masks
 from repo.transforms.covered import stacking_order
@@ -54,7 +54,7 @@ _ANNOTATION_KEYS = frozenset({
 
 def sources_for(task: str, available: Collection[str]) -> tuple[str, ...]:
     """The stored tasks an export of `task` reads: `task` itself when held, else the tasks it
-    is derived from; raises a one-line DsrepoError naming what is missing."""
+    is derived from; raises a one-line NotFoundError naming what is missing."""
     if task in available:
         return (task,)
     sources = tuple(source for source in DERIVATIONS.get(task, ()) if source in available)
@@ -66,11 +66,11 @@ def sources_for(task: str, available: Collection[str]) -> tuple[str, ...]:
     derivable = DERIVATIONS.get(task)
     if derivable:
         wanted = f"none of {' or '.join(derivable)}" if len(derivable) < 3 else "no file of any other task"
-        raise DsrepoError(
+        raise NotFoundError(
             f"cannot export {task}: the project holds no {task} files and {wanted} to derive them from "
             f"(it holds {held})"
         )
-    raise DsrepoError(
+    raise NotFoundError(
         f"cannot export {task}: the project holds no {task} files, and no other COCO task holds "
         f"{_OWN_CONTENT[task]} (it holds {held})"
     )

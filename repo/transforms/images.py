@@ -24,7 +24,7 @@ from pathlib import PurePosixPath
 
 from PIL import Image, UnidentifiedImageError
 
-from repo.errors import ConflictError, DsrepoError, InputError
+from repo.errors import ConflictError, InputError, OptionError
 
 FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
 JPEG_QUALITY = 95  # OpenCV's default, so what Datumaro writes
@@ -43,10 +43,10 @@ _NARROWER = {"RGBA": ("RGB", "alpha channel dropped"), "LA": ("L", "alpha channe
 
 
 def normalised_ext(ext: str) -> str:
-    """`png`, `.PNG` -> `.png`; an extension dsrepo cannot write is a DsrepoError."""
+    """`png`, `.PNG` -> `.png`; an extension dsrepo cannot write is an OptionError."""
     value = ext.lower() if ext.startswith(".") else "." + ext.lower()
     if value not in FORMATS:
-        raise DsrepoError(f"--image-ext {ext}: dsrepo writes {', '.join(FORMATS)}")
+        raise OptionError(f"--image-ext {ext}: dsrepo writes {', '.join(FORMATS)}")
     return value
 
 
