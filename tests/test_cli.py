@@ -184,7 +184,8 @@ def test_folder_without_annotation_files(cli, project_dir, tmp_path):
     result = cli("import", "-p", str(project_dir), "-f", "coco_instances", str(tmp_path), code=1)
     assert result.stderr == (
         f"Error: {tmp_path}: no coco_instances annotation files found "
-        "(looked for annotations/instances_<subset>.json)\n"
+        "(looked for annotations/instances_<subset>.json, <subset>/_annotations.coco.json, "
+        "or one .json file beside the images)\n"
     )
 
 

@@ -1,5 +1,6 @@
 """The package's layers, checked by reading each module's imports: the model is shared, the
-COCO wire format and the database never import each other (see README, "Development")."""
+COCO wire format and the database never import each other, and the transforms an export
+applies on request work on COCO records without the database (see README, "Development")."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ ALLOWED = {
     "model": {"repo.errors"},
     "coco": {"repo.errors", "repo.model"},
     "store": {"repo.errors", "repo.model"},
+    "transforms": {"repo.errors", "repo.model", "repo.coco"},
 }
 
 

@@ -27,9 +27,10 @@ from repo._internal.compose import ComposedFile, Contributor, ImageFile, annotat
 from repo._internal.parallel import Workers
 from repo._internal.reports import write_json_report
 from repo.coco.layout import AnnotationFile, annotation_path, discover
+from repo.coco.meta import DatasetMeta, check_categories, find_meta, read_meta
 from repo.coco.panoptic import DecodeJob, PaintJob, decode_job, paint_job
 from repo.coco.reader import read_task_file
-from repo.coco.tasks import FORMAT_TASKS, file_name_for
+from repo.coco.tasks import FORMAT_TASKS, LABELLED_TASKS, file_name_for
 from repo.coco.writer import panoptic_object, write_task_file
 from repo.errors import ConflictError, InputError
 from repo.exporting import copy_image
@@ -77,15 +78,31 @@ class CocoReader:
 
     def read(self, policy: ErrorPolicy, progress: Progress) -> Iterator[ReadFile]:
         """Validated task files, panoptic masks cut from their PNGs."""
+        metas: dict[Path, tuple[DatasetMeta, str] | None] = {}
         for annotation_file in self.files:
             progress.start(f"reading {annotation_file.path.name}", 1)
             task_file = read_task_file(
                 annotation_file.path, annotation_file.shown_as, annotation_file.task, annotation_file.subset, policy
             )
+            _check_meta(annotation_file, task_file, metas)
             progress.advance()
             if task_file.task == "panoptic":
                 _cut_panoptic(annotation_file, task_file, policy, progress)
             yield ReadFile(task_file, annotation_file.shown_as, annotation_file.image_dirs())
+
+
+def _check_meta(
+    annotation_file: AnnotationFile, task_file: TaskFile, metas: dict[Path, tuple[DatasetMeta, str] | None]
+) -> None:
+    """Datumaro would take the labels of a dataset_meta.json at the dataset root instead of the
+    file's categories: where the two disagree, the import fails rather than pick one."""
+    root = annotation_file.root
+    if root not in metas:
+        path = find_meta(root)
+        metas[root] = (read_meta(path, str(path)), str(path)) if path else None
+    found = metas[root]
+    if found is not None and task_file.task in LABELLED_TASKS:
+        check_categories(found[0], found[1], annotation_file.shown_as, task_file.categories)
 
 
 def _cut_panoptic(annotation_file: AnnotationFile, task_file: TaskFile, policy: ErrorPolicy, progress: Progress) -> None:
