@@ -35,7 +35,8 @@ DATUMARO_COLOURS = np.array(list(generate_colormap(256).values()), dtype=np.uint
 @pytest.fixture(scope="module")
 def sample_voc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("voc")
-    labels, items = coco_items(SAMPLE / "annotations" / "instances_val2017.json", SAMPLE / "images" / "val2017", "val2017")
+    instances = SAMPLE / "annotations" / "instances_val2017.json"
+    labels, items = coco_items(instances, SAMPLE / "images" / "val2017", "val2017")
     result = write_voc(out, labels, items, VocOptions(save_images=True))
     assert (result.items, result.objects, result.regions, result.saved_images) == (2, 50, 50, 2)
     return out
@@ -204,7 +205,8 @@ def test_a_label_named_background_comes_first(tmp_path: Path) -> None:
 
 def test_two_items_with_one_id_are_refused(tmp_path: Path) -> None:
     items = [ExportItem("train", "a.jpg", 1, 1), ExportItem("val", "a.png", 1, 1)]
-    with pytest.raises(ConflictError, match=r"'a.jpg' \(subset train\) and 'a.png' \(subset val\) both become VOC item 'a'"):
+    message = r"'a.jpg' \(subset train\) and 'a.png' \(subset val\) both become VOC item 'a'"
+    with pytest.raises(ConflictError, match=message):
         write_voc(tmp_path, [], items, VocOptions())
 
 

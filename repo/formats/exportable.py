@@ -23,7 +23,7 @@ from pycocotools import mask as coco_mask
 Box = tuple[float, float, float, float]  # COCO's x, y, width, height in pixels
 
 # Kinds as in `annotations_v.kind`.
-BBOX, POLYGON, MASK, POINTS, CAPTION, LABEL = "bbox", "polygon", "mask", "points", "caption", "label"
+BBOX, POLYGON, MASK = "bbox", "polygon", "mask"
 
 
 @dataclass(frozen=True, eq=False)

@@ -34,7 +34,7 @@ from repo.store.versions import Snapshot
 if TYPE_CHECKING:
     import pyarrow
 
-ROW_GROUP_ROWS = 100_000
+ROW_GROUP_ROWS = 10_000  # polygons as Python lists take ~5 kB a row before a group is written
 STREAM_BATCH = 2000
 
 ITEM_COLUMNS = (
