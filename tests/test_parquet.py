@@ -18,14 +18,13 @@ import pytest
 from pycocotools import mask as coco_mask
 
 import helpers  # noqa: F401  (puts scripts/ on sys.path for gen_coco)
-from conftest import DATA, Backend
+from helpers import DATA, Backend
 from gen_coco import generate
 from helpers import masks_of
-from repo.cli import main
 from repo.formats.parquet import ANNOTATION_COLUMNS, ITEM_COLUMNS, ParquetOptions, export_parquet
 from repo.history import commit
 from repo.importing import import_dataset
-from repo.labels import delete
+from repo.labels import delete_label
 from repo.project import Project
 from repo.query import run_query
 
@@ -51,13 +50,11 @@ def _export(project: Project, out: Path, **kwargs) -> Path:
     return out
 
 
-def _dsrepo_query(runner, project: Project, sql: str) -> list[tuple]:
+def _dsrepo_query(cli, project: Project, sql: str) -> list[tuple]:
     args = ["query", "-p", str(project.directory), "--format", "json", sql]
     if not project.url.startswith("sqlite"):
         args[3:3] = ["--db", project.url]
-    result = runner.invoke(main, args)
-    assert result.exit_code == 0, result.output
-    return sorted((tuple(row.values()) for row in json.loads(result.output)), key=repr)
+    return sorted((tuple(row.values()) for row in json.loads(cli.text(*args))), key=repr)
 
 
 def _duckdb(sql: str) -> list[tuple]:
@@ -65,13 +62,13 @@ def _duckdb(sql: str) -> list[tuple]:
         return sorted(connection.sql(sql).fetchall(), key=repr)
 
 
-def test_per_label_counts_equal_dsrepo_query(runner, project: Project, tmp_path: Path) -> None:
+def test_per_label_counts_equal_dsrepo_query(cli, project: Project, tmp_path: Path) -> None:
     out = _export(project, tmp_path / "out")
     per_label = _duckdb(f"SELECT label, count(*) FROM '{out}/annotations.parquet' GROUP BY label")
-    assert per_label == _dsrepo_query(runner, project, PER_LABEL)
+    assert per_label == _dsrepo_query(cli, project, PER_LABEL)
     assert len(per_label) > 50 and (None, 3) in per_label  # captions have no label
     per_source = "SELECT source, count(*) FROM {} GROUP BY source"
-    expected = _dsrepo_query(runner, project, per_source.format("items_v"))
+    expected = _dsrepo_query(cli, project, per_source.format("items_v"))
     assert _duckdb(per_source.format(f"'{out}/items.parquet'")) == expected
 
 
@@ -120,7 +117,7 @@ def test_a_revision_and_a_condition_choose_the_rows(project: Project, tmp_path: 
     condition = "label = 'person' AND area > 1000"
     before = sorted(run_query(project, PER_LABEL).rows, key=repr)
     [(persons_before,)] = run_query(project, f"SELECT count(*) FROM annotations_v WHERE {condition}").rows
-    delete(project, "person")
+    delete_label(project, "person")
     old = _export(project, tmp_path / "old", rev="HEAD")
     assert _duckdb(f"SELECT label, count(*) FROM '{old}/annotations.parquet' GROUP BY label") == before
     persons = _export(project, tmp_path / "persons", rev="HEAD", where=condition)

@@ -20,7 +20,7 @@ from datumaro.plugins.data_formats.voc.format import generate_colormap
 from PIL import Image
 
 from coco_items import coco_items
-from conftest import DATA
+from helpers import DATA
 from helpers import id_map
 from repo.errors import ConflictError, DsrepoError
 from repo.formats.exportable import BBOX, MASK, ExportAnnotation, ExportItem

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Row
 
-from repo.coco.layout import output_path
+from repo.model.paths import output_path
 from repo.errors import DsrepoError
 from repo.project import Project
 from repo.query import annotations_view, items_view, selected_annotations

@@ -44,7 +44,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from repo.coco.layout import output_path
+from repo.model.paths import output_path
 from repo.errors import DsrepoError
 from repo.formats.exportable import BBOX, MASK, ExportAnnotation, ExportItem
 
