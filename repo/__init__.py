@@ -22,6 +22,7 @@ _API = {
     "BusyError": "repo.errors", "ConfigError": "repo.errors", "ConflictError": "repo.errors",
     "DsrepoError": "repo.errors", "InputError": "repo.errors", "NotFoundError": "repo.errors",
     "OptionError": "repo.errors", "OutputError": "repo.errors", "QueryError": "repo.errors", "SchemaError": "repo.errors",
+    "UnsupportedError": "repo.errors",
     "Project": "repo.project",
     "ImportResult": "repo.importing", "import_dataset": "repo.importing",
     "ExportResult": "repo.formats.registry", "export_dataset": "repo.exporting", "convert": "repo.exporting",

@@ -53,6 +53,11 @@ class OutputError(DsrepoError):
     """A file or folder the user asked dsrepo to write cannot be written there."""
 
 
+class UnsupportedError(DsrepoError):
+    """The data cannot be written in the chosen format: a name, a count or an installed library
+    the format needs is missing or out of its range."""
+
+
 class OptionError(DsrepoError):
     """An argument of an action is invalid: an unknown format option or a bad value for one,
     an empty commit message, an unknown merge strategy."""

@@ -22,7 +22,7 @@ from PIL import Image
 from coco_items import coco_items
 from helpers import DATA
 from helpers import id_map
-from repo.errors import ConflictError, DsrepoError
+from repo.errors import ConflictError, UnsupportedError
 from repo.formats.exportable import BBOX, MASK, ExportAnnotation, ExportItem
 from repo.formats.voc import VocOptions, voc_colormap, write_voc
 
@@ -216,14 +216,14 @@ def test_two_items_with_one_id_are_refused(tmp_path: Path) -> None:
     ([f"l{n}" for n in range(255)], r"255 labels: a VOC class PNG holds at most 254 besides background"),
 ])
 def test_labels_voc_cannot_hold_are_refused(tmp_path: Path, labels: list[str], message: str) -> None:
-    with pytest.raises(DsrepoError, match=message):
+    with pytest.raises(UnsupportedError, match=message):
         write_voc(tmp_path, labels, [], VocOptions())
 
 
 def test_an_image_with_more_objects_than_a_png_holds_is_refused(tmp_path: Path) -> None:
     pixel = _pixels([1])
     item = ExportItem("s", "crowded.jpg", 1, 1, tuple(ExportAnnotation(MASK, "a", pixels=pixel) for _ in range(255)))
-    with pytest.raises(DsrepoError, match=r"s/crowded.jpg: more than 254 objects"):
+    with pytest.raises(UnsupportedError, match=r"s/crowded.jpg: more than 254 objects"):
         write_voc(tmp_path, ["a"], [item], VocOptions())
 
 

@@ -19,7 +19,7 @@ from pycocotools import mask as coco_mask
 import helpers  # noqa: F401  (puts scripts/ on sys.path for gen_coco)
 from coco_items import coco_items
 from gen_coco import generate
-from repo.errors import DsrepoError
+from repo.errors import UnsupportedError
 from repo.formats.exportable import BBOX, MASK, POLYGON, ExportAnnotation, ExportItem
 from repo.formats.yolo import YoloOptions, join_parts, subset_key, write_yolo
 
@@ -185,10 +185,10 @@ def test_joined_parts_visit_every_point_of_every_part() -> None:
 
 
 def test_a_folder_named_images_in_a_file_name_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(DsrepoError, match=r"val/images/a.jpg: a folder named 'images' in a file name"):
+    with pytest.raises(UnsupportedError, match=r"val/images/a.jpg: a folder named 'images' in a file name"):
         write_yolo(tmp_path, [], [ExportItem("val", "images/a.jpg", 1, 1)], YoloOptions())
 
 
 def test_a_subset_named_like_a_reserved_key_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(DsrepoError, match=r"subset 'names': its name is a key Ultralytics reserves"):
+    with pytest.raises(UnsupportedError, match=r"subset 'names': its name is a key Ultralytics reserves"):
         write_yolo(tmp_path, [], [ExportItem("names", "a.jpg", 1, 1)], YoloOptions())

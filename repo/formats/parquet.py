@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Row
 
 from repo.model.paths import output_path
-from repo.errors import DsrepoError
+from repo.errors import OptionError, UnsupportedError
 from repo.project import Project
 from repo.query import annotations_view, items_view, selected_annotations
 from repo.store import revisions, schema
@@ -70,7 +70,7 @@ def _pyarrow() -> tuple[Any, Any]:
         import pyarrow
         import pyarrow.parquet
     except ImportError:
-        raise DsrepoError("export -f parquet needs pyarrow: pip install 'dsrepo[parquet]'") from None
+        raise UnsupportedError("export -f parquet needs pyarrow: pip install 'dsrepo[parquet]'") from None
     return pyarrow, pyarrow.parquet
 
 
@@ -119,7 +119,7 @@ def write_parquet(
     """Write items.parquet and annotations.parquet from rows whose values follow
     ITEM_COLUMNS and ANNOTATION_COLUMNS (rle as bytes or str, polygons and keypoints as lists)."""
     if options.row_group_rows < 1:
-        raise DsrepoError("--row-group-rows must be at least 1")
+        raise OptionError("--row-group-rows must be at least 1")
     result = ParquetResult()
     for name, columns, rows, convert in (
         ("items.parquet", ITEM_COLUMNS, items, None),

@@ -40,7 +40,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from repo.model.paths import output_path
-from repo.errors import ConflictError, DsrepoError
+from repo.errors import ConflictError, UnsupportedError
 from repo.formats.exportable import BBOX, ExportAnnotation, ExportItem
 
 BACKGROUND = "background"
@@ -86,10 +86,10 @@ def label_map(labels: Sequence[str]) -> list[str]:
     for name in labels:
         problem = _labelmap_problem(name)
         if problem:
-            raise DsrepoError(f"label {name!r} cannot be written to labelmap.txt: {problem}")
+            raise UnsupportedError(f"label {name!r} cannot be written to labelmap.txt: {problem}")
     names = [BACKGROUND] + [name for name in labels if name != BACKGROUND]
     if len(names) - 1 > MAX_INDEX:
-        raise DsrepoError(
+        raise UnsupportedError(
             f"{len(names) - 1} labels: a VOC class PNG holds at most {MAX_INDEX} besides background "
             "(index 255 means void)"
         )
@@ -116,7 +116,7 @@ def write_voc(out_dir: Path, labels: Sequence[str], items: Iterable[ExportItem],
         for item in items:
             item_id = item.stem
             if "\n" in item_id or "\r" in item_id:
-                raise DsrepoError(f"{item.subset}/{item.file_name!r}: a VOC item id cannot hold a line break")
+                raise UnsupportedError(f"{item.subset}/{item.file_name!r}: a VOC item id cannot hold a line break")
             owner = owners.setdefault(item_id, (item.subset, item.file_name))
             if owner != (item.subset, item.file_name):
                 raise ConflictError(
@@ -158,7 +158,7 @@ def _write_item(
         _object_element(root, annotation, item)
         if annotation.has_region:
             if number > MAX_INDEX:
-                raise DsrepoError(
+                raise UnsupportedError(
                     f"{item.subset}/{item.file_name}: more than {MAX_INDEX} objects; a VOC SegmentationObject "
                     "PNG holds at most that many (index 255 means void)"
                 )

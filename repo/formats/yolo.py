@@ -45,7 +45,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from repo.model.paths import output_path
-from repo.errors import DsrepoError
+from repo.errors import UnsupportedError
 from repo.formats.exportable import BBOX, MASK, ExportAnnotation, ExportItem
 
 ROLES = ("train", "val", "test")
@@ -81,7 +81,7 @@ def subset_key(subset: str) -> str:
         if lowered.startswith(role):
             return role
     if subset in RESERVED_KEYS:
-        raise DsrepoError(f"subset '{subset}': its name is a key Ultralytics reserves in data.yaml")
+        raise UnsupportedError(f"subset '{subset}': its name is a key Ultralytics reserves in data.yaml")
     return subset
 
 
@@ -96,7 +96,7 @@ def write_yolo(out_dir: Path, labels: Sequence[str], items: Iterable[ExportItem]
             subsets.append(item.subset)
             output_path(out_dir, "images", item.subset).mkdir(parents=True, exist_ok=True)
         if "images" in PurePosixPath(item.file_name).parts[:-1]:
-            raise DsrepoError(
+            raise UnsupportedError(
                 f"{item.subset}/{item.file_name}: a folder named 'images' in a file name makes Ultralytics "
                 "look for its labels in the wrong place"
             )
