@@ -24,6 +24,7 @@ _API = {
     "OptionError": "repo.errors", "OutputError": "repo.errors", "QueryError": "repo.errors", "SchemaError": "repo.errors",
     "UnsupportedError": "repo.errors",
     "Project": "repo.project",
+    "DatasetBuilder": "repo.builder", "BuiltItem": "repo.builder",
     "ImportResult": "repo.importing", "import_dataset": "repo.importing",
     "ExportResult": "repo.formats.registry", "export_dataset": "repo.exporting", "convert": "repo.exporting",
     "update_source": "repo.sources", "remove_source": "repo.sources",

@@ -80,17 +80,42 @@ def import_dataset(
     path = Path(path)
     assert reader_format.reader is not None
     reader = reader_format.reader(ImportRequest(format_name, path, relpath, options))
+    default_name = Path(relpath or path.resolve().name).stem or "source"
+    return import_from_reader(
+        project, format_name, reader, str(reader.root.resolve()), name=name, default_name=default_name, relpath=relpath,
+        on_error=on_error, error_report=error_report, label_map=mapping, progress=progress,
+    )
+
+
+def import_from_reader(
+    project: Project,
+    format_name: str,
+    reader: DatasetReader,
+    origin: str | None,
+    *,
+    name: str | None,
+    default_name: str = "source",
+    relpath: str | None = None,
+    on_error: str = "fail",
+    error_report: PathLike | None = None,
+    label_map: LabelMap | None = None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Write what `reader` reads as a new source whose files came from the folder `origin`
+    (None: from nowhere on disk), in one transaction: the write path of `import_dataset`,
+    shared with `repo.builder` (datasets built from code)."""
+    _check_on_error(on_error)
     with project.writing() as connection:
         versions = VersionWriter.begin(connection)
         if name is None:
-            name = auto_name(connection, Path(relpath or path.resolve().name).stem or "source")
-        stored_options = {key: value for key, value in (("relpath", relpath), ("label_map", mapping)) if value} or None
+            name = auto_name(connection, default_name)
+        stored_options = {key: value for key, value in (("relpath", relpath), ("label_map", label_map)) if value} or None
         try:
-            source_id = insert_source(versions, name, format_name, str(reader.root.resolve()), stored_options)
+            source_id = insert_source(versions, name, format_name, origin, stored_options)
         except IntegrityError:
             raise ConflictError(f"a source named '{name}' already exists; choose another name with -n") from None
         writer = SourceWriter(versions, source_id, new_source=True, image_object=image_record_object)
-        result = write_files(connection, writer, name, reader, on_error, mapping, progress)
+        result = write_files(connection, writer, name, reader, on_error, label_map, progress)
         report_skipped(project, result, error_report)  # before the commit: a bad path rolls back
     project.refresh_statistics()
     return result

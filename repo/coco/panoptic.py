@@ -21,6 +21,8 @@ from pycocotools import mask as coco_mask
 
 from repo.coco.rle import RleError, check_compressible, decode_string
 from repo.errors import InputError
+from repo.model.hashing import segment_hash
+from repo.model.records import RLE_STRING, PanopticRecord
 
 # Masks of this many pixels can have runs pycocotools' encoder cannot take (see repo.coco.rle).
 HUGE_MASK = 1 << 24
@@ -197,3 +199,12 @@ def paint_job(job: PaintJob) -> tuple[int, int] | None:
         return exc.first, exc.second
     Path(job.target).write_bytes(encode_png(id_map))
     return None
+
+
+def attach_segment_masks(record: PanopticRecord, masks: Sequence[bytes]) -> None:
+    """Give each segment of a panoptic record its mask (compressed RLE, from
+    `segment_masks`) and a content hash that covers the mask."""
+    for segment, rle in zip(record.segments, masks):
+        segment["rle"] = rle
+        segment["rle_form"] = RLE_STRING
+        segment["hash"] = segment_hash(segment["hash"], rle)

@@ -28,7 +28,7 @@ from repo._internal.parallel import Workers
 from repo._internal.reports import write_json_report
 from repo.coco.layout import AnnotationFile, annotation_path, discover
 from repo.coco.meta import DatasetMeta, check_categories, find_meta, read_meta
-from repo.coco.panoptic import DecodeJob, PaintJob, decode_job, paint_job
+from repo.coco.panoptic import DecodeJob, PaintJob, attach_segment_masks, decode_job, paint_job
 from repo.coco.reader import read_task_file
 from repo.coco.tasks import FORMAT_TASKS, LABELLED_TASKS, file_name_for
 from repo.coco.writer import panoptic_object, write_task_file
@@ -46,9 +46,8 @@ from repo.formats.registry import (
     path,
     register,
 )
-from repo.model.hashing import segment_hash
 from repo.model.policy import ErrorPolicy
-from repo.model.records import RLE_STRING, TaskFile
+from repo.model.records import TaskFile
 from repo.progress import Progress
 from repo.store import fetch
 
@@ -126,12 +125,10 @@ def _cut_panoptic(annotation_file: AnnotationFile, task_file: TaskFile, policy: 
             if isinstance(outcome, tuple):
                 policy.report(InputError(*outcome))
                 continue
-            for segment, rle in zip(record.segments, outcome):
-                segment["rle"] = rle
-                segment["rle_form"] = RLE_STRING
-                segment["hash"] = segment_hash(segment["hash"], rle)
+            attach_segment_masks(record, outcome)
             kept.append(record)
     task_file.panoptic = kept
+
 
 
 def open_reader(request: ImportRequest) -> DatasetReader:
