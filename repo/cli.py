@@ -369,6 +369,8 @@ def _report_export(result: ExportResult, out_dir: Path, quiet: bool) -> None:
     if result.unavailable_images:
         shown = ", ".join(result.unavailable_images[:3]) + (", ..." if len(result.unavailable_images) > 3 else "")
         click.echo(f"note: {len(result.unavailable_images)} images are neither in the database nor on disk: {shown}", err=True)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
 
 
 @main.command("convert", cls=FormatCommand, role="export")

@@ -21,7 +21,8 @@ import helpers  # noqa: F401  (puts scripts/ on sys.path for gen_coco)
 from helpers import DATA, Backend
 from gen_coco import generate
 from helpers import masks_of
-from repo.formats.parquet import ANNOTATION_COLUMNS, ITEM_COLUMNS, ParquetOptions, export_parquet
+from repo.exporting import export_dataset
+from repo.formats.parquet import ANNOTATION_COLUMNS, ITEM_COLUMNS
 from repo.history import commit
 from repo.importing import import_dataset
 from repo.labels import delete_label
@@ -45,8 +46,7 @@ def project(backend: Backend, tmp_path: Path) -> Project:
 
 
 def _export(project: Project, out: Path, **kwargs) -> Path:
-    out.mkdir()
-    export_parquet(project, out, **kwargs)
+    export_dataset(project, "parquet", out, **kwargs)
     return out
 
 
@@ -105,7 +105,7 @@ def test_geometry_decodes_to_the_original_masks_and_polygons(project: Project, t
 
 
 def test_rows_are_written_in_groups(project: Project, tmp_path: Path) -> None:
-    out = _export(project, tmp_path / "out", options=ParquetOptions(row_group_rows=50))
+    out = _export(project, tmp_path / "out", row_group_rows=50)
     for name in ("items.parquet", "annotations.parquet"):
         metadata = pq.ParquetFile(out / name).metadata
         assert metadata.num_row_groups == math.ceil(metadata.num_rows / 50) > 1

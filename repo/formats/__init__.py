@@ -6,4 +6,7 @@ format is one module in this package and one line here.
 
 BUILTIN = (
     "repo.formats.coco",
+    "repo.formats.voc",
+    "repo.formats.yolo",
+    "repo.formats.parquet",
 )

@@ -26,9 +26,9 @@ from sqlalchemy import Connection, Row
 
 from repo.model.paths import output_path
 from repo.errors import OptionError, UnsupportedError
-from repo.project import Project
-from repo.query import annotations_view, items_view, selected_annotations
-from repo.store import revisions, schema
+from repo.formats.registry import ExportContext, ExportResult, Format, integer, register
+from repo.query import annotations_view, items_view
+from repo.store import schema
 from repo.store.versions import Snapshot
 
 if TYPE_CHECKING:
@@ -152,19 +152,14 @@ def _geometry(row: Sequence[Any]) -> list[Any]:
     return values
 
 
-def export_parquet(
-    project: Project, out_dir: Path, rev: str | None = None, where: str | None = None,
-    options: ParquetOptions | None = None,
-) -> ParquetResult:
-    """Write the project as of revision `rev` (None: the working state); `where` keeps the
-    annotations for which the condition on annotations_v holds (items are all written)."""
-    options = options or ParquetOptions()
-    with project.reading() as connection:
-        snapshot = revisions.snapshot(connection, rev)
-        selected = selected_annotations(connection, snapshot, where) if where else None
-        return write_parquet(
-            out_dir, _item_rows(connection, snapshot), _annotation_rows(connection, snapshot, selected), options
-        )
+def write(context: ExportContext) -> ExportResult:
+    """The registry's writer: the snapshot's items and (selected) annotations."""
+    connection, snapshot = context.connection, context.snapshot
+    result = write_parquet(
+        context.out_dir, _item_rows(connection, snapshot), _annotation_rows(connection, snapshot, context.selected),
+        ParquetOptions(context.options["row_group_rows"]),
+    )
+    return ExportResult(files=result.files, images=result.items, annotations=result.annotations)
 
 
 def _stream(connection: Connection, query: Any) -> Iterator[Row[Any]]:
@@ -181,3 +176,15 @@ def _annotation_rows(connection: Connection, snapshot: Snapshot, selected: set[i
     for row in _stream(connection, query):
         if selected is None or row.row_id in selected:
             yield row
+
+
+register(Format(
+    "parquet",
+    "Apache Parquet: items.parquet and annotations.parquet (the views' columns and geometry), for "
+    "DuckDB, Spark or Polars (needs the `parquet` extra: pyarrow).",
+    writer=write,
+    export_options=(
+        integer("row_group_rows", "--row-group-rows", default=ROW_GROUP_ROWS, minimum=1,
+                help="Rows per row group (memory holds one group)."),
+    ),
+))

@@ -38,7 +38,8 @@ record goes to `policy.report(InputError(...))`, which fails the import or, with
 `--on-error skip`, drops the record. The import writes the records, finds and hashes the
 images, applies `--label-map`, and stores image files when `reader.store_images` is true.
 
-Options are declared with `flag`, `boolean`, `choice`, `comma_list`, `path` and `text`, e.g.
+Options are declared with `flag`, `boolean`, `choice`, `comma_list`, `path`, `integer` and
+`text`, e.g.
 
     flag("save_images", "--save-images", "--save-media", help="Also write the images.")
     boolean("reindex", "--reindex", help="New ids 1..N.")   # --reindex, --reindex true|false|1|0
@@ -75,6 +76,7 @@ CHOICE = "choice"  # one of `choices`
 COMMA_LIST = "comma_list"  # `--tasks a,b`; a sequence of strings (or "a,b") in Python
 PATH = "path"  # a file or folder; str or os.PathLike in Python
 TEXT = "text"  # a string
+INTEGER = "integer"  # a whole number, at least `minimum`
 
 _TRUE = frozenset({"true", "1", "yes", "y", "on", "t"})
 _FALSE = frozenset({"false", "0", "no", "n", "off", "f"})
@@ -102,6 +104,7 @@ class FormatOption:
     default: Any = None
     choices: tuple[str, ...] = ()
     requires: str | None = None  # the name of a boolean option that must be on
+    minimum: int | None = None  # the smallest value of an integer option
 
     @property
     def shown(self) -> str:
@@ -118,7 +121,7 @@ class FormatOption:
             return "|".join(self.choices)
         if self.kind == COMMA_LIST:
             return ",".join(self.choices[:2]) + ",..." if self.choices else "A,B,..."
-        return "PATH" if self.kind == PATH else "TEXT"
+        return {PATH: "PATH", INTEGER: "N"}.get(self.kind, "TEXT")
 
     def convert(self, value: Any) -> Any:
         """The option's value from a Python caller or the command line, checked."""
@@ -145,6 +148,11 @@ class FormatOption:
             if unknown:
                 raise self._invalid(unknown[0], "names from " + ", ".join(self.choices))
             return items
+        if self.kind == INTEGER:
+            number = int(value) if isinstance(value, str) and value.strip().isdigit() else value
+            if type(number) is not int or (self.minimum is not None and number < self.minimum):
+                raise self._invalid(value, f"a whole number of at least {self.minimum}" if self.minimum is not None else "a whole number")
+            return number
         if self.kind == PATH:
             if not isinstance(value, (str, os.PathLike)):
                 raise self._invalid(value, "a path")
@@ -194,6 +202,11 @@ def path(name: str, *flags: str, help: str, requires: str | None = None) -> Form
     """A file or folder: `--reindex-map ids.json` (a Path in Python). `requires` names a
     boolean option that must be on for this one to be given."""
     return _option(PATH, name, flags, help, requires=requires)
+
+
+def integer(name: str, *flags: str, help: str, default: int, minimum: int | None = None) -> FormatOption:
+    """A whole number: `--row-group-rows 5000`."""
+    return _option(INTEGER, name, flags, help, default=default, minimum=minimum)
 
 
 def text(name: str, *flags: str, help: str, default: str | None = None) -> FormatOption:
@@ -258,6 +271,7 @@ class ExportResult:
     pngs: int = 0
     saved_images: int = 0
     unavailable_images: list[str] = field(default_factory=list)  # subset/file_name of images not found
+    notes: list[str] = field(default_factory=list)  # what the format left out or warns about, a line each
 
 
 Reader = Callable[[ImportRequest], DatasetReader]

@@ -42,6 +42,8 @@ from PIL import Image, UnidentifiedImageError
 from repo.model.paths import output_path
 from repo.errors import ConflictError, UnsupportedError
 from repo.formats.exportable import BBOX, ExportAnnotation, ExportItem
+from repo.formats.registry import ExportContext, ExportResult, Format, flag, register
+from repo.formats.store_items import export_items, export_labels
 
 BACKGROUND = "background"
 # Index 255 is VOC's "void" (object borders, ignored pixels): labels and objects use 1..254.
@@ -273,3 +275,28 @@ class _SubsetLists:
     def __exit__(self, *exc: object) -> None:
         for out in self.files.values():
             out.close()
+
+
+def write(context: ExportContext) -> ExportResult:
+    """The registry's writer: the snapshot's images (see `repo.formats.store_items`)."""
+    labels = export_labels(context.connection, context.snapshot)
+    items = export_items(context, with_images=True)
+    result = write_voc(context.out_dir, labels, items, VocOptions(save_images=context.options["save_images"]))
+    files = [context.output_path("labelmap.txt"), *sorted(context.out_dir.glob("ImageSets/*/*.txt"))]
+    notes = [*result.warnings]
+    if result.skipped:
+        kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(result.skipped.items()))
+        notes.append(f"left out annotations VOC cannot hold (no region or box): {kinds}")
+    return ExportResult(
+        files=files, images=result.items, annotations=result.objects, pngs=2 * result.segmented_items,
+        saved_images=result.saved_images, unavailable_images=result.unavailable_images, notes=notes,
+    )
+
+
+register(Format(
+    "voc",
+    "Pascal VOC as Datumaro reads it: labelmap.txt, Annotations/*.xml, SegmentationClass/ and "
+    "SegmentationObject/ palette PNGs, ImageSets lists, JPEGImages/ with --save-images.",
+    writer=write,
+    export_options=(flag("save_images", "--save-images", "--save-media", help="Also write the images, to JPEGImages/."),),
+))

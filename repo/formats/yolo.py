@@ -47,6 +47,8 @@ import numpy as np
 from repo.model.paths import output_path
 from repo.errors import UnsupportedError
 from repo.formats.exportable import BBOX, MASK, ExportAnnotation, ExportItem
+from repo.formats.registry import ExportContext, ExportResult, Format, flag, register
+from repo.formats.store_items import export_items, export_labels
 
 ROLES = ("train", "val", "test")
 # Keys of an Ultralytics dataset YAML that are not subsets.
@@ -215,3 +217,37 @@ def _quoted(text: str) -> str:
     """A YAML double-quoted scalar (JSON's string syntax is one)."""
     return json.dumps(text, ensure_ascii=False)
 
+
+def write(context: ExportContext) -> ExportResult:
+    """The registry's writer: the snapshot's images (see `repo.formats.store_items`)."""
+    options = YoloOptions(save_images=context.options["save_images"], segments=context.options["segments"])
+    labels = export_labels(context.connection, context.snapshot)
+    result = write_yolo(context.out_dir, labels, export_items(context, with_images=options.save_images), options)
+    notes = [*result.warnings]
+    for count, what in (
+        (result.crowd_skipped, "crowd annotations skipped (YOLO has no crowd regions)"),
+        (result.masks_skipped, "masks skipped (--segments writes polygons; masks are not traced)"),
+        (result.empty_skipped, "boxes or polygons skipped: no area inside the image"),
+        (result.clipped, "objects clipped to the image"),
+    ):
+        if count:
+            notes.append(f"{count} {what}")
+    if result.skipped:
+        kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(result.skipped.items()))
+        notes.append(f"left out annotations YOLO cannot hold (no region or box): {kinds}")
+    return ExportResult(
+        files=[context.output_path("data.yaml")], images=result.images, annotations=result.objects,
+        saved_images=result.saved_images, unavailable_images=result.unavailable_images, notes=notes,
+    )
+
+
+register(Format(
+    "yolo",
+    "Ultralytics YOLO: data.yaml, images/<subset>/, labels/<subset>/*.txt with normalised boxes "
+    "(polygons with --segments); crowd annotations are skipped and counted.",
+    writer=write,
+    export_options=(
+        flag("save_images", "--save-images", "--save-media", help="Also write the images, to images/<subset>/."),
+        flag("segments", "--segments", help="Write polygons instead of boxes (masks are skipped and counted)."),
+    ),
+))
