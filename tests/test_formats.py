@@ -116,7 +116,9 @@ def test_every_format_option_appears_in_help(cli, toy, command, role):
 def test_the_formats_command_lists_formats_and_options(cli, toy):
     shown = cli.text("formats")
     for registered in list_formats():
-        assert f"{registered.name}  [import, export]  {registered.help}" in shown
+        can = ", ".join(role for role, supported in (("import", registered.reader), ("export", registered.writer)) if supported)
+        assert f"{registered.name}  [{can}]  {registered.help}" in shown
+    assert "voc  [export]  Pascal VOC" in shown
     assert "--separator newline|comma  Between labels.  [default: newline]" in shown
     assert "--save-images, --save-media  Also write the images, to images/<subset>/." in shown
 
