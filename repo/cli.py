@@ -673,8 +673,9 @@ def labels_delete(project_dir: Path, db: str | None, quiet: bool, name: str) -> 
 @main.command("query")
 @project_options
 @click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--rev", metavar="REV", help="Query the views as this revision held them (HEAD, HEAD~N, a tag, an id).")
 @click.argument("sql")
-def query_command(project_dir: Path, db: str | None, quiet: bool, output: str, sql: str) -> None:
+def query_command(project_dir: Path, db: str | None, quiet: bool, output: str, rev: str | None, sql: str) -> None:
     """Run one read-only SQL statement; the views items_v and annotations_v are the
     documented way in (see the README).
 
@@ -682,8 +683,9 @@ def query_command(project_dir: Path, db: str | None, quiet: bool, output: str, s
     Example:
         dsrepo query -p myproject "SELECT label, count(*) FROM annotations_v GROUP BY label"
         dsrepo query -p myproject --format csv "SELECT * FROM items_v WHERE width < 100"
+        dsrepo query -p myproject --rev v1 "SELECT count(*) FROM annotations_v"
     """
-    result = run_query(Project.open(project_dir, db), sql)
+    result = run_query(Project.open(project_dir, db), sql, rev=rev)
     if output == "json":
         records = [dict(zip(result.columns, row)) for row in result.rows]
         click.echo(json.dumps(records, ensure_ascii=False, indent=2, default=_jsonable))

@@ -14,6 +14,7 @@ on PostgreSQL in a READ ONLY transaction, as a single prepared statement.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 
 from repo.errors import QueryError
 from repo.project import Project
-from repo.store import schema
+from repo.store import revisions, schema
 from repo.store.engine import is_sqlite, make_engine
 from repo.store.versions import WORKING_STATE, Snapshot
 
@@ -84,12 +85,14 @@ class QueryResult:
     rows: list[tuple[Any, ...]]
 
 
-def run_query(project: Project, sql: str) -> QueryResult:
-    """Run one SQL statement read-only against the project (the views see the working state)."""
+def run_query(project: Project, sql: str, rev: str | None = None) -> QueryResult:
+    """Run one SQL statement read-only against the project; the views show the working
+    state, or with `rev` what that revision held (see `at_revision`)."""
     if is_sqlite(project.url):
         engine = make_engine(project.url, read_only=True)
         try:
             with engine.connect() as connection, connection.begin():
+                sql = at_revision(connection, sql, rev) if rev is not None else sql
                 raw = connection.connection.driver_connection
                 raw.set_authorizer(_read_only_authorizer)
                 try:
@@ -100,8 +103,27 @@ def run_query(project: Project, sql: str) -> QueryResult:
             engine.dispose()
     else:
         with project.reading() as connection:
+            sql = at_revision(connection, sql, rev) if rev is not None else sql
             columns, rows = _run_read_only(connection, sql, "query")
     return QueryResult(columns, rows)
+
+
+_LEADING_WITH = re.compile(r"\s*with(\s+recursive)?\s", re.IGNORECASE)
+
+
+def at_revision(connection: Connection, sql: str, rev: str) -> str:
+    """`sql` over the views as revision `rev` held them: their bodies at that snapshot become
+    common table expressions of the statement, which shadow the views of the same names (a
+    statement with a WITH clause of its own gets them in front of its own)."""
+    snapshot = revisions.snapshot(connection, rev)
+    views = (
+        f"annotations_v AS ({view_sql(annotations_view(snapshot), connection)}), "
+        f"items_v AS ({view_sql(items_view(snapshot), connection)})"
+    )
+    leading = _LEADING_WITH.match(sql)
+    if leading:
+        return f"WITH{leading.group(1) or ''} {views}, {sql[leading.end():]}"
+    return f"WITH {views}\n{sql}"
 
 
 def _read_only_authorizer(action: int, *_: Any) -> int:
