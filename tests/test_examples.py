@@ -12,6 +12,7 @@ the page gives, and the JSON the segments' labels and crowd flags.
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,27 @@ def test_example_1_converts_panoptic_ground_truth_to_voc(backend, cli, tmp_path)
     dataset = Dataset.import_from(str(out), "voc")  # Datumaro reads it, one item per image
     assert sorted(item.id for item in dataset) == sorted(Path(image["file_name"]).stem for image in PANOPTIC["images"])
     assert [label.name for label in dataset.categories()[AnnotationType.label]] == names
+
+
+# -- the README's blocks of both examples run as written --------------------------------------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _block(title: str, language: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"```{language}\n", text.index(title)) + len(language) + 4
+    return text[start:text.index("```", start)]
+
+
+def test_the_readme_examples_run_as_written(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "coco").symlink_to(SAMPLE, target_is_directory=True)
+    for line in _block("**Example 1**", "sh").splitlines():
+        command = shlex.split(line)
+        assert command[0] == "dsrepo"
+        cli(*command[1:])
+    assert len(list((tmp_path / "voc" / "JPEGImages").iterdir())) == len(PANOPTIC["images"])
+    exec(compile(_block("**Example 2**", "python"), "README.md", "exec"), {})
+    [png] = (tmp_path / "out" / "annotations" / "panoptic_val").iterdir()
+    assert id_map(png).tolist() == [[0, 20, 7, 7, 20]]
