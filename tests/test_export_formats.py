@@ -122,8 +122,8 @@ def test_formats_and_their_options_come_from_the_registry(cli, backend, tmp_path
     cli("create", *project)
     cli("import", *project[:2], "-f", "coco_panoptic", SAMPLE / "annotations" / "panoptic_val2017.json")
     said = cli("export", *project[:2], "-f", "yolo", "-o", tmp_path / "yolo", "--", "--segments")
-    assert "2 images, 0 annotations" in said.stdout
-    assert "note: 3 crowd annotations skipped" in said.stderr and "note: 47 masks skipped" in said.stderr
+    assert "2 images, 47 annotations" in said.stdout  # panoptic segments are masks: traced
+    assert "note: 3 crowd annotations skipped" in said.stderr and "note: 47 masks written as the polygons" in said.stderr
     refused = cli.text("export", *project[:2], "-f", "voc", "-o", tmp_path / "voc", "--", "--segments", code=2)
     assert "--segments is not an option of format 'voc' (its options: --save-images)" in refused
     refused = cli.text("export", *project[:2], "-f", "parquet", "-o", tmp_path / "pq", "--", "--row-group-rows", "0", code=2)

@@ -14,10 +14,10 @@ What a line cannot hold is skipped and counted in the result, never guessed:
 - crowd annotations (COCO's "ignore this region"; YOLO has no such notion, and training on
   them would teach the crowd as one object);
 - annotations without a region or box (keypoints, captions, image labels);
-- with `segments`: masks (RLE, panoptic segments) are skipped rather than traced into
-  polygons, since tracing needs a contour tracer dsrepo does not ship; a box-only annotation
-  becomes its rectangle, which is all that is known of it (Ultralytics drops every polygon of
-  a dataset whose files mix box lines and polygon lines).
+- with `segments`, a box-only annotation becomes its rectangle, which is all that is known of
+  it (Ultralytics drops every polygon of a dataset whose files mix box lines and polygon
+  lines); masks (RLE, panoptic segments) are traced into polygons along their pixel edges
+  (`repo.transforms.masks.trace`), one part per region.
 Coordinates are clipped to the image, since Ultralytics discards a whole label file holding a
 coordinate outside 0..1; a box or polygon with no width or height left at six decimals is
 skipped. A polygon with several
@@ -49,6 +49,7 @@ from repo.errors import UnsupportedError
 from repo.formats.exportable import BBOX, MASK, ExportAnnotation, ExportItem
 from repo.formats.registry import ExportContext, ExportResult, Format, flag, register
 from repo.formats.store_items import export_items, export_labels
+from repo.transforms.masks import trace
 
 ROLES = ("train", "val", "test")
 # Keys of an Ultralytics dataset YAML that are not subsets.
@@ -67,7 +68,7 @@ class YoloResult:
     images: int = 0
     objects: int = 0  # lines written
     crowd_skipped: int = 0
-    masks_skipped: int = 0  # with segments: masks are not traced
+    masks_traced: int = 0  # with segments: masks written as the polygons traced around them
     clipped: int = 0  # objects that reached outside the image and were clipped to it
     empty_skipped: int = 0  # boxes or polygons with no area left inside the image
     skipped: dict[str, int] = field(default_factory=dict)  # kind -> annotations without region or box
@@ -132,10 +133,12 @@ def _line(
         raise ValueError(f"{item.subset}/{item.file_name}: annotation {position} has label {annotation.label!r}, "
                          "which is not in the label list")
     if segments:
-        if annotation.polygons is None and annotation.kind == MASK:
-            result.masks_skipped += 1
-            return None
         points = _outline(annotation, item)
+        if annotation.polygons is None and annotation.kind == MASK:
+            if points is None:
+                result.empty_skipped += 1
+                return None
+            result.masks_traced += 1
     else:
         points = _box_corners(annotation, item)
     if points is None:
@@ -167,7 +170,13 @@ def _box_corners(annotation: ExportAnnotation, item: ExportItem) -> np.ndarray |
 
 
 def _outline(annotation: ExportAnnotation, item: ExportItem) -> np.ndarray | None:
-    """The polygon (in pixels) of a polygon annotation, or the rectangle of a box-only one."""
+    """The polygon (in pixels) of a polygon annotation, the traced outline of a mask, or the
+    rectangle of a box-only one."""
+    if annotation.polygons is None and annotation.has_region:
+        traced = trace(annotation.mask(item.height, item.width))
+        if not traced:
+            return None
+        return join_parts([np.asarray(part, dtype=np.float64).reshape(-1, 2) for part in traced])
     if annotation.polygons is None:
         corners = _box_corners(annotation, item)
         if corners is None:
@@ -226,7 +235,7 @@ def write(context: ExportContext) -> ExportResult:
     notes = [*result.warnings]
     for count, what in (
         (result.crowd_skipped, "crowd annotations skipped (YOLO has no crowd regions)"),
-        (result.masks_skipped, "masks skipped (--segments writes polygons; masks are not traced)"),
+        (result.masks_traced, "masks written as the polygons traced along their pixel edges"),
         (result.empty_skipped, "boxes or polygons skipped: no area inside the image"),
         (result.clipped, "objects clipped to the image"),
     ):
@@ -248,6 +257,6 @@ register(Format(
     writer=write,
     export_options=(
         flag("save_images", "--save-images", "--save-media", help="Also write the images, to images/<subset>/."),
-        flag("segments", "--segments", help="Write polygons instead of boxes (masks are skipped and counted)."),
+        flag("segments", "--segments", help="Write polygons instead of boxes (masks are traced into polygons)."),
     ),
 ))
