@@ -43,12 +43,12 @@ from repo.coco.panoptic import attach_segment_masks, segment_masks
 from repo.coco.reader import PANOPTIC_ID_LIMIT, read_task_document
 from repo.coco.tasks import LABELLED_TASKS, TASKS, file_name_for
 from repo.errors import ConflictError, InputError, OptionError
+from repo.formats.registry import ReadFile
 from repo.importing import ImportResult, import_from_reader
 from repo.model.paths import output_path, unsafe_path_problem
 from repo.model.policy import ErrorPolicy
 from repo.progress import Progress
 from repo.project import Project
-from repo.formats.registry import ReadFile
 
 MASK_TASKS = ("panoptic", "instances")
 FORMAT = "coco"  # what the source holds: COCO task files, as an import of `coco` stores them
@@ -180,7 +180,9 @@ class DatasetBuilder:
             obj["group"] = group if group is not None else id
         item.annotations.append({"task": task, **obj})
 
-    def _task(self, item: BuiltItem, mask: Any, polygons: Any, bbox: Any, keypoints: Any, caption: Any, label: Any) -> str:
+    def _task(
+        self, item: BuiltItem, mask: Any, polygons: Any, bbox: Any, keypoints: Any, caption: Any, label: Any
+    ) -> str:
         if caption is not None:
             if any(value is not None for value in (mask, polygons, bbox, keypoints, label)):
                 raise InputError(self.shown, f"item {item.shown}", "caption", "a caption takes no label or geometry")
@@ -189,7 +191,9 @@ class DatasetBuilder:
             raise InputError(self.shown, f"item {item.shown}", "label", "the annotation needs a label")
         if keypoints is not None:
             if mask is not None:
-                raise InputError(self.shown, f"item {item.shown}", "mask", "keypoints take polygons or a box, not a mask")
+                raise InputError(
+                    self.shown, f"item {item.shown}", "mask", "keypoints take polygons or a box, not a mask"
+                )
             return "person_keypoints"
         if mask is not None:
             if polygons is not None:
@@ -207,7 +211,10 @@ class DatasetBuilder:
         if type(label) is int or isinstance(label, np.integer):
             if not 0 <= label < len(self.categories):
                 raise InputError(
-                    self.shown, where, "label", f"index {label} is not in the category list (0..{len(self.categories) - 1})"
+                    self.shown,
+                    where,
+                    "label",
+                    f"index {label} is not in the category list (0..{len(self.categories) - 1})",
                 )
             return self.categories[int(label)]["id"]
         raise InputError(self.shown, where, "label", f"expected a category name or index, got {label!r}")
@@ -217,7 +224,9 @@ class DatasetBuilder:
         pixels = np.asarray(mask)
         if pixels.shape != (item.height, item.width):
             raise InputError(
-                self.shown, where, "mask",
+                self.shown,
+                where,
+                "mask",
                 f"the mask is {_size(pixels.shape)} (height x width), but the image is {item.height}x{item.width}",
             )
         if pixels.dtype != bool and not np.isin(pixels, (0, 1)).all():
@@ -267,7 +276,12 @@ class DatasetBuilder:
                 record, id_maps[image_id] = self._panoptic_record(item, image_id)
                 document["annotations"].append(record)
             return document, id_maps
-        own = [(item, image_id, a) for item, image_id in zip(items, image_ids) for a in item.annotations if a["task"] == task]
+        own = [
+            (item, image_id, a)
+            for item, image_id in zip(items, image_ids)
+            for a in item.annotations
+            if a["task"] == task
+        ]
         ids = iter(_numbered([a["id"] for _, _, a in own]))
         for item, image_id, annotation in own:
             obj = {key: value for key, value in annotation.items() if key not in ("task", "mask", "group")}
@@ -286,28 +300,40 @@ class DatasetBuilder:
         for annotation, segment_id in zip(masks, _numbered([a["group"] for a in masks])):
             if type(segment_id) is not int or not 0 < segment_id < PANOPTIC_ID_LIMIT:
                 raise InputError(
-                    self.shown, f"segment id {segment_id} of image id {image_id}", "id",
+                    self.shown,
+                    f"segment id {segment_id} of image id {image_id}",
+                    "id",
                     "expected 1 to 2^24-1 (a PNG pixel holds 24 bits; 0 marks void pixels)",
                 )
             pixels = annotation["mask"]
             taken = id_map[pixels & (id_map != 0) & (id_map != segment_id)]
             if taken.size:
                 raise InputError(
-                    self.shown, f"segment id {segment_id} of image id {image_id}", "mask",
+                    self.shown,
+                    f"segment id {segment_id} of image id {image_id}",
+                    "mask",
                     f"the mask overlaps segment {int(taken[0])}; panoptic segments must not overlap",
                 )
             id_map[pixels] = segment_id
-            if segment_id not in segments:
-                segments[segment_id] = {
-                    key: value for key, value in annotation.items() if key not in ("task", "mask", "group", "id")
-                }
+            fields = {key: value for key, value in annotation.items() if key not in ("task", "mask", "group", "id")}
+            if segments.setdefault(segment_id, fields)["category_id"] != fields["category_id"]:
+                raise InputError(
+                    self.shown, f"segment id {segment_id} of image id {image_id}", "label",
+                    "the masks of one group must have one label",
+                )
         infos = []
         for segment_id, fields in segments.items():
             encoded = coco_mask.encode(np.asfortranarray((id_map == segment_id).astype(np.uint8)))
-            infos.append({
-                "id": segment_id, "category_id": fields.pop("category_id"), "iscrowd": fields.pop("iscrowd"),
-                "bbox": [int(v) for v in coco_mask.toBbox(encoded)], "area": int(coco_mask.area(encoded)), **fields,
-            })
+            infos.append(
+                {
+                    "id": segment_id,
+                    "category_id": fields.pop("category_id"),
+                    "iscrowd": fields.pop("iscrowd"),
+                    "bbox": [int(v) for v in coco_mask.toBbox(encoded)],
+                    "area": int(coco_mask.area(encoded)),
+                    **fields,
+                }
+            )
         png_name = os.path.splitext(item.file_name)[0] + ".png"
         return {"image_id": image_id, "file_name": png_name, "segments_info": infos}, id_map
 
@@ -399,7 +425,9 @@ def _encoded(item: BuiltItem, shown: str) -> bytes:
             raise ValueError("no image format has this file extension")
         Image.fromarray(pixels).save(out, format=extension)
     except (ValueError, OSError, TypeError, KeyError) as exc:
-        raise InputError(shown, f"item {item.shown}", "image", f"cannot be written as {item.file_name} ({exc})") from None
+        raise InputError(
+            shown, f"item {item.shown}", "image", f"cannot be written as {item.file_name} ({exc})"
+        ) from None
     return out.getvalue()
 
 

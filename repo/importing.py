@@ -109,7 +109,8 @@ def import_from_reader(
         versions = VersionWriter.begin(connection)
         if name is None:
             name = auto_name(connection, default_name)
-        stored_options = {key: value for key, value in (("relpath", relpath), ("label_map", label_map)) if value} or None
+        given = (("relpath", relpath), ("label_map", label_map))
+        stored_options = {key: value for key, value in given if value} or None
         try:
             source_id = insert_source(versions, name, format_name, origin, stored_options)
         except IntegrityError:

@@ -43,7 +43,10 @@ def test_masks_of_one_group_are_one_panoptic_segment(backend, tmp_path):
     ids = id_map(tmp_path / "out" / "annotations" / "panoptic_val" / "x.png")
     assert ids.tolist() == [[9, 10, 10, 0, 9]]
     segments = load_json(tmp_path / "out" / "annotations" / "panoptic_val.json")["annotations"][0]["segments_info"]
-    assert [(s["id"], s["category_id"], s["area"], s["bbox"]) for s in segments] == [(9, 1, 2, [0, 0, 5, 1]), (10, 2, 2, [1, 0, 2, 1])]
+    assert [(s["id"], s["category_id"], s["area"], s["bbox"]) for s in segments] == [
+        (9, 1, 2, [0, 0, 5, 1]),
+        (10, 2, 2, [1, 0, 2, 1]),
+    ]
 
 
 def test_every_kind_of_annotation_lands_in_its_task(backend, tmp_path):
@@ -64,14 +67,23 @@ def test_every_kind_of_annotation_lands_in_its_task(backend, tmp_path):
         export_dataset(project, "coco", tmp_path / "out")
     folder = tmp_path / "out" / "annotations"
     assert sorted(p.name for p in folder.glob("*.json")) == [
-        "captions_train.json", "instances_train.json", "labels_train.json", "person_keypoints_train.json",
+        "captions_train.json",
+        "instances_train.json",
+        "labels_train.json",
+        "person_keypoints_train.json",
     ]
     instances = load_json(folder / "instances_train.json")
     assert instances["images"] == [{"id": 1, "width": 4, "height": 3, "file_name": "a.jpg", "license": 2}]
     crowd, polygon, box = instances["annotations"]
     assert (crowd["id"], crowd["iscrowd"], crowd["category_id"]) == (5, 1, 1)
-    assert np.array_equal(coco_mask.decode(dict(crowd["segmentation"], counts=crowd["segmentation"]["counts"].encode())), mask)
-    assert (polygon["id"], polygon["segmentation"], polygon["attributes"]) == (6, [[0, 0, 2, 0, 2, 2]], {"occluded": True})
+    assert np.array_equal(
+        coco_mask.decode(dict(crowd["segmentation"], counts=crowd["segmentation"]["counts"].encode())), mask
+    )
+    assert (polygon["id"], polygon["segmentation"], polygon["attributes"]) == (
+        6,
+        [[0, 0, 2, 0, 2, 2]],
+        {"occluded": True},
+    )
     assert (box["id"], box["bbox"], box["score"]) == (7, [1, 1, 2, 1.5], 0.5)
     [person] = load_json(folder / "person_keypoints_train.json")["annotations"]
     assert (person["category_id"], person["keypoints"], person["num_keypoints"]) == (2, [1, 1, 2, 2, 1, 0], 1)
@@ -124,7 +136,9 @@ def test_bad_input_gives_the_imports_error_and_writes_nothing(backend, tmp_path)
         with pytest.raises(InputError) as caught:
             builder.build()
         assert (caught.value.record, caught.value.field, caught.value.problem) == (
-            expected.record, expected.field, expected.problem,
+            expected.record,
+            expected.field,
+            expected.problem,
         )
         assert caught.value.file == "<built built>/instances_val.json"
         assert _sources(project) == 0
@@ -135,8 +149,15 @@ def test_a_mask_of_the_wrong_size_gives_the_imports_rle_error(backend, tmp_path)
     document = {
         "images": [{"id": 1, "file_name": "x.jpg", "width": 5, "height": 1}],
         "categories": [{"id": 1, "name": "a"}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 1,
-                         "segmentation": {"size": [1, 4], "counts": rle["counts"].decode()}}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "iscrowd": 1,
+                "segmentation": {"size": [1, 4], "counts": rle["counts"].decode()},
+            }
+        ],
     }
     expected = _import_error(tmp_path, document)
     with backend.create() as project:
@@ -179,6 +200,12 @@ def test_overlapping_segments_and_bad_segment_ids_fail_the_build(backend):
         other.add_annotation(item, mask=MASK_D, label="a", id=1 << 24)
         with pytest.raises(InputError, match="field 'id': expected 1 to 2\\^24-1"):
             other.build()
+        mixed = DatasetBuilder(project, "mixed", categories=["a", "b"])
+        item = mixed.add_item("val", "x.jpg", width=5, height=1, coco_id=40)
+        mixed.add_annotation(item, mask=MASK_D, label="a", group=2)
+        mixed.add_annotation(item, mask=MASK_B, label="b", group=2)
+        with pytest.raises(InputError, match="segment id 2 of image id 40: field 'label': the masks of one group"):
+            mixed.build()
         empty = DatasetBuilder(project, "empty", categories=["a"])
         item = empty.add_item("val", "x.jpg", width=5, height=1, coco_id=40)
         empty.add_annotation(item, mask=np.zeros((1, 5)), label="a", id=3)

@@ -89,7 +89,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def _block(title: str, language: str) -> str:
     text = README.read_text(encoding="utf-8")
     start = text.index(f"```{language}\n", text.index(title)) + len(language) + 4
-    return text[start:text.index("```", start)]
+    return text[start : text.index("```", start)]
 
 
 def test_the_readme_examples_run_as_written(cli, tmp_path, monkeypatch):

@@ -48,7 +48,9 @@ def test_yolo_holds_the_boxes_and_per_label_counts_of_the_store(backend, held_as
     with backend.create() as project:
         import_dataset(project, "coco", held_aside)
         result = export_dataset(project, "yolo", tmp_path / "yolo")
-        counts = dict(run_query(project, "SELECT label, count(*) FROM annotations_v WHERE iscrowd = 0 GROUP BY label").rows)
+        counts = dict(
+            run_query(project, "SELECT label, count(*) FROM annotations_v WHERE iscrowd = 0 GROUP BY label").rows
+        )
     names = [category["name"] for category in data["categories"]]
     class_of = {category["id"]: position for position, category in enumerate(data["categories"])}
     written: Counter[str] = Counter()
@@ -60,7 +62,13 @@ def test_yolo_holds_the_boxes_and_per_label_counts_of_the_store(backend, held_as
             if annotation["image_id"] == image["id"] and not annotation["iscrowd"]:
                 x, y, w, h = annotation["bbox"]
                 corners = np.clip(np.array([x, y, x + w, y + h]) / size, 0, 1)
-                expected.append([class_of[annotation["category_id"]], *(corners[:2] + corners[2:]) / 2, *(corners[2:] - corners[:2])])
+                expected.append(
+                    [
+                        class_of[annotation["category_id"]],
+                        *(corners[:2] + corners[2:]) / 2,
+                        *(corners[2:] - corners[:2]),
+                    ]
+                )
         assert len(lines) == len(expected)
         if expected:
             np.testing.assert_allclose(np.array(lines), np.array(expected), rtol=0, atol=5.1e-7)
@@ -79,7 +87,9 @@ def test_parquet_per_label_counts_equal_the_store(cli, backend, held_aside, tmp_
     out = tmp_path / "parquet"
     cli("export", *project[:2], "-f", "parquet", "-o", out, "--", "--row-group-rows", "7")
     with duckdb.connect() as connection:
-        per_label = dict(connection.sql(f"SELECT label, count(*) FROM '{out}/annotations.parquet' GROUP BY label").fetchall())
+        per_label = dict(
+            connection.sql(f"SELECT label, count(*) FROM '{out}/annotations.parquet' GROUP BY label").fetchall()
+        )
     data = load_json(held_aside / "annotations" / f"instances_{SUBSET}.json")
     names = {category["id"]: category["name"] for category in data["categories"]}
     assert per_label == dict(Counter(names[annotation["category_id"]] for annotation in data["annotations"]))
@@ -107,7 +117,8 @@ def test_where_and_rev_choose_what_voc_holds(backend, tmp_path):
         export_dataset(project, "voc", tmp_path / "persons", rev="HEAD", where="label = 'person'")
         now = export_dataset(project, "voc", tmp_path / "now")
     objects = [
-        obj.findtext("name") for xml in sorted((tmp_path / "persons" / "Annotations").glob("*.xml"))
+        obj.findtext("name")
+        for xml in sorted((tmp_path / "persons" / "Annotations").glob("*.xml"))
         for obj in ET.parse(xml).getroot().iter("object")
     ]
     assert persons > 0 and objects == ["person"] * persons
@@ -123,11 +134,18 @@ def test_formats_and_their_options_come_from_the_registry(cli, backend, tmp_path
     cli("import", *project[:2], "-f", "coco_panoptic", SAMPLE / "annotations" / "panoptic_val2017.json")
     said = cli("export", *project[:2], "-f", "yolo", "-o", tmp_path / "yolo", "--", "--segments")
     assert "2 images, 47 annotations" in said.stdout  # panoptic segments are masks: traced
-    assert "note: 3 crowd annotations skipped" in said.stderr and "note: 47 masks written as the polygons" in said.stderr
+    assert (
+        "note: 3 crowd annotations skipped" in said.stderr and "note: 47 masks written as the polygons" in said.stderr
+    )
     refused = cli.text("export", *project[:2], "-f", "voc", "-o", tmp_path / "voc", "--", "--segments", code=2)
     assert "--segments is not an option of format 'voc' (its options: --save-images)" in refused
-    refused = cli.text("export", *project[:2], "-f", "parquet", "-o", tmp_path / "pq", "--", "--row-group-rows", "0", code=2)
-    assert "Error: option --row-group-rows (row_group_rows): '0' is not valid; expected a whole number of at least 1" in refused
+    refused = cli.text(
+        "export", *project[:2], "-f", "parquet", "-o", tmp_path / "pq", "--", "--row-group-rows", "0", code=2
+    )
+    assert (
+        "Error: option --row-group-rows (row_group_rows): '0' is not valid; expected a whole number of at least 1"
+        in refused
+    )
     assert not (tmp_path / "pq").exists()
 
 

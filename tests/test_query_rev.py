@@ -40,11 +40,21 @@ def test_the_views_answer_as_the_revision_held_them(backend, cli):
         items = _json(cli, project, "SELECT source, count(*) AS n FROM items_v GROUP BY source", "--rev", "v1")
         assert items == [{"source": "sample", "n": len(PANOPTIC["images"])}]
         # a statement with its own WITH clause, and one joining both views
-        own = _json(cli, project, "WITH p AS (SELECT * FROM annotations_v WHERE label = 'person') "
-                                  "SELECT count(*) AS n FROM p", "--rev", "HEAD~1")
+        own = _json(
+            cli,
+            project,
+            "WITH p AS (SELECT * FROM annotations_v WHERE label = 'person') SELECT count(*) AS n FROM p",
+            "--rev",
+            "HEAD~1",
+        )
         assert own == [{"n": expected["person"]}]
-        joined = _json(cli, project, "SELECT count(*) AS n FROM annotations_v a JOIN items_v i "
-                                     "USING (source, subset, file_name)", "--rev", "v1")
+        joined = _json(
+            cli,
+            project,
+            "SELECT count(*) AS n FROM annotations_v a JOIN items_v i USING (source, subset, file_name)",
+            "--rev",
+            "v1",
+        )
         assert joined == [{"n": sum(expected.values())}]
 
 

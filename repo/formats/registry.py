@@ -151,7 +151,8 @@ class FormatOption:
         if self.kind == INTEGER:
             number = int(value) if isinstance(value, str) and value.strip().isdigit() else value
             if type(number) is not int or (self.minimum is not None and number < self.minimum):
-                raise self._invalid(value, f"a whole number of at least {self.minimum}" if self.minimum is not None else "a whole number")
+                least = f" of at least {self.minimum}" if self.minimum is not None else ""
+                raise self._invalid(value, f"a whole number{least}")
             return number
         if self.kind == PATH:
             if not isinstance(value, (str, os.PathLike)):

@@ -57,7 +57,9 @@ def export_items(context: ExportContext, *, with_images: bool) -> Iterator[Expor
     i, a, fi = schema.items, schema.annotations, schema.files
     roots = {row.id: row.path for row in fetch.source_rows(connection, snapshot)}
     item_query = (
-        select(i.c.id, i.c.source_id, i.c.subset, i.c.file_name, i.c.width, i.c.height, i.c.image_path, i.c.image_sha256)
+        select(
+            i.c.id, i.c.source_id, i.c.subset, i.c.file_name, i.c.width, i.c.height, i.c.image_path, i.c.image_sha256
+        )
         .where(snapshot.visible(i), i.c.source_id.in_(list(roots)))
         .order_by(i.c.subset, i.c.file_name, i.c.id)
     )
@@ -92,14 +94,22 @@ def _stream(connection: Connection, query: Any) -> Iterator[Row[Any]]:
 
 
 def _item(
-    connection: Connection, sources: list[Row[Any]], rows: list[Row[Any]], roots: dict[int, str | None], with_images: bool
+    connection: Connection,
+    sources: list[Row[Any]],
+    rows: list[Row[Any]],
+    roots: dict[int, str | None],
+    with_images: bool,
 ) -> ExportItem:
     first = sources[0]
     tasks = {row.task for row in rows}
     group = next((g for g in REGION_TASKS if tasks & set(g)), ())
     kept = [row for row in rows if row.task in group or row.task not in _REGIONS]
     return ExportItem(
-        first.subset, first.file_name, first.width, first.height, tuple(_annotation(row) for row in kept),
+        first.subset,
+        first.file_name,
+        first.width,
+        first.height,
+        tuple(_annotation(row) for row in kept),
         _image(connection, sources, roots) if with_images else None,
     )
 
@@ -107,8 +117,12 @@ def _item(
 def _annotation(row: Row[Any]) -> ExportAnnotation:
     box = (row.bbox_x, row.bbox_y, row.bbox_w, row.bbox_h)
     return ExportAnnotation(
-        row.kind, row.label, box if None not in box else None, bool(row.iscrowd),
-        row.polygons, bytes(row.rle) if row.rle is not None else None,
+        row.kind,
+        row.label,
+        box if None not in box else None,
+        bool(row.iscrowd),
+        row.polygons,
+        bytes(row.rle) if row.rle is not None else None,
     )
 
 

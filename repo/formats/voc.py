@@ -298,5 +298,7 @@ register(Format(
     "Pascal VOC as Datumaro reads it: labelmap.txt, Annotations/*.xml, SegmentationClass/ and "
     "SegmentationObject/ palette PNGs, ImageSets lists, JPEGImages/ with --save-images.",
     writer=write,
-    export_options=(flag("save_images", "--save-images", "--save-media", help="Also write the images, to JPEGImages/."),),
+    export_options=(
+        flag("save_images", "--save-images", "--save-media", help="Also write the images, to JPEGImages/."),
+    ),
 ))
