@@ -3,7 +3,7 @@ numpy arrays, exported as COCO panoptic.
 
     python scripts/example_custom_dataset.py OUT
 
-writes OUT/annotations/panoptic_val.json and its PNG (ids [[0, 20, 7, 7, 20]]); the project
+writes OUT/annotations/panoptic_val.json, its PNG (ids [[0, 20, 7, 7, 20]]) and the image; the project
 it builds is kept in OUT-project/.
 """
 
@@ -24,7 +24,7 @@ def main(out: Path) -> None:
         builder.add_annotation(item, mask=np.array([[0, 0, 1, 1, 0]]), label="d", id=7, iscrowd=False)
         builder.add_annotation(item, mask=np.array([[0, 1, 0, 0, 1]]), label="b", id=20, iscrowd=True)
         builder.build()
-        export_dataset(project, "coco_panoptic", out)
+        export_dataset(project, "coco_panoptic", out, save_images=True)
 
 
 if __name__ == "__main__":

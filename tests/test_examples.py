@@ -7,7 +7,8 @@ Datumaro 1.13.12 reading the folder.
 
 Example 2: `scripts/example_custom_dataset.py OUT` builds a one-item dataset from numpy masks
 and exports it as COCO panoptic; the PNG, decoded with Pillow and numpy, must hold the ids
-the page gives, and the JSON the segments' labels and crowd flags.
+the page gives, the JSON the segments' labels and crowd flags, and Datumaro must read back the
+masks the example gave.
 """
 
 from __future__ import annotations
@@ -39,6 +40,20 @@ def test_example_2_builds_the_page_s_panoptic_dataset(tmp_path):
     segments = {s["id"]: (names[s["category_id"]], s["iscrowd"]) for s in record["segments_info"]}
     assert segments == {7: ("d", 0), 20: ("b", 1)}
     assert [c["name"] for c in document["categories"]] == ["a", "b", "c", "d"]
+    # Datumaro reads back the page's dataset: the item, its id 40, both masks with their labels
+    dataset = Dataset.import_from(str(out), "coco_panoptic")
+    [item] = list(dataset)
+    labels = dataset.categories()[AnnotationType.label]
+    assert (item.id, item.subset, item.attributes["id"], item.media.data.shape) == (
+        "000000000001",
+        "val",
+        40,
+        (1, 5, 3),
+    )
+    read = {
+        a.id: (labels[a.label].name, a.attributes["is_crowd"], a.image.astype(int).tolist()) for a in item.annotations
+    }
+    assert read == {7: ("d", False, [[0, 0, 1, 1, 0]]), 20: ("b", True, [[0, 1, 0, 0, 1]])}
 
 
 # -- Example 1: COCO panoptic ground truth to Pascal VOC, through the command line ------------
