@@ -369,6 +369,11 @@ def _report_export(result: ExportResult, out_dir: Path, quiet: bool) -> None:
     if result.unavailable_images:
         shown = ", ".join(result.unavailable_images[:3]) + (", ..." if len(result.unavailable_images) > 3 else "")
         click.echo(f"note: {len(result.unavailable_images)} images are neither in the database nor on disk: {shown}", err=True)
+    _report_notes(result)
+
+
+def _report_notes(result: ExportResult) -> None:
+    """What the format left out or warns about (e.g. YOLO's crowd annotations), a line each."""
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
 
@@ -398,6 +403,7 @@ def convert_command(
             progress=_progress(quiet),
         )
     _echo(f"converted {result.images} images, {result.annotations} annotations into {out_dir}", quiet)
+    _report_notes(result)
 
 
 @main.command()

@@ -157,3 +157,10 @@ def test_an_integer_option_takes_numbers_only():
     for bad in (0, "x", 1.5, True):
         with pytest.raises(OptionError):
             parquet.export_settings({"row_group_rows": bad})
+
+
+def test_convert_prints_what_the_format_left_out(cli, tmp_path):
+    said = cli("convert", "-if", "coco_panoptic", "-i", SAMPLE / "annotations" / "panoptic_val2017.json",
+               "-f", "yolo", "-o", tmp_path / "yolo")
+    assert "converted 2 images, 47 annotations" in said.stdout
+    assert "note: 3 crowd annotations skipped (YOLO has no crowd regions)" in said.stderr
