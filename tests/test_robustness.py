@@ -1,0 +1,544 @@
+"""Robustness: bounded waits, Ctrl-C and timeouts, bounded memory, reports and exports that
+are all-or-nothing, odd input (deep nesting, duplicate keys, a PNG whose header lies).
+
+Commands that might never end, or whose signals or memory matter, run as subprocesses
+(`python -m repo.cli`) with a timeout of their own; the others through click's runner.
+Memory is the peak resident size of that one subprocess (os.wait4), compared with the peak
+of a command that does almost nothing in the same environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from conftest import DATA, Backend
+from helpers import database_contents, json_difference, load_json
+from repo.cli import main
+from repo.importing import import_dataset
+from repo.project import Project
+from repo.store.engine import WRITERS_LOCK
+
+ROOT = Path(__file__).resolve().parents[1]
+INSTANCES = DATA / "datumaro_coco" / "coco_instances"
+PANOPTIC = DATA / "panopticapi_sample" / "coco"
+BUSY = "Error: project is busy: another dsrepo command is writing to it; try again when it has finished\n"
+ENDLESS_SQLITE = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+ENDLESS_PG = "SELECT pg_sleep(600)"
+
+
+# -- running dsrepo ---------------------------------------------------------------------------
+
+def invoke(*args: Any, code: int | None = 0) -> Result:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if code is not None:
+        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+    return result
+
+
+def assert_one_line_error(result: Result, prefix: str = "") -> None:
+    assert result.exit_code == 1, (result.stdout, result.stderr, result.exception)
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.stderr.startswith(f"Error: {prefix}") and result.stderr.count("\n") == 1, result.stderr
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key != "DSREPO_DB"} | (extra or {})
+
+
+_started: list[subprocess.Popen[str]] = []
+
+
+def start(*args: Any, env: dict[str, str] | None = None, stdout: Any = subprocess.PIPE,
+          limit_memory: int | None = None) -> subprocess.Popen[str]:
+    def limit() -> None:
+        if limit_memory is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (limit_memory, limit_memory))
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "repo.cli", *map(str, args)], cwd=ROOT, env=_env(env),
+        stdout=stdout, stderr=subprocess.PIPE, text=True, preexec_fn=limit,
+    )
+    _started.append(process)
+    return process
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes() -> Iterator[None]:
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+@dataclass
+class Done:
+    code: int
+    stdout: str
+    stderr: str
+    peak_rss: int = 0  # bytes
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 60) -> Done:
+    stdout, stderr = process.communicate(timeout=timeout)
+    return Done(process.returncode, stdout or "", stderr)
+
+
+def run(*args: Any, env: dict[str, str] | None = None, timeout: float = 60) -> Done:
+    return finish(start(*args, env=env), timeout)
+
+
+def run_measured(*args: Any, output: Path, env: dict[str, str] | None = None, timeout: float = 300,
+                 limit_memory: int | None = None) -> Done:
+    """Run to the end, stdout into `output`; the peak resident size of this process alone."""
+    with output.open("w") as sink:
+        process = start(*args, env=env, stdout=sink, limit_memory=limit_memory)
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            assert time.monotonic() < deadline, f"dsrepo {args[0]} did not finish in {timeout} s"
+            time.sleep(0.05)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    stderr = process.stderr.read() if process.stderr else ""
+    return Done(process.returncode, "", stderr, usage.ru_maxrss * 1024)
+
+
+def baseline_rss(tmp_path: Path, project_dir: Path) -> int:
+    """The peak resident size of `dsrepo info`: the interpreter and dsrepo's imports."""
+    done = run_measured("info", "-p", project_dir, output=tmp_path / "baseline.txt")
+    assert done.code == 0, done.stderr
+    return done.peak_rss
+
+
+def one_line(done: Done) -> None:
+    assert done.code == 1, (done.code, done.stderr)
+    assert done.stderr.startswith("Error: ") and done.stderr.count("\n") == 1, done.stderr
+
+
+# -- PostgreSQL helpers ---------------------------------------------------------------------------
+
+def admin_url(project: Project, admin: str) -> str:
+    return make_url(admin).set(database=make_url(project.url).database).render_as_string(hide_password=False)
+
+
+def wait_until(condition, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.05)
+
+
+def pg_count(url: str, sql: str) -> int:
+    engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text(sql)).scalar_one()
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def pg_backend(pg_admin_url: str, tmp_path: Path) -> Iterator[Backend]:
+    backend = Backend("postgresql", tmp_path, pg_admin_url)
+    yield backend
+    backend.drop_all()
+
+
+# == bounded waits on PostgreSQL ===================================================================
+
+@pytest.mark.parametrize("command", [
+    ["labels", "rename", "a", "z"],
+    ["commit", "-m", "second", "--allow-empty"],
+    ["export", "-f", "coco", "-o", "{out}", "-q"],
+])
+def test_pg_waits_for_a_table_lock_end_with_busy(pg_backend, pg_admin_url, tmp_path, command):
+    """Another session holds LOCK TABLE labels: with DSREPO_BUSY_TIMEOUT=2 a writer (or a
+    reader) gives up with the same one-line "busy" message as on SQLite, and changes nothing."""
+    project = pg_backend.create()
+    import_dataset(project, "coco", INSTANCES, name="base")
+    before = database_contents(project)
+    engine = create_engine(admin_url(project, pg_admin_url), poolclass=NullPool)
+    try:
+        with engine.connect() as holder:
+            holder.execute(text("LOCK TABLE labels IN ACCESS EXCLUSIVE MODE"))
+            args = [part.format(out=tmp_path / "out") for part in command]
+            done = run(args[0], "-p", project.directory, *args[1:], env={"DSREPO_BUSY_TIMEOUT": "2"}, timeout=30)
+            holder.rollback()
+    finally:
+        engine.dispose()
+    assert (done.code, done.stderr) == (1, BUSY)
+    assert database_contents(project) == before
+
+
+def test_pg_query_holding_the_writers_lock_makes_writers_busy(pg_backend, pg_admin_url):
+    """A `dsrepo query` that takes dsrepo's own advisory lock (and sleeps) does not block
+    writers for longer than DSREPO_BUSY_TIMEOUT: they end with the "busy" message."""
+    project = pg_backend.create()
+    import_dataset(project, "coco", INSTANCES, name="base")
+    admin = admin_url(project, pg_admin_url)
+    holder = start("query", "-p", project.directory, f"SELECT pg_advisory_lock({WRITERS_LOCK}), pg_sleep(20)")
+    wait_until(lambda: pg_count(admin, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") > 0,
+               "the query holds the advisory lock")
+    done = run("commit", "-p", project.directory, "-m", "second", "--allow-empty",
+               env={"DSREPO_BUSY_TIMEOUT": "2"}, timeout=60)
+    holder.send_signal(signal.SIGINT)
+    finish(holder)
+    assert (done.code, done.stderr) == (1, BUSY)
+
+
+# == Ctrl-C and --timeout ==========================================================================
+
+def _endless(backend: Backend) -> str:
+    return ENDLESS_SQLITE if backend.name == "sqlite" else ENDLESS_PG
+
+
+def _running(backend: Backend, project: Project) -> Any:
+    if backend.name == "sqlite":
+        return lambda: True
+    admin = admin_url(project, backend.admin_url)
+    return lambda: pg_count(admin, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                                   "AND query LIKE '%pg_sleep(600)%' AND pid <> pg_backend_pid()") > 0
+
+
+def test_ctrl_c_stops_a_long_query(backend):
+    """SIGINT (Ctrl-C) stops a query that would run for ever: one line, exit 1, and on
+    PostgreSQL no session is left running the statement."""
+    project = backend.create()
+    import_dataset(project, "coco", INSTANCES, name="base")
+    before = database_contents(project)
+    process = start("query", "-p", project.directory, _endless(backend))
+    wait_until(_running(backend, project), "the query runs")
+    time.sleep(1)
+    process.send_signal(signal.SIGINT)
+    done = finish(process, timeout=20)
+    one_line(done)
+    assert "interrupted" in done.stderr
+    if backend.name == "postgresql":
+        assert not _running(backend, project)()
+    assert database_contents(project) == before
+
+
+@pytest.mark.parametrize("command", ["query", "where"])
+def test_timeout_stops_a_long_statement(backend, tmp_path, command):
+    """`--timeout 1` ends a statement that would run for ever with one line naming the
+    option; an export leaves no output behind."""
+    project = backend.create()
+    import_dataset(project, "coco", INSTANCES, name="base")
+    if command == "query":
+        done = run("query", "-p", project.directory, "--timeout", "1", _endless(backend), timeout=60)
+    else:
+        condition = ("row_id IN (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+                     "SELECT x FROM c WHERE x < 0)") if backend.name == "sqlite" else "pg_sleep(600) IS NULL"
+        done = run("export", "-p", project.directory, "-f", "coco", "-o", tmp_path / "out", "--where", condition,
+                   "--timeout", "1", timeout=60)
+        assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    one_line(done)
+    assert "--timeout" in done.stderr
+
+
+# == query output is streamed ======================================================================
+
+MANY_ROWS = 1_000_000
+EXTRA_MEMORY = 100 * 2**20  # what a streamed query may add to dsrepo's own peak
+
+
+@pytest.mark.parametrize("output", ["csv", "json", "table"])
+def test_query_rows_are_streamed(backend, tmp_path, output):
+    """A query of 1M rows runs in bounded memory whatever the output format: the rows are
+    written as they come (the table format sizes its columns from the first rows)."""
+    project = backend.create()
+    if backend.name == "sqlite":
+        sql = (f"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT {MANY_ROWS}) "
+               "SELECT x, 'row number ' || x AS label FROM c")
+    else:
+        sql = f"SELECT x, 'row number ' || x AS label FROM generate_series(1, {MANY_ROWS}) AS x"
+    baseline = baseline_rss(tmp_path, project.directory)
+    done = run_measured("query", "-p", project.directory, "--format", output, sql, output=tmp_path / "rows.txt")
+    assert done.code == 0, done.stderr
+    assert done.peak_rss - baseline < EXTRA_MEMORY, f"{(done.peak_rss - baseline) / 2**20:.0f} MiB above dsrepo info"
+    if output == "json":
+        rows = json.loads((tmp_path / "rows.txt").read_text())
+        assert len(rows) == MANY_ROWS and rows[-1] == {"x": MANY_ROWS, "label": f"row number {MANY_ROWS}"}
+    else:
+        with (tmp_path / "rows.txt").open() as lines:
+            first = next(lines)
+            count = 1 + sum(1 for _ in lines)
+        assert count == MANY_ROWS + 1 and first.split(",")[0].split()[0] == "x"
+
+
+# == a panoptic PNG's size is checked from its header =================================================
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header says width x height and whose pixel data is cut short."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_a_panoptic_png_of_the_wrong_size_is_refused_before_decoding(backend, tmp_path):
+    """A PNG whose header gives another size than the JSON's image is refused for its size,
+    which the header tells without decoding the pixels (a lying or huge PNG costs nothing)."""
+    dataset = tmp_path / "coco"
+    shutil.copytree(PANOPTIC, dataset)
+    document = load_json(dataset / "annotations" / "panoptic_val2017.json")
+    record = document["annotations"][0]
+    image = next(i for i in document["images"] if i["id"] == record["image_id"])
+    (dataset / "annotations" / "panoptic_val2017" / record["file_name"]).write_bytes(_png_header_only(12000, 9000))
+    project = backend.create()
+    before = database_contents(project)
+    result = invoke("import", "-p", project.directory, "-f", "coco_panoptic", "-n", "p", dataset, code=None)
+    assert_one_line_error(result)
+    assert f"the PNG is 12000x9000 pixels, but the image is {image['width']}x{image['height']}" in result.stderr
+    assert database_contents(project) == before
+
+
+# == round 2: reports are written before the commit ===================================================
+
+def test_an_unwritable_error_report_commits_nothing(backend, tmp_path):
+    """`--on-error skip` with a report that cannot be written: one line, exit 1, and the
+    import is not committed (the list of skipped records would otherwise be lost)."""
+    dataset = tmp_path / "coco"
+    shutil.copytree(INSTANCES, dataset)
+    path = dataset / "annotations" / "instances_val.json"
+    document = load_json(path)
+    document["annotations"][0]["bbox"] = "not a box"
+    path.write_text(json.dumps(document))
+    project = backend.create()
+    before = database_contents(project)
+    result = invoke("import", "-p", project.directory, "-f", "coco", "-n", "src", dataset, "--on-error", "skip",
+                    "--error-report", tmp_path / "missing" / "report.json", code=None)
+    assert_one_line_error(result)
+    assert str(tmp_path / "missing" / "report.json") in result.stderr
+    assert database_contents(project) == before
+
+
+def test_an_unwritable_merge_report_commits_nothing(backend, tmp_path):
+    project = backend.create()
+    import_dataset(project, "coco", INSTANCES, name="a")
+    import_dataset(project, "coco", INSTANCES, name="b")
+    before = database_contents(project)
+    result = invoke("merge", "-p", project.directory, "-n", "ab", "--strategy", "intersect", "a", "b",
+                    "--report", tmp_path / "missing" / "report.json", code=None)
+    assert_one_line_error(result)
+    assert database_contents(project) == before
+
+
+# == round 2: an export is all or nothing ============================================================
+
+def _colliding_project(backend: Backend, tmp_path: Path) -> Project:
+    """Sources a (train and val) and b (val only), whose val annotation ids collide: the
+    collision is found while the second output file (instances_val.json) is written."""
+    project = backend.create()
+    import_dataset(project, "coco", INSTANCES, name="a")
+    other = tmp_path / "other"
+    shutil.copytree(INSTANCES, other)
+    path = other / "annotations" / "instances_val.json"
+    document = load_json(path)
+    for image in document["images"]:
+        image["file_name"] = "other_" + image["file_name"]
+        image["id"] += 1000
+    for annotation in document["annotations"]:
+        annotation["image_id"] += 1000
+    path.write_text(json.dumps(document))
+    (other / "annotations" / "instances_train.json").unlink()
+    import_dataset(project, "coco", other, name="b")
+    return project
+
+
+def _entries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_a_failed_export_leaves_the_output_folder_as_it_was(backend, tmp_path):
+    """An id collision found while writing the last file: exit 1, one line, and -o does not
+    exist afterwards (nor any temporary folder beside it). A retry with --reindex to the same
+    -o then succeeds without --overwrite."""
+    project = _colliding_project(backend, tmp_path)
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    out = exports / "out"
+    result = invoke("export", "-p", project.directory, "-f", "coco", "-o", out, code=None)
+    assert_one_line_error(result)
+    assert "annotation id" in result.stderr
+    assert _entries(exports) == []
+    invoke("export", "-p", project.directory, "-f", "coco", "-o", out, "-q", "--", "--reindex")
+    assert _entries(out / "annotations") == ["instances_train.json", "instances_val.json"]
+
+
+def test_overwrite_replaces_the_output_folder_whole(backend, tmp_path):
+    """--overwrite leaves no file of an earlier export (a later import would read it)."""
+    project = backend.create()
+    import_dataset(project, "coco", DATA / "datumaro_coco" / "coco", name="all")
+    out = tmp_path / "out"
+    invoke("export", "-p", project.directory, "-f", "coco", "-o", out, "-q", "--save-images")
+    invoke("export", "-p", project.directory, "-f", "coco_captions", "-o", out, "-q", "--overwrite")
+    assert _entries(out) == ["annotations"]
+    assert all(name.startswith("captions_") for name in _entries(out / "annotations"))
+
+
+def _big_dataset(root: Path, subsets: int = 3, images: int = 4000, per_image: int = 5, polygons: bool = True) -> Path:
+    annotations = root / "annotations"
+    annotations.mkdir(parents=True)
+    for number in range(subsets):
+        document = {
+            "images": [{"id": i, "file_name": f"{i}.jpg", "width": 640, "height": 480} for i in range(1, images + 1)],
+            "annotations": [
+                {"id": i * per_image + k, "image_id": i, "category_id": 1, "bbox": [k, k, 10.5, 20.0], "area": 210.0,
+                 "iscrowd": 0} | ({"segmentation": [[k, k, k + 10.0, k, k + 10.0, k + 20.0]]} if polygons else {})
+                for i in range(1, images + 1) for k in range(per_image)
+            ],
+            "categories": [{"id": 1, "name": "thing", "supercategory": ""}],
+        }
+        (annotations / f"instances_s{number}.json").write_text(json.dumps(document))
+    return root
+
+
+@pytest.fixture(scope="module")
+def big_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _big_dataset(tmp_path_factory.mktemp("big") / "big")
+
+
+def test_an_export_killed_half_way_leaves_no_output(backend, tmp_path, big_dataset):
+    """SIGKILL as soon as the export has written its first file: -o does not exist, and a
+    new export to the same -o succeeds without --overwrite."""
+    project = backend.create()
+    import_dataset(project, "coco", big_dataset, name="big")
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    out = exports / "out"
+    process = start("export", "-p", project.directory, "-f", "coco", "-o", out, "-q")
+    wait_until(lambda: any(p.is_file() for p in exports.rglob("*")) or process.poll() is not None,
+               "the export writes a file", timeout=120)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "the export finished before the kill: the dataset is too small"
+    assert not out.exists()
+    invoke("export", "-p", project.directory, "-f", "coco", "-o", out, "-q")
+    assert _entries(out / "annotations") == ["instances_s0.json", "instances_s1.json", "instances_s2.json"]
+
+
+# == round 2: odd JSON ====================================================================================
+
+@pytest.mark.parametrize("place", ["info", "unknown key"])
+@pytest.mark.parametrize("depth", [254, 255, 256])
+def test_deeply_nested_json_is_kept_or_refused_with_one_line(backend, tmp_path, depth, place):
+    """A file whose `info`, or a top-level key COCO does not define, makes the document nest
+    `depth` levels: imported and exported back unchanged, or refused with one line naming the
+    file; never a traceback."""
+    dataset = tmp_path / "coco"
+    shutil.copytree(INSTANCES, dataset)
+    path = dataset / "annotations" / "instances_val.json"
+    document = load_json(path)
+    nested: Any = 1
+    for _ in range(depth - 1):  # the document itself is the first level
+        nested = [nested]
+    document["info" if place == "info" else "deep"] = nested
+    path.write_text(json.dumps(document))
+    project = backend.create()
+    before = database_contents(project)
+    result = invoke("import", "-p", project.directory, "-f", "coco", "-n", "deep", dataset, code=None)
+    if result.exit_code == 0:
+        invoke("export", "-p", project.directory, "-f", "coco", "-o", tmp_path / "out", "-q")
+        assert json_difference(document, load_json(tmp_path / "out" / "annotations" / "instances_val.json")) is None
+    else:
+        assert_one_line_error(result)
+        assert "instances_val.json" in result.stderr
+        assert database_contents(project) == before
+
+
+def test_duplicate_json_keys_are_refused(backend, tmp_path):
+    """JSON parsers disagree on duplicate keys (most keep the last): refused with one line
+    naming the file, the record and the key."""
+    dataset = tmp_path / "coco"
+    shutil.copytree(INSTANCES, dataset)
+    path = dataset / "annotations" / "instances_val.json"
+    document = load_json(path)
+    first = document["annotations"][0]
+    raw = json.dumps(document).replace(f'"id": {first["id"]}, "image_id"', f'"id": {first["id"]}, "id": 99, "image_id"', 1)
+    assert raw.count('"id": 99') == 1
+    path.write_text(raw)
+    project = backend.create()
+    before = database_contents(project)
+    result = invoke("import", "-p", project.directory, "-f", "coco", "-n", "dup", dataset, code=None)
+    assert_one_line_error(result)
+    assert "instances_val.json" in result.stderr and "'id'" in result.stderr and "duplicate" in result.stderr
+    assert database_contents(project) == before
+
+
+# == round 2: intersect merge and import memory ===========================================================
+
+PER_SOURCE = 30_000  # boxes of one image in each source
+MERGE_MEMORY = 3 * 2**30  # address space the merge may use (numpy's pairwise matrix would need 7 GiB)
+
+
+def _boxes_dataset(root: Path, shift: float) -> Path:
+    """One 4000x4000 image with PER_SOURCE disjoint 10x10 boxes on a grid, moved by `shift`."""
+    side = 200
+    document = {
+        "images": [{"id": 1, "file_name": "big.jpg", "width": 4000, "height": 4000}],
+        "annotations": [
+            {"id": n + 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 100.0,
+             "bbox": [(n % side) * 20 + shift, (n // side) * 20 + shift, 10.0, 10.0]}
+            for n in range(PER_SOURCE)
+        ],
+        "categories": [{"id": 1, "name": "thing", "supercategory": ""}],
+    }
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "instances_val.json").write_text(json.dumps(document))
+    return root
+
+
+def test_intersect_merge_of_many_annotations_on_one_image_is_bounded(backend, tmp_path):
+    """Two sources with 30k boxes each on one image, matching one to one: the intersect
+    merge finishes within 3 GiB of address space (no pairwise matrix of all annotations) and
+    keeps every match."""
+    project = backend.create()
+    import_dataset(project, "coco", _boxes_dataset(tmp_path / "a", 0.0), name="a")
+    import_dataset(project, "coco", _boxes_dataset(tmp_path / "b", 1.0), name="b")
+    done = run_measured("merge", "-p", project.directory, "-n", "ab", "--strategy", "intersect", "--quorum", "2",
+                        "a", "b", output=tmp_path / "merge.txt", limit_memory=MERGE_MEMORY,
+                        env={"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
+    assert done.code == 0, done.stderr[-2000:]
+    rows = json.loads(invoke("query", "-p", project.directory, "--format", "json",
+                             "SELECT source, count(*) AS n FROM annotations_v GROUP BY source").stdout)
+    assert rows == [{"source": "ab", "n": PER_SOURCE}]
+
+
+IMPORT_FACTOR = 12  # peak memory of an import above dsrepo's own, in multiples of the JSON size
+
+
+def test_import_memory_is_a_small_multiple_of_the_file(tmp_path):
+    """Importing a 14 MB instances file of 200k boxes (COCO-like: small records, many of
+    them) peaks at less than IMPORT_FACTOR times the file's size above dsrepo's own memory."""
+    dataset = _big_dataset(tmp_path / "big", subsets=1, images=20000, per_image=10, polygons=False)
+    size = (dataset / "annotations" / "instances_s0.json").stat().st_size
+    project = Project.create(tmp_path / "project")
+    baseline = baseline_rss(tmp_path, project.directory)
+    done = run_measured("import", "-p", project.directory, "-f", "coco", "-n", "big", "-q", dataset,
+                        output=tmp_path / "import.txt")
+    assert done.code == 0, done.stderr
+    assert done.peak_rss - baseline < IMPORT_FACTOR * size, \
+        f"{(done.peak_rss - baseline) / size:.1f} x the JSON size ({size / 2**20:.1f} MiB)"
