@@ -90,7 +90,7 @@ def project(tmp_path) -> Project:
 
 
 def _outputs(directory: Path, tmp_path: Path, name: str) -> dict[str, str]:
-    outputs = {command: invoke(*args[:1], "-p", directory, *args[1:]).stdout for command, args in READING.items()}
+    outputs = {command: invoke(*args, "-p", directory).stdout for command, args in READING.items()}
     out = tmp_path / name
     invoke("export", "-p", directory, "-f", "coco", "-o", out, "-q", "--where", "label = 'b'")
     for file in ("instances_train.json", "instances_val.json"):
@@ -109,7 +109,7 @@ def test_reading_commands_work_on_a_read_only_project(project, tmp_path, freeze,
     freeze(directory if what == "folder" else directory / "project.db")
     assert _outputs(directory, tmp_path, "actual") == expected
     for command, args in WRITING.items():
-        result = invoke(*args[:1], "-p", directory, *args[1:], code=None)
+        result = invoke(*args, "-p", directory, code=None)
         assert_one_line_error(result)
         assert "read-only" in result.stderr, (command, result.stderr)
     files_before = sorted(p.name for p in directory.iterdir())

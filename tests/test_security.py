@@ -143,18 +143,31 @@ class PgProject:
     victim: Victim
 
 
-@pytest.fixture
-def pg_project(pg_role: Backend, pg_admin_url: str) -> Iterator[PgProject]:
-    project = pg_role.create()
+@pytest.fixture(scope="module", params=["superuser", "plain"])
+def pg_shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+              pg_admin_url: str) -> Iterator[Project]:
+    """One project per role for all probes of this module (each probe must leave it as it
+    was, and checks that it did): made by the superuser, or by a plain role owning its
+    database."""
+    kind = Backend if request.param == "superuser" else PlainRoleBackend
+    backend = kind(f"postgresql-{request.param}", tmp_path_factory.mktemp(request.param), pg_admin_url)
+    project = backend.create()
     import_dataset(project, "coco", INSTANCES, name="base")
-    admin = admin_url(project, pg_admin_url)
+    yield project
+    project.close()
+    backend.drop_all()
+
+
+@pytest.fixture
+def pg_project(pg_shared: Project, pg_admin_url: str) -> Iterator[PgProject]:
+    admin = admin_url(pg_shared, pg_admin_url)
     lo_oid = admin_scalar(admin, "SELECT lo_from_bytea(0, 'abc')")
     victim = Victim(admin)
     try:
-        yield PgProject(project, admin, lo_oid, victim)
+        yield PgProject(pg_shared, admin, lo_oid, victim)
     finally:
         victim.close()
-        project.close()
+        admin_scalar(admin, "SELECT count(lo_unlink(oid)) FROM pg_largeobject_metadata")
 
 
 # -- query and --where on PostgreSQL ------------------------------------------------------------
