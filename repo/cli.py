@@ -316,7 +316,16 @@ def import_command(
     )
     if result.missing_images:
         click.echo(f"note: {result.missing_images} image files were not found (see `dsrepo info`)", err=True)
+    _report_outside(result)
     _report_skipped(result)
+
+
+def _report_outside(result: ImportResult) -> None:
+    if result.outside_images:
+        click.echo(
+            f"note: {result.outside_images} image files lead outside the dataset folder (symlinks) and were not used",
+            err=True,
+        )
 
 
 def _report_skipped(result: ImportResult) -> None:
@@ -458,6 +467,7 @@ def update(
         Project.open(project_dir, db), name, path, on_error=on_error, error_report=error_report,
         progress=_progress(quiet), **format_options,
     )
+    _report_outside(result)
     _report_skipped(result)
     changes = result.changes
     if changes.empty:

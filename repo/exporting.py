@@ -9,7 +9,6 @@ written before the failure.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ from sqlalchemy import Connection
 from repo.errors import ConflictError, OutputError
 from repo.formats.registry import ExportContext, ExportResult, get_format
 from repo.importing import import_dataset
+from repo.model.paths import copy_real_file, open_new, real_file
 from repo.progress import Progress, Silent
 from repo.project import Project
 from repo.query import selected_annotations
@@ -75,18 +75,30 @@ def copy_image(
     connection: Connection, sha256: str | None, source_root: str | None, image_path: str | None, target: Path
 ) -> bool:
     """Write an item's image file to `target` (a path from `ExportContext.output_path`): the
-    copy stored in the database if there is one, else the file in the source's folder.
-    False if neither exists."""
+    copy stored in the database if there is one, else the file in the source's folder, only
+    where it still lies inside that folder (see repo.model.paths). False if neither exists.
+    A symlink found at `target` is replaced, never written through."""
     target.parent.mkdir(parents=True, exist_ok=True)
     data = blob_data(connection, sha256) if sha256 is not None else None
     if data is not None:
-        target.write_bytes(data)
+        with open_new(target) as file:
+            file.write(data)
         return True
-    origin = Path(source_root or "", image_path) if image_path else None
-    if origin is None or not origin.is_file():
+    origin = _source_file(source_root, image_path)
+    if origin is None:
         return False
-    shutil.copyfile(origin, target)
+    copy_real_file(origin, target)
     return True
+
+
+def _source_file(source_root: str | None, image_path: str | None) -> Path | None:
+    """An image's file in its source folder, if it is still there and inside it. Merged
+    sources keep their inputs' absolute paths, which must then contain no symlink at all."""
+    if image_path is None:
+        return None
+    if source_root:
+        return real_file(Path(source_root, image_path), Path(source_root))
+    return real_file(Path(image_path), None)
 
 
 def convert(

@@ -24,6 +24,7 @@ from repo.coco.writer import image_record_object
 from repo.errors import ConflictError, InputError, OptionError
 from repo.formats.registry import DatasetReader, ImportRequest, ReadFile, get_format
 from repo.labels import LabelMap, apply_label_map, load_label_map
+from repo.model.paths import read_real_file, real_file
 from repo.model.policy import ErrorPolicy
 from repo.progress import Progress, Silent
 from repo.project import Project
@@ -47,6 +48,7 @@ class ImportResult:
     images: int = 0
     annotations: int = 0
     missing_images: int = 0  # images whose file was not found
+    outside_images: int = 0  # image files leading out of the dataset folder (symlinks): not used
     skipped: list[InputError] = field(default_factory=list)
     error_report: Path | None = None  # where the skipped records were written
     changes: ChangeCounts = field(default_factory=ChangeCounts)
@@ -126,6 +128,7 @@ def write_files(
                 result.missing_images += image["file_name"] not in refs
         result.annotations += len(task_file.annotations) + sum(len(r.segments) for r in task_file.panoptic)
     result.images = len(seen_items)
+    result.outside_images = len(finder.outside)
     result.skipped = policy.skipped
     result.changes = writer.finish()
     progress.finish()
@@ -148,13 +151,17 @@ def report_skipped(project: Project, result: ImportResult, error_report: PathLik
 
 class _ImageFinder:
     """Finds each item's image file, hashes it once, and if asked stores it once. Paths are
-    stored relative to the dataset folder as the user named it."""
+    stored relative to the dataset folder as the user named it.
+
+    A file whose real path leaves the dataset folder (a symlink) is not used: see
+    repo.model.paths."""
 
     def __init__(self, connection: Connection, root: Path, store_images: bool, progress: Progress):
         self.connection = connection
         self.root = root
         self.store_images = store_images
         self.progress = progress
+        self.outside: set[tuple[str, str]] = set()  # (subset, file_name) found only through symlinks leading out
         self._found: dict[Path, ImageRef | None] = {}
 
     def locate(self, read_file: ReadFile) -> dict[str, ImageRef]:
@@ -163,19 +170,26 @@ class _ImageFinder:
         refs: dict[str, ImageRef] = {}
         self.progress.start(f"hashing images of {Path(read_file.shown_as).name}", len(images))
         for image in images:
+            outside = False
             for folder in folders:
-                ref = self._ref(folder / image["file_name"])
+                candidate = folder / image["file_name"]
+                ref = self._ref(candidate)
                 if ref is not None:
                     refs[image["file_name"]] = ref
                     break
+                outside = outside or candidate.is_file()  # there, but through a symlink leading out
+            else:
+                if outside:
+                    self.outside.add((read_file.task_file.subset, image["file_name"]))
             self.progress.advance()
         return refs
 
     def _ref(self, candidate: Path) -> ImageRef | None:
         if candidate not in self._found:
             ref = None
-            if candidate.is_file():
-                data = candidate.read_bytes()
+            real = real_file(candidate, self.root)
+            if real is not None:
+                data = read_real_file(real)
                 digest = hashlib.sha256(data).hexdigest()
                 shown = candidate.relative_to(self.root) if candidate.is_relative_to(self.root) else candidate
                 ref = ImageRef(shown.as_posix(), len(data), digest)
