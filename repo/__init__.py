@@ -33,7 +33,7 @@ _API = {
     "rename_label": "repo.labels", "merge_labels": "repo.labels", "delete_label": "repo.labels",
     "load_label_map": "repo.labels",
     "MergeResult": "repo.merge", "merge_sources": "repo.merge",
-    "QueryResult": "repo.query", "run_query": "repo.query",
+    "QueryResult": "repo.query", "open_query": "repo.query", "run_query": "repo.query",
     "Stats": "repo.stats", "compute_stats": "repo.stats",
     "ProjectSummary": "repo.info", "summarize": "repo.info",
     "Progress": "repo.progress", "Silent": "repo.progress",

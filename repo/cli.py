@@ -11,9 +11,10 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -41,9 +42,10 @@ from repo.labels import delete_label, merge_labels, rename_label
 from repo.merge import STRATEGIES, merge_sources
 from repo.progress import Progress, Silent
 from repo.project import Project
-from repo.query import run_query
+from repo.query import open_query
 from repo.sources import remove_source, update_source
 from repo.stats import compute_stats
+from repo.store.user_sql import DEFAULT_TIMEOUT, Rows
 
 
 class BarProgress:
@@ -346,10 +348,12 @@ _export_options = _options(
 @_export_options
 @click.option("--rev", metavar="REV", help="Export what this revision held (HEAD, HEAD~N, a tag, an id).")
 @click.option("--where", metavar="SQL", help="Only annotations for which this condition on annotations_v holds.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=DEFAULT_TIMEOUT, show_default=True,
+              help="Seconds the database may spend on --where (0: no limit).")
 @click.pass_context
 def export_command(
     ctx: click.Context, project_dir: Path, db: str | None, quiet: bool, format_name: str, out_dir: Path,
-    overwrite: bool, rev: str | None, where: str | None, **_: Any,
+    overwrite: bool, rev: str | None, where: str | None, timeout: float, **_: Any,
 ) -> None:
     """Export the project's data (the working state, or one revision).
 
@@ -366,7 +370,7 @@ def export_command(
     format_options = _format_options_given(ctx, "export", format_name)
     result = export_dataset(
         Project.open(project_dir, db), format_name, out_dir, rev=rev, where=where, overwrite=overwrite,
-        progress=_progress(quiet), **format_options,
+        timeout=timeout or None, progress=_progress(quiet), **format_options,
     )
     _report_export(result, out_dir, quiet)
 
@@ -612,14 +616,35 @@ def diff_command(project_dir: Path, db: str | None, quiet: bool, output: str, re
            [[r.source, r.subset, r.kind, r.added, r.removed, r.changed] for r in rows])
 
 
-def _table(header: list[str], rows: list[list[object]]) -> None:
-    """Columns padded to their widest cell; numbers aligned right."""
-    cells = [header] + [["" if value is None else str(value) for value in row] for row in rows]
-    numeric = [all(isinstance(row[i], (int, float)) for row in rows if row[i] is not None) for i in range(len(header))]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    for row in cells:
-        line = "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(row, widths, numeric))
-        click.echo(line.rstrip())
+TABLE_SAMPLE = 1000  # rows that set the column widths of a table written as rows arrive
+WRITE_CHUNK = 1000  # lines (or JSON records) written at once
+
+
+def _table(header: list[str], rows: Iterable[Iterable[object]], sample: int | None = None) -> None:
+    """Columns padded to their widest cell; numbers aligned right. With `sample`, only the
+    first `sample` rows set the widths, so that the rest can be written as they arrive (a
+    wider cell later on widens its own line only)."""
+    rows = iter(rows)
+    head = [list(row) for row in (itertools.islice(rows, sample) if sample else rows)]
+    numeric = [all(isinstance(row[i], (int, float)) for row in head if row[i] is not None) for i in range(len(header))]
+    widths = [max([len(header[i])] + [len(_cell(row[i])) for row in head]) for i in range(len(header))]
+
+    def line(values: Iterable[object]) -> str:
+        cells = [_cell(value) for value in values]
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(cells, widths, numeric)).rstrip()
+
+    _write(line(values) + "\n" for values in itertools.chain([header], head, rows))
+
+
+def _cell(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _write(pieces: Iterable[str]) -> None:
+    """Write text in chunks of pieces: one call per line is slow for millions of rows."""
+    pieces = iter(pieces)
+    while chunk := list(itertools.islice(pieces, WRITE_CHUNK)):
+        click.echo("".join(chunk), nl=False)
 
 
 @main.group("labels")
@@ -681,28 +706,46 @@ def labels_delete(project_dir: Path, db: str | None, quiet: bool, name: str) -> 
 @main.command("query")
 @project_options
 @click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=0), default=DEFAULT_TIMEOUT, show_default=True,
+              help="Seconds the database may spend on the statement (0: no limit).")
 @click.argument("sql")
-def query_command(project_dir: Path, db: str | None, quiet: bool, output: str, sql: str) -> None:
+def query_command(project_dir: Path, db: str | None, quiet: bool, output: str, timeout: float, sql: str) -> None:
     """Run one read-only SQL statement; the views items_v and annotations_v are the
-    documented way in (see the README).
+    documented way in (see the README). Rows are written as they arrive.
 
     \b
     Example:
         dsrepo query -p myproject "SELECT label, count(*) FROM annotations_v GROUP BY label"
         dsrepo query -p myproject --format csv "SELECT * FROM items_v WHERE width < 100"
     """
-    result = run_query(Project.open(project_dir, db), sql)
-    if output == "json":
-        records = [dict(zip(result.columns, row)) for row in result.rows]
-        click.echo(json.dumps(records, ensure_ascii=False, indent=2, default=_jsonable))
-    elif output == "csv":
+    with open_query(Project.open(project_dir, db), sql, timeout or None) as rows:
+        if output == "json":
+            _json_rows(rows)
+        elif output == "csv":
+            _csv_rows(rows)
+        else:
+            _table(rows.columns, rows, sample=TABLE_SAMPLE)
+
+
+def _json_rows(rows: Rows) -> None:
+    """A JSON array of one object per row, laid out as json.dumps(indent=2) would."""
+    records = (
+        "  " + json.dumps(dict(zip(rows.columns, row)), ensure_ascii=False, indent=2, default=_jsonable)
+        .replace("\n", "\n  ")  # JSON strings hold no raw newline: only the layout's are indented
+        for row in rows
+    )
+    first = next(records, None)
+    if first is None:
+        click.echo("[]")
+        return
+    _write(itertools.chain(["[\n" + first], (",\n" + record for record in records), ["\n]\n"]))
+
+
+def _csv_rows(rows: Rows) -> None:
+    for batch in itertools.chain([[rows.columns]], rows.batches):
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(result.columns)
-        writer.writerows(result.rows)
+        csv.writer(buffer, lineterminator="\n").writerows(batch)
         click.echo(buffer.getvalue(), nl=False)
-    else:
-        _table(result.columns, [list(row) for row in result.rows])
 
 
 def _jsonable(value: Any) -> Any:

@@ -25,6 +25,7 @@ from repo.project import Project
 from repo.query import selected_annotations
 from repo.store import revisions
 from repo.store.blobs import blob_data
+from repo.store.user_sql import DEFAULT_TIMEOUT
 
 PathLike = str | os.PathLike[str]
 
@@ -37,24 +38,29 @@ def export_dataset(
     rev: str | None = None,
     where: str | None = None,
     overwrite: bool = False,
+    timeout: float | None = DEFAULT_TIMEOUT,
     progress: Progress | None = None,
     **format_options: Any,
 ) -> ExportResult:
     """Write the project in `format_name` into `out_dir`, as of revision `rev` (None: the
     working state), keeping only the annotations for which the SQL condition `where` on
-    `annotations_v` holds. `out_dir` must be empty or new unless `overwrite`. The format's
-    export options come as keywords (e.g. `save_images=True`; see `dsrepo formats`)."""
+    `annotations_v` holds (within `timeout` seconds; None: no limit). `out_dir` must be empty
+    or new unless `overwrite`. The format's export options come as keywords (e.g.
+    `save_images=True`; see `dsrepo formats`)."""
     writer_format = get_format(format_name, role="export")
     options = writer_format.export_settings(format_options)
     progress = progress or Silent()
     out_dir = Path(out_dir)
-    with project.reading() as connection:
-        snapshot = revisions.snapshot(connection, rev)
-        selected = selected_annotations(connection, snapshot, where) if where else None
-        prepare_output(out_dir, overwrite)
-        context = ExportContext(format_name, connection, snapshot, selected, out_dir, options, progress)
-        assert writer_format.writer is not None
-        result = writer_format.writer(context)
+    try:
+        with project.reading() as connection:
+            snapshot = revisions.snapshot(connection, rev)
+            selected = selected_annotations(connection, snapshot, where, timeout) if where else None
+            prepare_output(out_dir, overwrite)
+            context = ExportContext(format_name, connection, snapshot, selected, out_dir, options, progress)
+            assert writer_format.writer is not None
+            result = writer_format.writer(context)
+    except OSError as exc:  # a folder that cannot be written, a full disk, ...
+        raise OutputError(f"cannot export to {out_dir}: {exc.filename or out_dir}: {exc.strerror or exc}") from None
     progress.finish()
     return result
 

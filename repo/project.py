@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from repo.errors import ConfigError, ConflictError, DsrepoError, NotFoundError, OutputError
-from repo.store import migrate
+from repo.store import migrate, readers
 from repo.store.engine import (
     create_sqlite_file,
     is_sqlite,
@@ -131,6 +131,7 @@ class Project:
             if old is None:
                 raise NotFoundError(f"{project.shown_url} is not a dsrepo project (no schema)")
             migrate.upgrade(connection)
+            readers.ensure_reader(connection)  # also when the schema was current: the role may be new
             return old, migrate.schema_revision(connection) or old
 
     @classmethod
