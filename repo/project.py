@@ -3,6 +3,9 @@
 The folder holds `project.db` (SQLite, the default) or remembers, in `dsrepo.json`, the URL of
 another database (PostgreSQL). Every user action is one transaction on that database, opened
 here; the modules that do the work (`importing`, `exporting`, ...) receive the connection.
+
+A URL with a password is remembered in a file only its owner can read (mode 0600); a URL
+without one leaves the password to libpq (PGPASSWORD, ~/.pgpass).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from repo.errors import ConfigError, ConflictError, DsrepoError, NotFoundError, OutputError
@@ -108,7 +112,7 @@ class Project:
             resolved = directory.resolve()
             record_identity(connection, resolved.name, str(resolved))
         if remember:
-            (directory / CONFIG_FILE).write_text(json.dumps({"db": url}) + "\n", encoding="utf-8")
+            _remember(directory / CONFIG_FILE, url)
         return project
 
     @classmethod
@@ -194,3 +198,11 @@ def _sqlite_owner(url: str) -> str | None:
         return None
     finally:
         engine.dispose()
+
+
+def _remember(config: Path, url: str) -> None:
+    """Write {"db": URL}; private to its owner when the URL holds a password."""
+    mode = 0o600 if make_url(url).password else 0o644
+    descriptor = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(json.dumps({"db": url}) + "\n")

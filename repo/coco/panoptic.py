@@ -10,6 +10,7 @@ an image, sorted, become the id map with one `np.repeat`.
 from __future__ import annotations
 
 import struct
+import warnings
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,20 +29,27 @@ PNG_COMPRESS_LEVEL = 3  # zlib: level 6 takes about 2.5x the time for files ~40%
 
 
 def read_id_map(path: Path, shown_as: str, record: str, width: int, height: int) -> np.ndarray:
-    """The segment id of every pixel of a panoptic PNG, checked against the image's size."""
+    """The segment id of every pixel of a panoptic PNG, checked against the image's size.
+
+    Pillow reads the header first and the pixels on `load()`: a PNG of the wrong size is
+    refused before its pixels are decoded (a lying or huge one costs nothing). Pillow's
+    warning about large images is not shown: the size is checked here, against the JSON."""
     try:
-        with Image.open(path) as png:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            png = Image.open(path)
+        with png:
+            if png.size != (width, height):
+                raise InputError(
+                    shown_as, record, "file_name",
+                    f"the PNG is {png.size[0]}x{png.size[1]} pixels, but the image is {width}x{height} (width x height)",
+                )
             png.load()
             rgba = png.convert("RGBA")
     except FileNotFoundError:
         raise InputError(shown_as, record, "file_name", "the PNG file does not exist") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InputError(shown_as, record, "file_name", f"the PNG cannot be read ({exc})") from None
-    if rgba.size != (width, height):
-        raise InputError(
-            shown_as, record, "file_name",
-            f"the PNG is {rgba.size[0]}x{rgba.size[1]} pixels, but the image is {width}x{height} (width x height)",
-        )
     # Little-endian RGBA words are R + 256 G + 256^2 B + 256^3 A; dropping A leaves the id.
     return np.frombuffer(rgba.tobytes(), dtype="<u4").reshape(height, width) & 0xFFFFFF
 
