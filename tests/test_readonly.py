@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from conftest import DATA
+from helpers import DATA
 from helpers import assert_same_file, database_contents
 from repo.cli import main
 from repo.history import commit

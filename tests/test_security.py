@@ -31,7 +31,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from conftest import DATA, Backend, PlainRoleBackend
+from helpers import DATA, Backend, PlainRoleBackend
 from helpers import database_contents, load_json
 from repo.cli import main
 from repo.importing import import_dataset

@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
-from repo.errors import BusyError, ConfigError, NotFoundError
+from repo.errors import BusyError, ConfigError, NotFoundError, OutputError, SchemaError
 from repo.model.jsonio import dumps_text, parse_json
 
 DEFAULT_BUSY_TIMEOUT = 10.0
@@ -125,7 +125,7 @@ def open_sqlite(database: Path, read_only: bool, timeout: float) -> sqlite3.Conn
             raise
     wal = Path(f"{database}-wal")
     if wal.exists() and wal.stat().st_size > 0:
-        raise DsrepoError(
+        raise ConfigError(
             f"{database}: cannot be read where it is: its folder is read-only and its write-ahead log "
             f"{wal.name} holds changes SQLite must first merge into it; open the project once where its "
             "folder can be written"
@@ -159,9 +159,10 @@ def _is_damaged(exc: BaseException) -> bool:
     return "malformed" in text or "not a database" in text
 
 
-def damaged(database: Path | str, exc: BaseException) -> DsrepoError:
+def damaged(database: Path | str | None, exc: BaseException) -> SchemaError:
+    """The one line for a damaged SQLite file, naming it and how to check it."""
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return DsrepoError(
+    return SchemaError(
         f"{database}: the database file is damaged ({reason}); check it with "
         f"`sqlite3 {database} 'PRAGMA integrity_check'` or restore a copy"
     )
@@ -242,7 +243,7 @@ def write_transaction(engine: Engine, exclusive: bool = False) -> Iterator[Conne
                 yield connection
         except OperationalError as exc:
             if _sqlite_code(exc.orig) == sqlite3.SQLITE_READONLY:
-                raise DsrepoError(
+                raise OutputError(
                     f"{engine.url.database} is read-only here: this command writes to the project "
                     f"({str(exc.orig).strip()}); run it where the project's file and folder can be written"
                 ) from None
