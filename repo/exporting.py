@@ -2,8 +2,8 @@
 
 An export is one read transaction: the revision is resolved, `--where` selects annotations,
 the output folder is checked, and the format's writer (see `repo.formats.registry`) writes
-the files. A failed export leaves the project as it was; the output folder may hold what was
-written before the failure.
+the files into a new folder beside it, renamed into place at the end. A failed or killed
+export leaves the project and the output folder as they were.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from repo.errors import ConflictError, OutputError
+from repo._internal.output import staged_folder
+from repo._internal.reports import staged_reports
+from repo.errors import OutputError
 from repo.formats.registry import ExportContext, ExportResult, get_format
 from repo.importing import import_dataset
 from repo.model.paths import copy_real_file, open_new, real_file
@@ -45,36 +47,26 @@ def export_dataset(
     """Write the project in `format_name` into `out_dir`, as of revision `rev` (None: the
     working state), keeping only the annotations for which the SQL condition `where` on
     `annotations_v` holds (within `timeout` seconds; None: no limit). `out_dir` must be empty
-    or new unless `overwrite`. The format's export options come as keywords (e.g.
+    or new unless `overwrite`, and is replaced whole only when the export succeeds (see
+    `repo._internal.output`). The format's export options come as keywords (e.g.
     `save_images=True`; see `dsrepo formats`)."""
     writer_format = get_format(format_name, role="export")
     options = writer_format.export_settings(format_options)
     progress = progress or Silent()
     out_dir = Path(out_dir)
     try:
-        with project.reading() as connection:
+        with staged_reports() as reports, project.reading() as connection:
             snapshot = revisions.snapshot(connection, rev)
             selected = selected_annotations(connection, snapshot, where, timeout) if where else None
-            prepare_output(out_dir, overwrite)
-            context = ExportContext(format_name, connection, snapshot, selected, out_dir, options, progress)
-            assert writer_format.writer is not None
-            result = writer_format.writer(context)
+            with staged_folder(out_dir, overwrite) as staging:
+                context = ExportContext(format_name, connection, snapshot, selected, staging, options, progress, reports)
+                assert writer_format.writer is not None
+                result = writer_format.writer(context)
     except OSError as exc:  # a folder that cannot be written, a full disk, ...
         raise OutputError(f"cannot export to {out_dir}: {exc.filename or out_dir}: {exc.strerror or exc}") from None
+    result.files = [out_dir / path.relative_to(staging) for path in result.files]
     progress.finish()
     return result
-
-
-def prepare_output(out_dir: Path, overwrite: bool) -> None:
-    """Make the output folder; an existing one must be empty unless `overwrite`."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConflictError(f"{out_dir} exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise ConflictError(f"{out_dir} is not empty; choose an empty folder or pass --overwrite")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{out_dir}: cannot be made ({exc.strerror or exc})") from None
 
 
 def copy_image(

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from repo._internal.reports import write_json_report
+from repo._internal.reports import StagedReports, staged_reports
 from repo.coco.writer import image_record_object
 from repo.errors import ConflictError, InputError, OptionError
 from repo.formats.registry import DatasetReader, ImportRequest, ReadFile, get_format
@@ -82,7 +82,7 @@ def import_dataset(
     path = Path(path)
     assert reader_format.reader is not None
     reader = reader_format.reader(ImportRequest(format_name, path, relpath, options))
-    with project.writing() as connection:
+    with staged_reports() as reports, project.writing() as connection:
         versions = VersionWriter.begin(connection)
         if name is None:
             name = auto_name(connection, Path(relpath or path.resolve().name).stem or "source")
@@ -93,7 +93,7 @@ def import_dataset(
             raise ConflictError(f"a source named '{name}' already exists; choose another name with -n") from None
         writer = SourceWriter(versions, source_id, new_source=True, image_object=image_record_object)
         result = write_files(connection, writer, name, reader, on_error, mapping, progress)
-        report_skipped(project, result, error_report)  # before the commit: a bad path rolls back
+        report_skipped(project, result, error_report, reports)  # a bad path rolls back; in place after the commit
     project.refresh_statistics()
     return result
 
@@ -135,8 +135,10 @@ def write_files(
     return result
 
 
-def report_skipped(project: Project, result: ImportResult, error_report: PathLike | None) -> None:
-    """Write the records `on_error="skip"` left out, one JSON object each, to `error_report`
+def report_skipped(
+    project: Project, result: ImportResult, error_report: PathLike | None, reports: StagedReports
+) -> None:
+    """Stage the records `on_error="skip"` left out, one JSON object each, for `error_report`
     (default `PROJECT/import-errors-SOURCE.json`); nothing when none were skipped."""
     if not result.skipped:
         return
@@ -145,7 +147,7 @@ def report_skipped(project: Project, result: ImportResult, error_report: PathLik
         {"file": error.file, "record": error.record, "field": error.field, "problem": error.problem}
         for error in result.skipped
     ]
-    write_json_report(report, records)
+    reports.write(report, records)
     result.error_report = report
 
 

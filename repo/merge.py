@@ -32,7 +32,7 @@ from repo._internal.compose import (
     panoptic_records,
     with_output_id,
 )
-from repo._internal.reports import write_json_report
+from repo._internal.reports import StagedReports, staged_reports
 from repo.coco.reader import read_task_document
 from repo.coco.tasks import file_name_for
 from repo.coco.writer import image_record_object, panoptic_object
@@ -96,7 +96,7 @@ def merge_sources(
         raise OptionError("merge needs at least two different sources")
     options = _Options(strategy, reindex, iou, quorum)
     result = MergeResult(new_name)
-    with project.writing() as connection:
+    with staged_reports() as reports, project.writing() as connection:
         versions = VersionWriter.begin(connection)
         inputs = [find_source(connection, name) for name in dict.fromkeys(names)]
         file_rows = [row for source in inputs for row in fetch.file_rows(connection, WORKING_STATE, source.id)]
@@ -124,9 +124,9 @@ def merge_sources(
         writer.finish()
         for source in inputs:
             close_source(versions, source)
-        if options.strategy == "intersect" or result.conflicts:  # before the commit: a bad path rolls back
+        if options.strategy == "intersect" or result.conflicts:  # a bad path rolls back; in place after the commit
             result.report = Path(report) if report is not None else project.directory / f"merge-report-{new_name}.json"
-            _write_report(result, list(dict.fromkeys(names)), options)
+            _write_report(reports, result, list(dict.fromkeys(names)), options)
     project.refresh_statistics()
     progress.finish()
     return result
@@ -249,9 +249,9 @@ def _size(composed: ComposedFile, candidate: Candidate) -> tuple[int, int]:
     return placement.height, placement.width
 
 
-def _write_report(result: MergeResult, inputs_names: list[str], options: _Options) -> None:
+def _write_report(reports: StagedReports, result: MergeResult, inputs_names: list[str], options: _Options) -> None:
     assert result.report is not None
-    write_json_report(result.report, {
+    reports.write(result.report, {
         "merged_source": result.source, "sources": inputs_names, "strategy": options.strategy,
         "iou_threshold": options.iou, "quorum": options.quorum,
         "annotations_kept": result.annotations, "annotations_dropped": result.dropped,

@@ -186,3 +186,19 @@ def test_export_from_a_read_only_project_matches(project, tmp_path, freeze):
     for file in ("instances_train.json", "instances_val.json"):
         assert_same_file(tmp_path / "before" / "annotations" / file, tmp_path / "after" / "annotations" / file)
     assert (tmp_path / "after" / "images" / "val" / "b.jpg").read_bytes() == (INSTANCES / "images" / "val" / "b.jpg").read_bytes()
+
+
+def test_export_into_a_writable_folder_whose_parent_is_read_only(backend, tmp_path, freeze):
+    """-o can be written but the folder holding it cannot (no room for a new folder beside
+    -o): the export is staged inside -o and its files replace -o's, none left over."""
+    project = backend.create()
+    import_dataset(project, "coco", DATA / "datumaro_coco" / "coco", name="all")
+    parent = tmp_path / "shared"
+    out = parent / "out"
+    out.mkdir(parents=True)
+    freeze(parent)
+    invoke("export", "-p", project.directory, "-f", "coco", "-o", out, "-q", "--save-images")
+    assert sorted(p.name for p in out.iterdir()) == ["annotations", "images"]
+    invoke("export", "-p", project.directory, "-f", "coco_captions", "-o", out, "-q", "--overwrite")
+    assert sorted(p.name for p in out.iterdir()) == ["annotations"]
+    assert all(p.name.startswith("captions_") for p in (out / "annotations").iterdir())

@@ -1,5 +1,5 @@
-"""Robustness: bounded waits, Ctrl-C and timeouts, bounded memory, reports written before
-the commit, a PNG whose header lies.
+"""Robustness: bounded waits, Ctrl-C and timeouts, bounded memory, reports and exports that
+are all-or-nothing, a PNG whose header lies.
 
 Commands that might never end, or whose signals or memory matter, run as subprocesses
 (`python -m repo.cli`) with a timeout of their own; the others through click's runner.
@@ -10,6 +10,7 @@ from), compared with the peak of a command that does almost nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import resource
@@ -33,6 +34,7 @@ from sqlalchemy.pool import NullPool
 
 from helpers import DATA, Backend
 from helpers import database_contents, load_json
+from repo._internal.reports import staged_reports
 from repo.cli import main
 from repo.importing import import_dataset
 from repo.project import Project
@@ -380,3 +382,164 @@ def test_an_unwritable_merge_report_commits_nothing(backend, tmp_path):
     assert_one_line_error(result)
     assert database_contents(project) == before
 
+
+def test_reports_are_in_place_after_the_commit_and_alone(backend, tmp_path):
+    """The skip report and the merge report are where asked, whole, with no temporary file
+    beside them."""
+    dataset = tmp_path / "coco"
+    shutil.copytree(INSTANCES, dataset)
+    path = dataset / "annotations" / "instances_val.json"
+    document = load_json(path)
+    bad = document["annotations"][0]
+    bad["bbox"] = "not a box"
+    path.write_text(json.dumps(document))
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    project = backend.create()
+    invoke("import", "-p", project.directory, "-f", "coco", "-n", "a", dataset, "--on-error", "skip",
+           "--error-report", reports / "skipped.json", "-q")
+    invoke("import", "-p", project.directory, "-f", "coco", "-n", "b", INSTANCES, "-q")
+    invoke("merge", "-p", project.directory, "-n", "ab", "--strategy", "intersect", "a", "b",
+           "--report", reports / "merge.json", "-q")
+    assert _entries(reports) == ["merge.json", "skipped.json"]
+    skipped = load_json(reports / "skipped.json")
+    assert [(entry["field"], str(bad["id"]) in entry["record"]) for entry in skipped] == [("bbox", True)]
+    assert load_json(reports / "merge.json")["merged_source"] == "ab"
+
+
+def test_a_staged_report_is_dropped_when_its_action_fails(tmp_path):
+    """The mechanism behind the above: a report staged in a block that raises never appears,
+    and leaves no temporary file."""
+    with pytest.raises(RuntimeError), staged_reports() as reports:
+        reports.write(tmp_path / "report.json", {"a": 1})
+        assert (tmp_path / "report.json").exists() is False
+        raise RuntimeError("the commit failed")
+    assert _entries(tmp_path) == []
+    with staged_reports() as reports:
+        reports.write(tmp_path / "report.json", {"a": 1})
+    assert _entries(tmp_path) == ["report.json"] and load_json(tmp_path / "report.json") == {"a": 1}
+
+
+# == round 2: an export is all or nothing ============================================================
+
+def _colliding_project(backend: Backend, tmp_path: Path) -> Project:
+    """Sources a (train and val) and b (val only), whose val annotation ids collide: the
+    collision is found while the second output file (instances_val.json) is written."""
+    project = backend.create()
+    import_dataset(project, "coco", INSTANCES, name="a")
+    other = tmp_path / "other"
+    shutil.copytree(INSTANCES, other)
+    path = other / "annotations" / "instances_val.json"
+    document = load_json(path)
+    for image in document["images"]:
+        image["file_name"] = "other_" + image["file_name"]
+        image["id"] += 1000
+    for annotation in document["annotations"]:
+        annotation["image_id"] += 1000
+    path.write_text(json.dumps(document))
+    (other / "annotations" / "instances_train.json").unlink()
+    import_dataset(project, "coco", other, name="b")
+    return project
+
+
+def _entries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_a_failed_export_leaves_the_output_folder_as_it_was(backend, tmp_path):
+    """An id collision found while writing the last file: exit 1, one line, and -o does not
+    exist afterwards (nor any temporary folder beside it). A retry with --reindex to the same
+    -o then succeeds without --overwrite."""
+    project = _colliding_project(backend, tmp_path)
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    out = exports / "out"
+    result = invoke("export", "-p", project.directory, "-f", "coco", "-o", out, code=None)
+    assert_one_line_error(result)
+    assert "annotation id" in result.stderr
+    assert _entries(exports) == []
+    invoke("export", "-p", project.directory, "-f", "coco", "-o", out, "-q", "--", "--reindex")
+    assert _entries(out / "annotations") == ["instances_train.json", "instances_val.json"]
+    before = _digests(out)
+    result = invoke("export", "-p", project.directory, "-f", "coco", "-o", out, "--overwrite", code=None)
+    assert_one_line_error(result)
+    assert _digests(out) == before and _entries(exports) == ["out"]
+
+
+def test_overwrite_replaces_the_output_folder_whole(backend, tmp_path):
+    """--overwrite leaves no file of an earlier export (a later import would read it)."""
+    project = backend.create()
+    import_dataset(project, "coco", DATA / "datumaro_coco" / "coco", name="all")
+    out = tmp_path / "out"
+    invoke("export", "-p", project.directory, "-f", "coco", "-o", out, "-q", "--save-images")
+    invoke("export", "-p", project.directory, "-f", "coco_captions", "-o", out, "-q", "--overwrite")
+    assert _entries(out) == ["annotations"]
+    assert all(name.startswith("captions_") for name in _entries(out / "annotations"))
+
+
+def _big_dataset(root: Path, subsets: int = 3, images: int = 4000, per_image: int = 5, polygons: bool = True) -> Path:
+    annotations = root / "annotations"
+    annotations.mkdir(parents=True)
+    for number in range(subsets):
+        document = {
+            "images": [{"id": i, "file_name": f"{i}.jpg", "width": 640, "height": 480} for i in range(1, images + 1)],
+            "annotations": [
+                {"id": i * per_image + k, "image_id": i, "category_id": 1, "bbox": [k, k, 10.5, 20.0], "area": 210.0,
+                 "iscrowd": 0} | ({"segmentation": [[k, k, k + 10.0, k, k + 10.0, k + 20.0]]} if polygons else {})
+                for i in range(1, images + 1) for k in range(per_image)
+            ],
+            "categories": [{"id": 1, "name": "thing", "supercategory": ""}],
+        }
+        (annotations / f"instances_s{number}.json").write_text(json.dumps(document))
+    return root
+
+
+@pytest.fixture(scope="module")
+def big_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _big_dataset(tmp_path_factory.mktemp("big") / "big", images=2500, per_image=4)
+
+
+def test_an_export_killed_half_way_leaves_no_output(backend, tmp_path, big_dataset):
+    """SIGKILL as soon as the export has written its first file: -o does not exist, and a
+    new export to the same -o succeeds without --overwrite."""
+    project = backend.create()
+    import_dataset(project, "coco", big_dataset, name="big")
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    out = exports / "out"
+    process = start("export", "-p", project.directory, "-f", "coco", "-o", out, "-q")
+    wait_until(lambda: any(p.is_file() for p in exports.rglob("*")) or process.poll() is not None,
+               "the export writes a file", timeout=120)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "the export finished before the kill: the dataset is too small"
+    assert not out.exists()
+    invoke("export", "-p", project.directory, "-f", "coco", "-o", out, "-q")
+    assert _entries(out / "annotations") == ["instances_s0.json", "instances_s1.json", "instances_s2.json"]
+    assert _entries(exports) == ["out"]  # what the killed export left beside -o is gone
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_an_overwrite_killed_half_way_leaves_the_old_output(backend, tmp_path, big_dataset):
+    """SIGKILL while `--overwrite` writes: -o holds exactly the earlier export's files."""
+    project = backend.create()
+    import_dataset(project, "coco", big_dataset, name="big")
+    exports = tmp_path / "exports"
+    out = exports / "out"
+    invoke("export", "-p", project.directory, "-f", "coco_instances", "-o", out, "-q", "--where", "coco_id < 10")
+    before = _digests(out)
+    assert len(before) == 3
+    process = start("export", "-p", project.directory, "-f", "coco", "-o", out, "-q", "--overwrite")
+    wait_until(lambda: any(p.is_file() for p in exports.glob(".out.*/**/*")) or process.poll() is not None,
+               "the export writes a file", timeout=120)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "the export finished before the kill: the dataset is too small"
+    assert _digests(out) == before
+    invoke("export", "-p", project.directory, "-f", "coco_instances", "-o", out, "-q", "--overwrite")
+    assert _entries(exports) == ["out"]
+    assert _digests(out).keys() == before.keys() and _digests(out) != before

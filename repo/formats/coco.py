@@ -25,7 +25,6 @@ from sqlalchemy import Row
 
 from repo._internal.compose import ComposedFile, Contributor, ImageFile, annotations, compose, id_maps, panoptic_records
 from repo._internal.parallel import Workers
-from repo._internal.reports import write_json_report
 from repo.coco.layout import AnnotationFile, annotation_path, discover
 from repo.coco.meta import DatasetMeta, check_categories, find_meta, read_meta
 from repo.coco.panoptic import DecodeJob, PaintJob, decode_job, paint_job
@@ -169,7 +168,7 @@ def write(context: ExportContext) -> ExportResult:
     if context.options["save_images"]:
         _save_images(context, sources, list(image_files.values()), result)
     if reindex and context.options["reindex_map"]:
-        _write_reindex_map(context.options["reindex_map"], maps)
+        _write_reindex_map(context, context.options["reindex_map"], maps)
     return result
 
 
@@ -234,12 +233,12 @@ def _save_images(
         context.progress.advance()
 
 
-def _write_reindex_map(target: Path, maps: dict[str, Any]) -> None:
+def _write_reindex_map(context: ExportContext, target: Path, maps: dict[str, Any]) -> None:
     document = {
         name: {kind: [{"source": s, "old": old, "new": new} for s, old, new in pairs] for kind, pairs in kinds.items()}
         for name, kinds in maps.items()
     }
-    write_json_report(target, document)
+    context.reports.write(target, document)
 
 
 # -- registration --------------------------------------------------------------------------
