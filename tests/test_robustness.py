@@ -33,7 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from helpers import DATA, Backend
-from helpers import database_contents, load_json
+from helpers import database_contents, json_difference, load_json
 from repo._internal.reports import staged_reports
 from repo.cli import main
 from repo.importing import import_dataset
@@ -543,3 +543,32 @@ def test_an_overwrite_killed_half_way_leaves_the_old_output(backend, tmp_path, b
     invoke("export", "-p", project.directory, "-f", "coco_instances", "-o", out, "-q", "--overwrite")
     assert _entries(exports) == ["out"]
     assert _digests(out).keys() == before.keys() and _digests(out) != before
+
+
+# == round 2: odd JSON ====================================================================================
+
+@pytest.mark.parametrize("place", ["info", "unknown key"])
+@pytest.mark.parametrize("depth", [254, 255, 256])
+def test_deeply_nested_json_is_kept_or_refused_with_one_line(backend, tmp_path, depth, place):
+    """A file whose `info`, or a top-level key COCO does not define, makes the document nest
+    `depth` levels: imported and exported back unchanged, or refused with one line naming the
+    file; never a traceback."""
+    dataset = tmp_path / "coco"
+    shutil.copytree(INSTANCES, dataset)
+    path = dataset / "annotations" / "instances_val.json"
+    document = load_json(path)
+    nested: Any = 1
+    for _ in range(depth - 1):  # the document itself is the first level
+        nested = [nested]
+    document["info" if place == "info" else "deep"] = nested
+    path.write_text(json.dumps(document))
+    project = backend.create()
+    before = database_contents(project)
+    result = invoke("import", "-p", project.directory, "-f", "coco", "-n", "deep", dataset, code=None)
+    if result.exit_code == 0:
+        invoke("export", "-p", project.directory, "-f", "coco", "-o", tmp_path / "out", "-q")
+        assert json_difference(document, load_json(tmp_path / "out" / "annotations" / "instances_val.json")) is None
+    else:
+        assert_one_line_error(result)
+        assert "instances_val.json" in result.stderr
+        assert database_contents(project) == before
