@@ -215,9 +215,10 @@ class _Merger:
     def _intersect(
         self, composed: ComposedFile, file_name: str, group: list[Candidate], sources: list[str]
     ) -> list[Candidate]:
-        similarity = similarities([c.obj for c in group], composed.task, _size(composed, group[0]))
+        sources_of = [c.contributor.source for c in group]
+        similarity = similarities([c.obj for c in group], composed.task, _size(composed, group[0]), sources_of)
         kept = []
-        for members_at in cluster(similarity, [c.contributor.source for c in group], self.options.iou):
+        for members_at in cluster(similarity, sources_of, self.options.iou):
             members = [group[m] for m in members_at]
             agreeing = [m.contributor.source for m in members]
             if len(members) < len(sources):

@@ -1,5 +1,5 @@
-"""Robustness: bounded waits, Ctrl-C and timeouts, bounded memory, reports and exports that
-are all-or-nothing, a PNG whose header lies.
+"""Robustness: bounded waits, Ctrl-C and timeouts, bounded memory (query output, intersect
+merge), reports and exports that are all-or-nothing, deep nesting, a PNG whose header lies.
 
 Commands that might never end, or whose signals or memory matter, run as subprocesses
 (`python -m repo.cli`) with a timeout of their own; the others through click's runner.
@@ -572,3 +572,42 @@ def test_deeply_nested_json_is_kept_or_refused_with_one_line(backend, tmp_path, 
         assert_one_line_error(result)
         assert "instances_val.json" in result.stderr
         assert database_contents(project) == before
+
+
+# == round 2: intersect merge ===========================================================
+
+PER_SOURCE = 20_000  # boxes of one image in each source
+MERGE_MEMORY = 3 * 2**30  # address space the merge may use (a matrix of all pairs would need 12 GiB)
+
+
+def _boxes_dataset(root: Path, shift: float) -> Path:
+    """One 4000x4000 image with PER_SOURCE disjoint 10x10 boxes on a grid, moved by `shift`."""
+    side = 200
+    document = {
+        "images": [{"id": 1, "file_name": "big.jpg", "width": 4000, "height": 4000}],
+        "annotations": [
+            {"id": n + 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 100.0,
+             "bbox": [(n % side) * 20 + shift, (n // side) * 20 + shift, 10.0, 10.0]}
+            for n in range(PER_SOURCE)
+        ],
+        "categories": [{"id": 1, "name": "thing", "supercategory": ""}],
+    }
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "instances_val.json").write_text(json.dumps(document))
+    return root
+
+
+def test_intersect_merge_of_many_annotations_on_one_image_is_bounded(backend, tmp_path):
+    """Two sources with 20k boxes each on one image, matching one to one: the intersect
+    merge finishes within 3 GiB of address space (a matrix of all pairs would need 12 GiB)
+    and keeps every match."""
+    project = backend.create()
+    import_dataset(project, "coco", _boxes_dataset(tmp_path / "a", 0.0), name="a")
+    import_dataset(project, "coco", _boxes_dataset(tmp_path / "b", 1.0), name="b")
+    done = run_measured("merge", "-p", project.directory, "-n", "ab", "--strategy", "intersect", "--quorum", "2",
+                        "a", "b", output=tmp_path / "merge.txt", limit_memory=MERGE_MEMORY,
+                        env={"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
+    assert done.code == 0, done.stderr[-2000:]
+    rows = json.loads(invoke("query", "-p", project.directory, "--format", "json",
+                             "SELECT source, count(*) AS n FROM annotations_v GROUP BY source").stdout)
+    assert rows == [{"source": "ab", "n": PER_SOURCE}]
