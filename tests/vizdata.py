@@ -31,10 +31,11 @@ SKELETON = [
 ]
 POLYGON = [130.0, 20.0, 190.0, 20.0, 210.0, 55.0, 190.0, 90.0, 130.0, 90.0, 110.0, 55.0]
 # (x, y, visibility) per keypoint: 2 visible, 1 occluded, 0 not labelled (far from the rest).
+# All below y 40, clear of the label tag drawn at the box's top-left corner (110, 20).
 POINTS = [
-    (160, 28, 2), (155, 25, 2), (165, 25, 2), (150, 27, 1), (170, 27, 1), (145, 40, 2), (175, 40, 2),
-    (135, 55, 2), (185, 55, 2), (128, 70, 2), (192, 70, 2), (150, 65, 2), (170, 65, 2), (148, 78, 2),
-    (172, 78, 2), (147, 86, 2), (400, 40, 0),
+    (160, 46, 2), (155, 43, 2), (165, 43, 2), (148, 45, 1), (172, 45, 1), (145, 55, 2), (175, 55, 2),
+    (135, 64, 2), (185, 64, 2), (128, 74, 2), (192, 74, 2), (150, 70, 2), (170, 70, 2), (148, 79, 2),
+    (172, 79, 2), (147, 86, 2), (400, 40, 0),
 ]
 CAPTIONS = [
     "A rugby line-out: players lift a jumper to catch the ball while the others wait on the wet grass.",
