@@ -802,6 +802,55 @@ def merge_command(
         )
 
 
+def _task_list(values: tuple[str, ...]) -> list[str] | None:
+    """--tasks given once per task, comma-separated, or both."""
+    tasks = [task.strip() for value in values for task in value.split(",") if task.strip()]
+    return tasks or None
+
+
+@main.command("render")
+@project_options
+@click.argument("item")
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), required=True,
+              help="The image file to write (.png, or any format Pillow writes).")
+@click.option("--rev", metavar="REV", help="Draw what this revision held.")
+@click.option("--tasks", "task_names", multiple=True, metavar="TASK[,TASK...]",
+              help="Only annotations of these tasks (instances, panoptic, ...).")
+@click.option("--where", metavar="SQL", help="Only annotations for which this condition on annotations_v holds.")
+@click.option("--subset", help="The subset of the image, when ITEM names images of several.")
+@click.option("--source", help="Only this source's annotations.")
+@click.option("--scale", type=click.IntRange(min=1), default=1, show_default=True, help="Enlarge the picture N times.")
+def render_command(
+    project_dir: Path, db: str | None, quiet: bool, item: str, out: Path, rev: str | None,
+    task_names: tuple[str, ...], where: str | None, subset: str | None, source: str | None, scale: int,
+) -> None:
+    """Draw ITEM (a file name or a COCO image id) with its annotations over it.
+
+    Masks are filled in a colour per label (panoptic segments in their category's colour),
+    crowd regions hatched, keypoints joined by their skeleton, captions written under the
+    image. A missing image file gives a blank canvas of the image's size.
+
+    \b
+    Example:
+        dsrepo render -p myproject 000000142238.jpg -o overlay.png
+        dsrepo render -p myproject 142238 -o persons.png --tasks instances --where "label = 'person'"
+        dsrepo render -p myproject a.jpg -o before.png --rev v1 --scale 4
+    """
+    from repo.render import render
+
+    result = render(
+        _open(project_dir, db), item, out, rev, tasks=_task_list(task_names), where=where, subset=subset,
+        source=source, scale=scale,
+    )
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    label = "source" if len(result.sources) == 1 else "sources"
+    _echo(
+        f"rendered {result.subset}/{result.file_name} ({label} {', '.join(result.sources)}, "
+        f"{result.annotations} annotations) to {out}", quiet,
+    )
+
+
 @main.command("stats")
 @project_options
 @click.option("--rev", metavar="REV", help="Statistics of this revision instead of the working state.")

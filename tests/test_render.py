@@ -4,6 +4,7 @@ the annotations' own pixels (pycocotools for the JSON masks, Pillow for the pano
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from PIL import Image
 
 from conftest import DATA
 from helpers import id_map, load_json, masks_of
+from repo.cli import main
 from repo.importing import import_dataset
 from repo.render import render
 from vizdata import IMAGE, IMAGE_ID, POINTS, write_extras
@@ -167,3 +169,61 @@ def test_a_label_keeps_its_colour_whatever_else_is_drawn(sample, tmp_path):
         for seed in ("1", "2")
     }
     assert len(outputs) == 1
+
+
+def test_cli_renders_by_coco_id_and_draws_a_canvas_for_a_missing_image(runner, backend, tmp_path):
+    dataset = tmp_path / "coco"
+    shutil.copytree(PANOPTIC, dataset)
+    args = backend.create_args()
+    runner.invoke(main, ["create", *args], catch_exceptions=False)
+    runner.invoke(main, ["import", "-p", args[1], "-f", "coco", str(dataset)], catch_exceptions=False)
+    out = tmp_path / "by-id.png"
+    result = runner.invoke(main, ["render", "-p", args[1], str(IMAGE_ID), "-o", str(out), "--tasks", "instances"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"rendered val2017/{IMAGE} (source coco, 18 annotations) to {out}\n"
+    assert _pixels(out).shape == _pixels(PHOTO).shape
+
+    (dataset / "images" / "val2017" / IMAGE).unlink()
+    canvas = tmp_path / "canvas.png"
+    result = runner.invoke(
+        main, ["render", "-p", args[1], IMAGE, "-o", str(canvas), "--tasks", "instances", "--where", "label = 'person'"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        f"note: image val2017/{IMAGE} is not stored in the database nor at "
+        f"{(dataset / 'images' / 'val2017' / IMAGE).resolve()}; drawn on a blank canvas\n"
+    )
+    drawn = _pixels(canvas)
+    assert drawn.shape == (427, 640, 3)
+    far = drawn[:100].reshape(-1, 3)
+    assert len(np.unique(far, axis=0)) == 1 and len(set(far[0])) == 1  # one grey, where nothing is drawn
+    assert len(np.unique(drawn[150:350].reshape(-1, 3), axis=0)) > 3  # the annotations are drawn on it
+
+
+def test_cli_user_errors(runner, backend, tmp_path):
+    args = backend.create_args()
+    runner.invoke(main, ["create", *args], catch_exceptions=False)
+    runner.invoke(main, ["import", "-p", args[1], "-f", "coco", "-n", "a", str(PANOPTIC)], catch_exceptions=False)
+    runner.invoke(main, ["import", "-p", args[1], "-f", "coco_instances", "-n", "b", str(PANOPTIC)],
+                  catch_exceptions=False)
+    out = tmp_path / "x.png"
+    cases = [
+        (["nope.jpg"], "Error: no item has the file name or COCO image id 'nope.jpg'\n"),
+        ([IMAGE, "--tasks", "instance"], "Error: unknown task 'instance' (known tasks: instances, person_keypoints, "
+                                         "captions, labels, image_info, panoptic, stuff)\n"),
+        ([IMAGE, "--where", "nonsense ="], None),
+        ([IMAGE, "--rev", "HEAD"], "Error: unknown revision 'HEAD': the project has no revisions yet; commit first\n"),
+    ]
+    for extra, message in cases:
+        result = runner.invoke(main, ["render", "-p", args[1], *extra, "-o", str(out)])
+        assert result.exit_code == 1, result.output
+        if message:
+            assert result.stderr == message
+        else:
+            assert result.stderr.startswith("Error: --where: ") and result.stderr.count("\n") == 1
+        assert not out.exists()
+    both = runner.invoke(main, ["render", "-p", args[1], IMAGE, "-o", str(out), "--tasks", "instances,panoptic"])
+    expected = 2 * len(_instances(IMAGE_ID)) + len(_segments(IMAGE_ID))  # a's and b's instances, a's segments
+    assert both.exit_code == 0 and f"(sources a, b, {expected} annotations)" in both.stdout
+    wrong = runner.invoke(main, ["render", "-p", args[1], IMAGE, "-o", str(tmp_path / "x.unknown")])
+    assert wrong.exit_code == 1 and wrong.stderr.startswith("Error: ") and "unknown image format '.unknown'" in wrong.stderr
