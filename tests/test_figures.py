@@ -1,0 +1,56 @@
+"""The figures of `stats --plot` and the web stats page: counts split by task, checked against
+the input files; full label names; a clear message without matplotlib."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from conftest import DATA
+from helpers import load_json
+from repo.figures import FigureData, figure, figure_data, png
+from repo.importing import import_dataset
+
+PANOPTIC = DATA / "panopticapi_sample" / "coco"
+ANNOTATIONS = PANOPTIC / "annotations"
+
+
+def test_counts_are_split_by_task(backend):
+    project = backend.create()
+    import_dataset(project, "coco", PANOPTIC, name="coco")
+    data = figure_data(project)
+    instances = load_json(ANNOTATIONS / "instances_val2017.json")
+    panoptic = load_json(ANNOTATIONS / "panoptic_val2017.json")
+    names = {c["id"]: c["name"] for c in instances["categories"]}
+    segments = [s for record in panoptic["annotations"] for s in record["segments_info"]]
+    assert data.labels["instances"] == dict(Counter(names[a["category_id"]] for a in instances["annotations"]))
+    assert data.labels["panoptic"] == dict(Counter(names[s["category_id"]] for s in segments))
+    assert data.labels["instances"]["person"] + data.labels["panoptic"]["person"] > data.labels["panoptic"]["person"]
+    np.testing.assert_array_equal(np.sort(data.areas["instances"]), np.sort([a["area"] for a in instances["annotations"]]))
+    np.testing.assert_allclose(np.sort(data.aspects["panoptic"]), np.sort([s["bbox"][2] / s["bbox"][3] for s in segments]))
+    assert data.sources == {"coco": {"instances": len(instances["annotations"]), "panoptic": len(segments)}}
+    assert data.subsets == {"val2017": {"instances": len(instances["annotations"]), "panoptic": len(segments)}}
+    assert data.source_images == {"coco": 2} and data.subset_images == {"val2017": 2}
+
+
+def test_labels_keep_their_full_names_and_long_lists_lie_down():
+    few = FigureData(labels={"instances": {"grass-merged": 5, "person": 9}})
+    axes = figure("labels", few).axes[0]
+    assert [t.get_text() for t in axes.get_xticklabels()] == ["person", "grass-merged"]
+    names = [f"a rather long label name number {n:02d}" for n in range(30)]
+    many = FigureData(labels={"instances": {name: 100 - n for n, name in enumerate(names)}, "panoptic": {names[0]: 7}})
+    axes = figure("labels", many).axes[0]
+    assert [t.get_text() for t in axes.get_yticklabels()] == names
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == ["instances", "panoptic"]
+    odd = FigureData(labels={"instances": {r"$\frac{1}": 1, "<script>": 2}})  # text, not mathematics
+    assert png(lambda: figure("labels", odd)).startswith(b"\x89PNG")
+
+
+def test_areas_mark_cocos_size_ranges():
+    data = FigureData(areas={"instances": np.array([10.0, 500.0, 2000.0, 5000.0, 20000.0])})
+    axes = figure("areas", data).axes[0]
+    texts = [t.get_text() for t in axes.texts]
+    assert texts == ["small\n< 32²\n2", "medium\n32²..96²\n2", "large\n≥ 96²\n1"]
+    assert axes.get_xscale() == "log"
+    assert sorted(line.get_xdata()[0] for line in axes.lines) == [32**2, 96**2]
