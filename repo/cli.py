@@ -111,6 +111,12 @@ def _echo(message: str, quiet: bool = False) -> None:
         click.echo(message)
 
 
+def _echo_err(message: str, quiet: bool = False) -> None:
+    """A message beside the output (stdout may be JSON)."""
+    if not quiet:
+        click.echo(message, err=True)
+
+
 # -- format options, from the registry ------------------------------------------------------
 
 def _declared(role: str) -> list[FormatOption]:
@@ -855,7 +861,9 @@ def render_command(
 @project_options
 @click.option("--rev", metavar="REV", help="Statistics of this revision instead of the working state.")
 @click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Also draw histograms into this PNG.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw the figures (labels, areas, aspect ratios, sources, subsets) into this PNG; "
+                   "needs matplotlib: pip install 'dsrepo[viz]'.")
 def stats_command(project_dir: Path, db: str | None, quiet: bool, rev: str | None, output: str, plot: Path | None) -> None:
     """Counts per subset, task and label; area and box-size distributions; images without
     annotations; the share of crowd annotations.
@@ -866,6 +874,8 @@ def stats_command(project_dir: Path, db: str | None, quiet: bool, rev: str | Non
         dsrepo stats -p myproject --format json --plot stats.png
     """
     figures = compute_stats(Project.open(project_dir, db), rev=rev, plot=plot)
+    if plot:
+        _echo_err(f"wrote the plots to {plot}", quiet)
     if output == "json":
         click.echo(json.dumps(figures.as_dict(), ensure_ascii=False, indent=2))
         return

@@ -3,13 +3,18 @@ the input files; full label names; a clear message without matplotlib."""
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 
 import numpy as np
+import pytest
+from PIL import Image
 
 from conftest import DATA
 from helpers import load_json
-from repo.figures import FigureData, figure, figure_data, png
+from repo.cli import main
+from repo.errors import DsrepoError
+from repo.figures import FigureData, figure, figure_data, png, write_plot
 from repo.importing import import_dataset
 
 PANOPTIC = DATA / "panopticapi_sample" / "coco"
@@ -54,3 +59,27 @@ def test_areas_mark_cocos_size_ranges():
     assert texts == ["small\n< 32²\n2", "medium\n32²..96²\n2", "large\n≥ 96²\n1"]
     assert axes.get_xscale() == "log"
     assert sorted(line.get_xdata()[0] for line in axes.lines) == [32**2, 96**2]
+
+
+def test_stats_plot_says_where_it_wrote(runner, backend, tmp_path):
+    args = backend.create_args()
+    runner.invoke(main, ["create", *args], catch_exceptions=False)
+    runner.invoke(main, ["import", "-p", args[1], "-f", "coco", str(PANOPTIC)], catch_exceptions=False)
+    plot = tmp_path / "stats.png"
+    result = runner.invoke(main, ["stats", "-p", args[1], "--format", "json", "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"wrote the plots to {plot}\n"
+    with Image.open(plot) as image:
+        assert image.format == "PNG" and image.width >= 1000
+
+
+def test_without_matplotlib_the_message_says_what_to_install(runner, backend, tmp_path, monkeypatch):
+    args = backend.create_args()
+    runner.invoke(main, ["create", *args], catch_exceptions=False)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # what `import` sees when it is not installed
+    result = runner.invoke(main, ["stats", "-p", args[1], "--plot", str(tmp_path / "stats.png")])
+    assert result.exit_code == 1
+    assert result.stderr == "Error: drawing plots needs matplotlib, which is not installed; pip install 'dsrepo[viz]'\n"
+    assert not (tmp_path / "stats.png").exists()
+    with pytest.raises(DsrepoError, match="needs matplotlib"):
+        write_plot(None, tmp_path / "x.png")  # type: ignore[arg-type]
