@@ -70,8 +70,11 @@ def figure_data(project: Project, rev: str | None = None) -> FigureData:
                 select(column, annotations.c.task, func.count()).group_by(column, annotations.c.task)
             ):
                 target.setdefault(name, {})[task] = count
-        for column, images in ((items.c.source, data.source_images), (items.c.subset, data.subset_images)):
-            images.update((name, count) for name, count in connection.execute(select(column, func.count()).group_by(column)))
+        per_source = select(items.c.source, func.count()).group_by(items.c.source)
+        data.source_images.update((name, count) for name, count in connection.execute(per_source))
+        # An image of a subset is its file name there, whichever sources hold it.
+        per_subset = select(items.c.subset, func.count(func.distinct(items.c.file_name))).group_by(items.c.subset)
+        data.subset_images.update((name, count) for name, count in connection.execute(per_subset))
         areas: dict[str, array[float]] = {}
         aspects: dict[str, array[float]] = {}
         geometry = select(annotations.c.task, annotations.c.area, annotations.c.bbox_w, annotations.c.bbox_h)
@@ -124,10 +127,11 @@ def _stacked_bars(ax: Any, names: list[str], per_name: dict[str, dict[str, int]]
     base = np.zeros(len(names))
     for task in tasks:
         values = np.array([per_name[name].get(task, 0) for name in names], dtype=float)
+        drawn = values > 0  # an empty bar would pin the axis' end where it stands (a "sticky edge")
         if horizontal:
-            ax.barh(positions, values, left=base, color=_task_colour(task), label=task)
+            ax.barh(positions[drawn], values[drawn], left=base[drawn], color=_task_colour(task), label=task)
         else:
-            ax.bar(positions, values, bottom=base, color=_task_colour(task), label=task)
+            ax.bar(positions[drawn], values[drawn], bottom=base[drawn], color=_task_colour(task), label=task)
         base += values
     for position, total in zip(positions, base):
         if horizontal:

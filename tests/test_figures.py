@@ -83,3 +83,20 @@ def test_without_matplotlib_the_message_says_what_to_install(runner, backend, tm
     assert not (tmp_path / "stats.png").exists()
     with pytest.raises(DsrepoError, match="needs matplotlib"):
         write_plot(None, tmp_path / "x.png")  # type: ignore[arg-type]
+
+
+def test_an_image_of_two_sources_is_one_image_of_its_subset(backend):
+    project = backend.create()
+    import_dataset(project, "coco_instances", PANOPTIC, name="a")
+    import_dataset(project, "coco_panoptic", PANOPTIC, name="b")
+    data = figure_data(project)
+    images = len(load_json(ANNOTATIONS / "instances_val2017.json")["images"])
+    assert data.source_images == {"a": images, "b": images}
+    assert data.subset_images == {"val2017": images}
+
+
+def test_bar_totals_fit_inside_the_axes():
+    """A task absent from a bar must not pin the axis' end at that bar's total."""
+    data = FigureData(sources={"big": {"instances": 50, "panoptic": 50}, "small": {"captions": 3}}, source_images={"big": 2})
+    axes = figure("sources", data).axes[0]
+    assert axes.get_xlim()[1] > 105
