@@ -857,6 +857,31 @@ def render_command(
     )
 
 
+@main.command("serve")
+@project_options
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; other than loopback only with --allow-remote.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port to listen on (0: any free port).")
+@click.option("--allow-remote", is_flag=True, help="Allow a --host that other machines can reach.")
+def serve_command(project_dir: Path, db: str | None, quiet: bool, host: str, port: int, allow_remote: bool) -> None:
+    """Browse the project in a web browser: items with their overlays, two revisions side by
+    side, statistics. Read-only: nothing it does changes the project. Needs Flask:
+    pip install 'dsrepo[viz]'.
+
+    \b
+    Example:
+        dsrepo serve -p myproject
+        dsrepo serve -p myproject --port 9000
+        dsrepo serve -p myproject --host 0.0.0.0 --allow-remote
+    """
+    from repo.web import check_host, serve
+
+    check_host(host, allow_remote)
+    serve(_open(project_dir, db), host, port, allow_remote=allow_remote, quiet=quiet,
+          announce=lambda line: click.echo(line))
+
+
 @main.command("stats")
 @project_options
 @click.option("--rev", metavar="REV", help="Statistics of this revision instead of the working state.")

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import DATA
 from helpers import database_contents, load_json
+from repo.cli import main
 from repo.errors import DsrepoError
 from repo.history import commit
 from repo.importing import import_dataset
@@ -140,12 +141,20 @@ def test_stats_page_shows_the_figures(client):
     assert figures.status_code == 200 and figures.data.startswith(b"\x89PNG")
 
 
-def test_loopback_unless_asked():
+def test_loopback_unless_asked(runner, backend):
     for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
         check_host(host, allow_remote=False)
     with pytest.raises(DsrepoError, match="--host 0.0.0.0 is not a loopback address"):
         check_host("0.0.0.0", allow_remote=False)
     check_host("0.0.0.0", allow_remote=True)
+    args = backend.create_args()
+    runner.invoke(main, ["create", *args], catch_exceptions=False)
+    result = runner.invoke(main, ["serve", "-p", args[1], "--host", "0.0.0.0"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: --host 0.0.0.0 is not a loopback address: other machines could read the project; "
+        "pass --allow-remote to serve it to them on purpose\n"
+    )
 
 
 def test_a_loopback_server_answers_only_loopback_names(project):
