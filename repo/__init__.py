@@ -39,6 +39,9 @@ _API = {
     "Progress": "repo.progress", "Silent": "repo.progress",
     "Format": "repo.formats.registry", "FormatOption": "repo.formats.registry", "list_formats": "repo.formats.registry",
     "get_format": "repo.formats.registry", "register": "repo.formats.registry",
+    "Annotation": "repo.dataset", "Item": "repo.dataset", "find_items": "repo.dataset", "get_item": "repo.dataset",
+    "read_items": "repo.dataset",
+    "RenderResult": "repo.render", "render_item": "repo.render",
 }
 
 __all__ = sorted(_API)
