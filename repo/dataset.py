@@ -208,7 +208,7 @@ class _Reader:
 
     def _annotation(self, row: Row[Any], item: Row[Any], source: str) -> Annotation:
         task = self.file_tasks[row.file_id]
-        values = row._mapping
+        values = dict(row._mapping, polygons=None, rle=None)  # the COCO fields but the mask, read below as stored
         obj = segment_object(values) if task == "panoptic" else annotation_object(values, item.coco_id, item.height, item.width)
         category = self.categories.get((row.file_id, row.category_id)) if row.category_id is not None else None
         bbox = obj.get("bbox")
