@@ -842,10 +842,10 @@ def render_command(
         dsrepo render -p myproject 142238 -o persons.png --tasks instances --where "label = 'person'"
         dsrepo render -p myproject a.jpg -o before.png --rev v1 --scale 4
     """
-    from repo.render import render
+    from repo.render import render_item
 
-    result = render(
-        _open(project_dir, db), item, out, rev, tasks=_task_list(task_names), where=where, subset=subset,
+    result = render_item(
+        Project.open(project_dir, db), item, out, rev, tasks=_task_list(task_names), where=where, subset=subset,
         source=source, scale=scale,
     )
     for note in result.notes:
@@ -878,7 +878,7 @@ def serve_command(project_dir: Path, db: str | None, quiet: bool, host: str, por
     from repo.web import check_host, serve
 
     check_host(host, allow_remote)
-    serve(_open(project_dir, db), host, port, allow_remote=allow_remote, quiet=quiet,
+    serve(Project.open(project_dir, db), host, port, allow_remote=allow_remote, quiet=quiet,
           announce=lambda line: click.echo(line))
 
 

@@ -33,7 +33,7 @@ from sqlalchemy import Connection, Row, and_, exists, or_, select
 
 from repo.coco.tasks import TASKS
 from repo.coco.writer import annotation_object, segment_object
-from repo.errors import DsrepoError, InputError, NotFoundError
+from repo.errors import InputError, NotFoundError, OptionError
 from repo.project import Project
 from repo.readonly import selected_rows
 from repo.store import fetch, revisions, schema
@@ -243,7 +243,7 @@ def _checked_tasks(tasks: Sequence[str] | None) -> tuple[str, ...] | None:
         return None
     unknown = [task for task in tasks if task not in TASKS]
     if unknown:
-        raise DsrepoError(f"unknown task '{unknown[0]}' (known tasks: {', '.join(TASKS)})")
+        raise OptionError(f"unknown task '{unknown[0]}' (known tasks: {', '.join(TASKS)})")
     return tuple(tasks)
 
 
@@ -369,7 +369,7 @@ def get_item(
     if not items:
         raise NotFoundError(not_found(key, rev))
     if len(items) > 1:
-        raise DsrepoError(f"'{key}' names {len(items)} items ({_listed(items)}); choose one with --source or --subset")
+        raise OptionError(f"'{key}' names {len(items)} items ({_listed(items)}); choose one with --source or --subset")
     return items[0]
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from repo.coco.tasks import TASKS
-from repo.errors import DsrepoError
+from repo.errors import OutputError, UnsupportedError
 from repo.project import Project
 from repo.query import annotations_view, items_view
 from repo.store import revisions
@@ -93,7 +93,7 @@ def _matplotlib() -> Any:
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise DsrepoError(f"drawing plots needs matplotlib, which is not installed; {INSTALL_HINT}") from None
+        raise UnsupportedError(f"drawing plots needs matplotlib, which is not installed; {INSTALL_HINT}") from None
     return Figure
 
 
@@ -301,5 +301,5 @@ def write_plot(project: Project, path: Path, rev: str | None = None) -> Path:
     try:
         path.write_bytes(png(lambda: combined(data)))
     except OSError as exc:
-        raise DsrepoError(f"cannot write {path}: {exc}") from None
+        raise OutputError(f"cannot write {path}: {exc}") from None
     return path

@@ -20,6 +20,7 @@ import colorsys
 import functools
 import hashlib
 import importlib.util
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from repo.dataset import Annotation, Item, find_items, not_found
-from repo.errors import DsrepoError, InputError, NotFoundError
+from repo.errors import ConflictError, InputError, NotFoundError, OptionError, OutputError
 from repo.project import Project
 
 RENDERER_VERSION = 1  # part of the web cache's keys: drawing differently draws anew
@@ -96,7 +97,7 @@ def draw(items: Sequence[Item], *, scale: int = 1) -> Picture:
         raise ValueError("draw needs at least one item")
     sizes = {(item.width, item.height) for item in items}
     if len(sizes) > 1:
-        raise DsrepoError(f"image '{items[0].file_name}' has different sizes in different sources: {sorted(sizes)}")
+        raise ConflictError(f"image '{items[0].file_name}' has different sizes in different sources: {sorted(sizes)}")
     pixels, notes = base_image(items)
     annotations = [a for item in items for a in item.annotations]
     if scale > 1:
@@ -288,6 +289,9 @@ def _font_files() -> list[Path]:
 
 @dataclass
 class RenderResult:
+    """What `render_item` drew: the file written, the image, the sources whose annotations it
+    shows, how many annotations, and notes for the user (a missing image file, say)."""
+
     path: Path
     subset: str
     file_name: str
@@ -301,18 +305,19 @@ def one_image(items: Sequence[Item], key: str | int) -> list[Item]:
     images = {(item.subset, item.file_name) for item in items}
     if len(images) > 1:
         shown = ", ".join(f"{subset}/{name}" for subset, name in sorted(images)[:5])
-        raise DsrepoError(f"'{key}' names {len(images)} different images ({shown}); choose one with --subset or --source")
+        raise OptionError(f"'{key}' names {len(images)} different images ({shown}); choose one with --subset or --source")
     return list(items)
 
 
-def render(
-    project: Project, key: str | int, out: Path, rev: str | None = None, *, tasks: Sequence[str] | None = None,
+def render_item(
+    project: Project, key: str | int, out: str | os.PathLike[str], rev: str | None = None, *, tasks: Sequence[str] | None = None,
     where: str | None = None, subset: str | None = None, source: str | None = None, scale: int = 1,
 ) -> RenderResult:
     """Draw the image a file name or COCO image id names, with its annotations (of `tasks`,
     selected by `where`), into the image file `out` (PNG, or any format Pillow writes)."""
+    out = Path(out)
     if scale < 1:
-        raise DsrepoError(f"--scale must be a positive integer, got {scale}")
+        raise OptionError(f"--scale must be a positive integer, got {scale}")
     found = find_items(project, key, rev, subset=subset, source=source, where=where, tasks=tasks)
     if not found:
         raise NotFoundError(not_found(key, rev))
@@ -327,11 +332,11 @@ def render(
 
 def _save(image: Image.Image, out: Path) -> None:
     if out.is_dir():
-        raise DsrepoError(f"{out} is a folder; -o takes the path of the image to write, e.g. {out / 'item.png'}")
+        raise OutputError(f"{out} is a folder; -o takes the path of the image to write, e.g. {out / 'item.png'}")
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         image.save(out)
     except (ValueError, KeyError):
-        raise DsrepoError(f"{out}: unknown image format '{out.suffix}'; use .png or .jpg") from None
+        raise OutputError(f"{out}: unknown image format '{out.suffix}'; use .png or .jpg") from None
     except OSError as exc:
-        raise DsrepoError(f"cannot write {out}: {exc}") from None
+        raise OutputError(f"cannot write {out}: {exc}") from None

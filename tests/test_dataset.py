@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DATA
+from helpers import DATA
 from helpers import id_map, load_json, masks_of
 from repo.dataset import find_items, get_item, read_items
-from repo.errors import DsrepoError, NotFoundError
+from repo.errors import NotFoundError, OptionError, QueryError
 from repo.history import commit
 from repo.importing import import_dataset
-from repo.labels import rename
+from repo.labels import rename_label
 from repo.store import fetch
 from vizdata import IMAGE, KEYPOINT_NAMES, POINTS, SKELETON, write_extras
 
@@ -102,15 +102,15 @@ def test_where_and_tasks_select_what_export_would(sample):
 
 
 def test_bad_where_and_unknown_task_are_user_errors(sample):
-    with pytest.raises(DsrepoError, match="^--where: "):
+    with pytest.raises(QueryError, match="^--where: "):
         list(read_items(sample, where="no_such_column = 1"))
-    with pytest.raises(DsrepoError, match="unknown task 'instance'"):
+    with pytest.raises(OptionError, match="unknown task 'instance'"):
         list(read_items(sample, tasks=["instance"]))
 
 
 def test_revisions_are_read_as_they_were(sample):
     commit(sample, "first")
-    rename(sample, "person", "human")
+    rename_label(sample, "person", "human")
     now = Counter(a.label for item in read_items(sample) for a in item.annotations)
     then = Counter(a.label for item in read_items(sample, "HEAD") for a in item.annotations)
     assert now["human"] == then["person"] > 0 and "person" not in now and "human" not in then
@@ -124,7 +124,7 @@ def test_find_items_by_name_and_by_coco_id(backend, tmp_path):
     assert [i.file_name for i in find_items(project, 439180, source="b")] == ["000000439180.jpg"]
     assert [i.file_name for i in find_items(project, "439180")] == ["000000439180.jpg"] * 2
     assert get_item(project, IMAGE, source="b").source == "b"
-    with pytest.raises(DsrepoError, match=r"names 2 items \(a:val2017/000000142238.jpg, b:val2017/000000142238.jpg\)"):
+    with pytest.raises(OptionError, match=r"names 2 items \(a:val2017/000000142238.jpg, b:val2017/000000142238.jpg\)"):
         get_item(project, IMAGE)
     with pytest.raises(NotFoundError, match="no item has the file name or COCO image id 'nope.jpg'"):
         get_item(project, "nope.jpg")

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DATA
+from helpers import DATA
 from helpers import load_json
-from repo.cli import main
-from repo.errors import DsrepoError
+from repo.errors import UnsupportedError
 from repo.figures import FigureData, figure, figure_data, png, write_plot
 from repo.importing import import_dataset
 
@@ -61,27 +60,25 @@ def test_areas_mark_cocos_size_ranges():
     assert sorted(line.get_xdata()[0] for line in axes.lines) == [32**2, 96**2]
 
 
-def test_stats_plot_says_where_it_wrote(runner, backend, tmp_path):
+def test_stats_plot_says_where_it_wrote(cli, backend, tmp_path):
     args = backend.create_args()
-    runner.invoke(main, ["create", *args], catch_exceptions=False)
-    runner.invoke(main, ["import", "-p", args[1], "-f", "coco", str(PANOPTIC)], catch_exceptions=False)
+    cli("create", *args)
+    cli("import", "-p", args[1], "-f", "coco", PANOPTIC)
     plot = tmp_path / "stats.png"
-    result = runner.invoke(main, ["stats", "-p", args[1], "--format", "json", "--plot", str(plot)])
-    assert result.exit_code == 0, result.output
+    result = cli("stats", "-p", args[1], "--format", "json", "--plot", plot)
     assert result.stderr == f"wrote the plots to {plot}\n"
     with Image.open(plot) as image:
         assert image.format == "PNG" and image.width >= 1000
 
 
-def test_without_matplotlib_the_message_says_what_to_install(runner, backend, tmp_path, monkeypatch):
+def test_without_matplotlib_the_message_says_what_to_install(cli, backend, tmp_path, monkeypatch):
     args = backend.create_args()
-    runner.invoke(main, ["create", *args], catch_exceptions=False)
+    cli("create", *args)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # what `import` sees when it is not installed
-    result = runner.invoke(main, ["stats", "-p", args[1], "--plot", str(tmp_path / "stats.png")])
-    assert result.exit_code == 1
-    assert result.stderr == "Error: drawing plots needs matplotlib, which is not installed; pip install 'dsrepo[viz]'\n"
+    message = cli.text("stats", "-p", args[1], "--plot", tmp_path / "stats.png", code=1)
+    assert message == "Error: drawing plots needs matplotlib, which is not installed; pip install 'dsrepo[viz]'\n"
     assert not (tmp_path / "stats.png").exists()
-    with pytest.raises(DsrepoError, match="needs matplotlib"):
+    with pytest.raises(UnsupportedError, match="needs matplotlib"):
         write_plot(None, tmp_path / "x.png")  # type: ignore[arg-type]
 
 

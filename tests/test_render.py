@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DATA
+from helpers import DATA
 from helpers import id_map, load_json, masks_of
-from repo.cli import main
 from repo.importing import import_dataset
-from repo.render import render
+from repo.render import render_item
 from vizdata import IMAGE, IMAGE_ID, POINTS, write_extras
 
 PANOPTIC = DATA / "panopticapi_sample" / "coco"
@@ -80,7 +79,7 @@ def sample(backend):
 @pytest.mark.parametrize("task", ["instances", "panoptic"])
 def test_pixels_change_inside_each_annotation_and_not_far_away(sample, tmp_path, task):
     out = tmp_path / "person.png"
-    result = render(sample, IMAGE, out, tasks=[task], where="label = 'person'")
+    result = render_item(sample, IMAGE, out, tasks=[task], where="label = 'person'")
     drawn, original = _pixels(out), _pixels(PHOTO)
     assert drawn.shape == original.shape and result.notes == []
     changed = _changed(drawn, original)
@@ -102,7 +101,7 @@ def test_panoptic_segments_take_their_category_colour(sample, tmp_path):
     panoptic = load_json(ANNOTATIONS / "panoptic_val2017.json")
     colours = {c["id"]: np.array(c["color"]) for c in panoptic["categories"]}
     out = tmp_path / "panoptic.png"
-    render(sample, IMAGE, out, tasks=["panoptic"])
+    render_item(sample, IMAGE, out, tasks=["panoptic"])
     drawn, original = _pixels(out), _pixels(PHOTO)
     segments = _segments(IMAGE_ID)
     tags = np.zeros(original.shape[:2], dtype=bool)
@@ -124,7 +123,7 @@ def test_keypoints_polygons_and_captions(backend, tmp_path):
     import_dataset(project, "coco", extras, name="extras")
     original = _pixels(PHOTO)
     out = tmp_path / "keypoints.png"
-    render(project, IMAGE, out, tasks=["person_keypoints"])
+    render_item(project, IMAGE, out, tasks=["person_keypoints"])
     drawn = _pixels(out)
     changed = _changed(drawn, original)
     polygon = masks_of(extras / "annotations" / "person_keypoints_val2017.json")[900001].astype(bool)
@@ -139,7 +138,7 @@ def test_keypoints_polygons_and_captions(backend, tmp_path):
     assert not changed[:, 240:].any()  # far from the only annotation (x 110-210)
 
     captioned = tmp_path / "captions.png"
-    render(project, IMAGE, captioned, tasks=["captions"])
+    render_item(project, IMAGE, captioned, tasks=["captions"])
     drawn = _pixels(captioned)
     assert drawn.shape[0] > original.shape[0] and drawn.shape[1] == original.shape[1]
     np.testing.assert_array_equal(drawn[: original.shape[0]], original)  # captions draw nothing over the image
@@ -149,8 +148,8 @@ def test_keypoints_polygons_and_captions(backend, tmp_path):
 
 def test_a_label_keeps_its_colour_whatever_else_is_drawn(sample, tmp_path):
     only, both = tmp_path / "only.png", tmp_path / "both.png"
-    render(sample, 439180, only, tasks=["instances"], where="label = 'person'")
-    render(sample, 439180, both, tasks=["instances"], where="label IN ('horse', 'person')")
+    render_item(sample, 439180, only, tasks=["instances"], where="label = 'person'")
+    render_item(sample, 439180, both, tasks=["instances"], where="label IN ('horse', 'person')")
     region = np.zeros((360, 640), dtype=bool)
     for annotation, mask in _instances(439180, "person"):
         if not annotation["iscrowd"]:
@@ -171,24 +170,20 @@ def test_a_label_keeps_its_colour_whatever_else_is_drawn(sample, tmp_path):
     assert len(outputs) == 1
 
 
-def test_cli_renders_by_coco_id_and_draws_a_canvas_for_a_missing_image(runner, backend, tmp_path):
+def test_cli_renders_by_coco_id_and_draws_a_canvas_for_a_missing_image(cli, backend, tmp_path):
     dataset = tmp_path / "coco"
     shutil.copytree(PANOPTIC, dataset)
     args = backend.create_args()
-    runner.invoke(main, ["create", *args], catch_exceptions=False)
-    runner.invoke(main, ["import", "-p", args[1], "-f", "coco", str(dataset)], catch_exceptions=False)
+    cli("create", *args)
+    cli("import", "-p", args[1], "-f", "coco", dataset)
     out = tmp_path / "by-id.png"
-    result = runner.invoke(main, ["render", "-p", args[1], str(IMAGE_ID), "-o", str(out), "--tasks", "instances"])
-    assert result.exit_code == 0, result.output
+    result = cli("render", "-p", args[1], IMAGE_ID, "-o", out, "--tasks", "instances")
     assert result.stdout == f"rendered val2017/{IMAGE} (source coco, 18 annotations) to {out}\n"
     assert _pixels(out).shape == _pixels(PHOTO).shape
 
     (dataset / "images" / "val2017" / IMAGE).unlink()
     canvas = tmp_path / "canvas.png"
-    result = runner.invoke(
-        main, ["render", "-p", args[1], IMAGE, "-o", str(canvas), "--tasks", "instances", "--where", "label = 'person'"]
-    )
-    assert result.exit_code == 0, result.output
+    result = cli("render", "-p", args[1], IMAGE, "-o", canvas, "--tasks", "instances", "--where", "label = 'person'")
     assert result.stderr == (
         f"note: image val2017/{IMAGE} is not stored in the database nor at "
         f"{(dataset / 'images' / 'val2017' / IMAGE).resolve()}; drawn on a blank canvas\n"
@@ -200,12 +195,11 @@ def test_cli_renders_by_coco_id_and_draws_a_canvas_for_a_missing_image(runner, b
     assert len(np.unique(drawn[150:350].reshape(-1, 3), axis=0)) > 3  # the annotations are drawn on it
 
 
-def test_cli_user_errors(runner, backend, tmp_path):
+def test_cli_user_errors(cli, backend, tmp_path):
     args = backend.create_args()
-    runner.invoke(main, ["create", *args], catch_exceptions=False)
-    runner.invoke(main, ["import", "-p", args[1], "-f", "coco", "-n", "a", str(PANOPTIC)], catch_exceptions=False)
-    runner.invoke(main, ["import", "-p", args[1], "-f", "coco_instances", "-n", "b", str(PANOPTIC)],
-                  catch_exceptions=False)
+    cli("create", *args)
+    cli("import", "-p", args[1], "-f", "coco", "-n", "a", PANOPTIC)
+    cli("import", "-p", args[1], "-f", "coco_instances", "-n", "b", PANOPTIC)
     out = tmp_path / "x.png"
     cases = [
         (["nope.jpg"], "Error: no item has the file name or COCO image id 'nope.jpg'\n"),
@@ -215,15 +209,14 @@ def test_cli_user_errors(runner, backend, tmp_path):
         ([IMAGE, "--rev", "HEAD"], "Error: unknown revision 'HEAD': the project has no revisions yet; commit first\n"),
     ]
     for extra, message in cases:
-        result = runner.invoke(main, ["render", "-p", args[1], *extra, "-o", str(out)])
-        assert result.exit_code == 1, result.output
+        error = cli.text("render", "-p", args[1], *extra, "-o", out, code=1)
         if message:
-            assert result.stderr == message
+            assert error == message
         else:
-            assert result.stderr.startswith("Error: --where: ") and result.stderr.count("\n") == 1
+            assert error.startswith("Error: --where: ") and error.count("\n") == 1
         assert not out.exists()
-    both = runner.invoke(main, ["render", "-p", args[1], IMAGE, "-o", str(out), "--tasks", "instances,panoptic"])
+    both = cli.text("render", "-p", args[1], IMAGE, "-o", out, "--tasks", "instances,panoptic")
     expected = 2 * len(_instances(IMAGE_ID)) + len(_segments(IMAGE_ID))  # a's and b's instances, a's segments
-    assert both.exit_code == 0 and f"(sources a, b, {expected} annotations)" in both.stdout
-    wrong = runner.invoke(main, ["render", "-p", args[1], IMAGE, "-o", str(tmp_path / "x.unknown")])
-    assert wrong.exit_code == 1 and wrong.stderr.startswith("Error: ") and "unknown image format '.unknown'" in wrong.stderr
+    assert f"(sources a, b, {expected} annotations)" in both
+    wrong = cli.text("render", "-p", args[1], IMAGE, "-o", tmp_path / "x.unknown", code=1)
+    assert wrong.startswith("Error: ") and "unknown image format '.unknown'" in wrong

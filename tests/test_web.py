@@ -10,13 +10,12 @@ from collections import Counter
 
 import pytest
 
-from conftest import DATA
+from helpers import DATA
 from helpers import database_contents, load_json
-from repo.cli import main
-from repo.errors import DsrepoError
+from repo.errors import OptionError, QueryError, UnsupportedError
 from repo.history import commit
 from repo.importing import import_dataset
-from repo.labels import rename
+from repo.labels import rename_label
 from repo.project import Project
 from repo.readonly import read_only
 from repo.web import check_host, serve
@@ -71,7 +70,7 @@ def test_the_list_counts_images_per_facet(project):
     paged = list_images(project, None, Filters(), page=2, per_page=2)
     assert (paged.page, paged.pages, len(paged.entries)) == (2, 3, 2)
     assert list_images(project, None, Filters(label="a", subset="val")).total == 1
-    with pytest.raises(DsrepoError, match="^--where: "):
+    with pytest.raises(QueryError, match="^--where: "):
         list_images(project, None, Filters(where="label = "))
 
 
@@ -106,7 +105,7 @@ def test_bad_input_is_a_message_on_the_page(client, project):
 
 def test_two_revisions_side_by_side(client, project):
     commit(project, "samples")
-    rename(project, "person", "human")
+    rename_label(project, "person", "human")
     commit(project, "person -> human")
     page = client.get("/item", query_string={
         "subset": "val2017", "file_name": "000000142238.jpg", "rev": "HEAD~1", "vs": "HEAD", "tasks": "instances",
@@ -126,7 +125,7 @@ def test_pictures_are_cached_until_what_they_show_changes(client, project):
     again = client.get("/thumbnail", query_string=query)
     assert again.headers["ETag"] == first.headers["ETag"]
     assert client.get("/thumbnail", query_string=query, headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
-    rename(project, "person", "human")  # the working state changes; no new revision
+    rename_label(project, "person", "human")  # the working state changes; no new revision
     renamed = client.get("/thumbnail", query_string=query)
     assert renamed.headers["ETag"] != first.headers["ETag"] and renamed.data != first.data
     assert len(list((project.directory / CACHE_FOLDER / "thumbs").rglob("*.png"))) == 2
@@ -141,17 +140,15 @@ def test_stats_page_shows_the_figures(client):
     assert figures.status_code == 200 and figures.data.startswith(b"\x89PNG")
 
 
-def test_loopback_unless_asked(runner, backend):
+def test_loopback_unless_asked(cli, backend):
     for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
         check_host(host, allow_remote=False)
-    with pytest.raises(DsrepoError, match="--host 0.0.0.0 is not a loopback address"):
+    with pytest.raises(OptionError, match="--host 0.0.0.0 is not a loopback address"):
         check_host("0.0.0.0", allow_remote=False)
     check_host("0.0.0.0", allow_remote=True)
     args = backend.create_args()
-    runner.invoke(main, ["create", *args], catch_exceptions=False)
-    result = runner.invoke(main, ["serve", "-p", args[1], "--host", "0.0.0.0"])
-    assert result.exit_code == 1
-    assert result.stderr == (
+    cli("create", *args)
+    assert cli.text("serve", "-p", args[1], "--host", "0.0.0.0", code=1) == (
         "Error: --host 0.0.0.0 is not a loopback address: other machines could read the project; "
         "pass --allow-remote to serve it to them on purpose\n"
     )
@@ -168,7 +165,7 @@ def test_a_loopback_server_answers_only_loopback_names(project):
 
 def test_without_flask_serve_says_what_to_install(project, monkeypatch):
     monkeypatch.setitem(sys.modules, "werkzeug.serving", None)  # what `import` sees when it is not installed
-    with pytest.raises(DsrepoError, match=r"^dsrepo serve needs Flask, which is not installed; pip install 'dsrepo\[viz\]'$"):
+    with pytest.raises(UnsupportedError, match=r"^dsrepo serve needs Flask, which is not installed; pip install 'dsrepo\[viz\]'$"):
         serve(project, port=0)
 
 

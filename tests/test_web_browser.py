@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from conftest import DATA
+from helpers import DATA
 from helpers import database_contents, load_json
 from repo.history import commit, log
 from repo.importing import import_dataset
-from repo.labels import rename
+from repo.labels import rename_label
 from vizdata import instances_with_label
 
 CHROMIUM = "/usr/bin/chromium"
@@ -61,7 +61,7 @@ def served(backend, tmp_path) -> Iterator[tuple[object, str, tuple[object, ...]]
     import_dataset(project, "coco", DATUMARO, name="datumaro")
     import_dataset(project, "coco", instances_with_label(tmp_path / "hostile", HOSTILE), name="hostile")
     commit(project, "samples")
-    rename(project, "person", "human")
+    rename_label(project, "person", "human")
     commit(project, "person -> human")
     project.close()
     before = _database_state(project)

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from conftest import DATA
+from helpers import DATA
 
 PANOPTIC = DATA / "panopticapi_sample" / "coco"
 IMAGE = "000000142238.jpg"

@@ -12,7 +12,7 @@ import ipaddress
 import logging
 from collections.abc import Callable
 
-from repo.errors import DsrepoError
+from repo.errors import OptionError, UnsupportedError
 from repo.project import Project
 
 INSTALL_HINT = "pip install 'dsrepo[viz]'"
@@ -31,7 +31,7 @@ def is_loopback(host: str) -> bool:
 def check_host(host: str, allow_remote: bool) -> None:
     """Refuse to listen beyond this machine unless asked to in so many words."""
     if not allow_remote and not is_loopback(host):
-        raise DsrepoError(
+        raise OptionError(
             f"--host {host} is not a loopback address: other machines could read the project; "
             "pass --allow-remote to serve it to them on purpose"
         )
@@ -55,13 +55,13 @@ def serve(
 
         from repo.web.app import create_app
     except ImportError:
-        raise DsrepoError(f"dsrepo serve needs Flask, which is not installed; {INSTALL_HINT}") from None
+        raise UnsupportedError(f"dsrepo serve needs Flask, which is not installed; {INSTALL_HINT}") from None
     app = create_app(project, trusted_hosts(host, allow_remote))
     logging.getLogger("werkzeug").setLevel(logging.WARNING if quiet else logging.INFO)
     try:
         server = make_server(host, port, app, threaded=True)
     except OSError as exc:
-        raise DsrepoError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise OptionError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     shown = f"[{host}]" if ":" in host else host
     announce(f"serving {project.directory} read-only at http://{shown}:{server.server_port}/ (Ctrl+C to stop)")
     try:

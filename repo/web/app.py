@@ -25,13 +25,13 @@ from werkzeug.exceptions import HTTPException
 
 from repo.coco.tasks import TASKS
 from repo.dataset import Annotation, Item, find_items
-from repo.errors import DsrepoError, NotFoundError
+from repo.errors import DsrepoError, NotFoundError, OptionError
 from repo.figures import combined, figure_data, png
 from repo.history import log
 from repo.project import Project
 from repo.readonly import read_only
 from repo.render import base_image, one_image
-from repo.stats import compute
+from repo.stats import compute_stats
 from repo.store import revisions
 from repo.web.browse import FACETS, Filters, Listing, list_images
 from repo.web.pictures import CACHE_FOLDER, PictureCache, overlay, thumbnail, with_tasks
@@ -129,7 +129,7 @@ def create_app(project: Project, trusted_hosts: list[str] | None = None) -> Flas
     @app.get("/stats")
     def stats_page() -> str:
         rev = _arg("rev")
-        return render_template("stats.html", stats=compute(reader, rev), **_common(reader))
+        return render_template("stats.html", stats=compute_stats(reader, rev=rev), **_common(reader))
 
     @app.get("/figures.png")
     def figures_png() -> Response:
@@ -147,7 +147,7 @@ def _arg(name: str) -> str | None:
 def _required(name: str) -> str:
     value = request.args.get(name)
     if not value:
-        raise DsrepoError(f"the address lacks the parameter '{name}'")
+        raise OptionError(f"the address lacks the parameter '{name}'")
     return value
 
 
