@@ -803,7 +803,8 @@ def merge_command(
     )
     if result.report:
         click.echo(
-            f"{len(result.conflicts)} conflicts, {result.dropped} annotations dropped; report: {result.report}",
+            f"{len(result.conflicts)} conflicts, {result.merged} annotations merged as duplicates, "
+            f"{result.dropped} dropped; report: {result.report}",
             err=True,
         )
 
