@@ -157,14 +157,14 @@ def write(context: ExportContext) -> ExportResult:
         composed = compose(connection, snapshot, name, contributors, reindex)
         target = annotation_path(context.out_dir, task, subset)
         target.parent.mkdir(parents=True, exist_ok=True)
-        images, written, pngs = _write_file(context, composed, target)
+        written, pngs = _write_file(context, composed, target)
         result.files.append(target)
-        result.images += images
         result.annotations += written
         result.pngs += pngs
         maps[name] = id_maps(composed)
         for image in composed.image_files:
             image_files.setdefault((image.subset, image.file_name), image)
+    result.images = len(image_files)  # an image listed by several files is one image
     if context.options["save_images"]:
         _save_images(context, sources, list(image_files.values()), result)
     if reindex and context.options["reindex_map"]:
@@ -172,18 +172,17 @@ def write(context: ExportContext) -> ExportResult:
     return result
 
 
-def _write_file(context: ExportContext, composed: ComposedFile, target: Path) -> tuple[int, int, int]:
-    """Write one output file; returns its numbers of images, annotations (panoptic: segments)
-    and PNGs."""
+def _write_file(context: ExportContext, composed: ComposedFile, target: Path) -> tuple[int, int]:
+    """Write one output file; returns its numbers of annotations (panoptic: segments) and PNGs."""
     connection, snapshot, selected = context.connection, context.snapshot, context.selected
     if composed.task != "panoptic":
         records = annotations(connection, snapshot, composed, selected)
-        images, written = write_task_file(target, composed.layout, composed.sections, composed.images, records)
-        return images, written, 0
+        _, written = write_task_file(target, composed.layout, composed.sections, composed.images, records)
+        return written, 0
     painted = _Painted()
     records = _panoptic_objects(context, composed, target.with_suffix("").name, painted)
-    images, pngs = write_task_file(target, composed.layout, composed.sections, composed.images, records)
-    return images, painted.segments, pngs
+    _, pngs = write_task_file(target, composed.layout, composed.sections, composed.images, records)
+    return painted.segments, pngs
 
 
 @dataclass

@@ -255,7 +255,8 @@ class ExportContext:
 
 @dataclass
 class ExportResult:
-    """What an export wrote: files, numbers of images, annotations and PNGs, copied images."""
+    """What an export wrote: files, numbers of images (distinct (subset, file name) pairs, however
+    many files list them), annotations and PNGs, copied images."""
 
     files: list[Path] = field(default_factory=list)
     images: int = 0
