@@ -38,10 +38,10 @@ class Distribution:
 class Stats:
     """What `dsrepo stats` shows."""
 
-    images: dict[str, int]  # per subset
+    images: dict[str, int]  # per subset: distinct file names, however many sources hold them
     annotations: dict[str, dict[str, int]]  # subset -> task -> count
     labels: dict[str, dict[str, int]]  # task -> label -> count
-    images_without_annotations: dict[str, int]  # per subset
+    images_without_annotations: dict[str, int]  # per subset: images no source annotates
     crowd_share: float | None
     area: Distribution
     bbox_width: Distribution
@@ -82,7 +82,7 @@ def _compute(connection: Connection, snapshot: Snapshot) -> Stats:
     annotations = annotations_view(snapshot).subquery()
     items = items_view(snapshot).subquery()
     images = dict(connection.execute(
-        select(items.c.subset, func.count()).group_by(items.c.subset).order_by(items.c.subset)
+        select(items.c.subset, func.count(items.c.file_name.distinct())).group_by(items.c.subset).order_by(items.c.subset)
     ).all())
     per_task: dict[str, dict[str, int]] = {}
     for subset, task, count in connection.execute(
@@ -98,11 +98,10 @@ def _compute(connection: Connection, snapshot: Snapshot) -> Stats:
         .order_by(annotations.c.task, func.count().desc(), annotations.c.label)
     ).all():
         labels.setdefault(task, {})[label] = count
-    annotated = select(annotations.c.source, annotations.c.subset, annotations.c.file_name).distinct().subquery()
+    annotated = select(annotations.c.subset, annotations.c.file_name).distinct().subquery()
     empty = dict(connection.execute(
-        select(items.c.subset, func.count())
-        .select_from(items.outerjoin(annotated, (annotated.c.source == items.c.source)
-                                     & (annotated.c.subset == items.c.subset)
+        select(items.c.subset, func.count(items.c.file_name.distinct()))
+        .select_from(items.outerjoin(annotated, (annotated.c.subset == items.c.subset)
                                      & (annotated.c.file_name == items.c.file_name)))
         .where(annotated.c.file_name.is_(None))
         .group_by(items.c.subset)
