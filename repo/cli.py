@@ -14,6 +14,7 @@ import io
 import itertools
 import json
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,7 +41,7 @@ from repo.importing import ImportResult, import_dataset
 from repo.info import summarize
 from repo.labels import delete_label, merge_labels, rename_label
 from repo.merge import STRATEGIES, merge_sources
-from repo.progress import Progress, Silent
+from repo.progress import Progress, Silent, eta_seconds, format_eta
 from repo.project import Project
 from repo.query import open_query
 from repo.sources import remove_source, update_source
@@ -49,17 +50,31 @@ from repo.store.user_sql import DEFAULT_TIMEOUT, Rows
 
 
 class BarProgress:
-    """A progress bar on stderr, one stage at a time."""
+    """A progress bar on stderr, one stage at a time; its ETA waits for a rate (see
+    repo.progress.eta_seconds) instead of click's, which guesses from the first steps."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._bar: Any = None
+        self._clock = clock
+        self._started = 0.0
+        self._done = 0
+        self._total = 0
 
     def start(self, label: str, total: int) -> None:
         self.finish()
-        self._bar = click.progressbar(length=max(total, 1), label=label, file=sys.stderr)
+        self._started, self._done, self._total = self._clock(), 0, total
+        self._bar = click.progressbar(
+            length=max(total, 1), label=label, file=sys.stderr, show_eta=False, item_show_func=self.eta_text
+        )
         self._bar.__enter__()
 
+    def eta_text(self, _item: object = None) -> str | None:
+        """`eta HH:MM:SS` once the stage has a rate, else None (nothing shown)."""
+        left = eta_seconds(self._clock() - self._started, self._done, self._total)
+        return None if left is None else format_eta(left)
+
     def advance(self, steps: int = 1) -> None:
+        self._done += steps
         if self._bar is not None:
             self._bar.update(steps)
 
