@@ -42,6 +42,7 @@ _API = {
     "Annotation": "repo.dataset", "Item": "repo.dataset", "find_items": "repo.dataset", "get_item": "repo.dataset",
     "read_items": "repo.dataset",
     "RenderResult": "repo.render", "render_item": "repo.render",
+    "DiffDetails": "repo.changes", "diff_details": "repo.changes",
 }
 
 __all__ = sorted(_API)

@@ -23,6 +23,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from repo.changes import AnnotationChange, DiffDetails, diff_details
 from repo.errors import DsrepoError, OptionError
 from repo.exporting import convert, export_dataset
 from repo.formats.registry import (
@@ -615,17 +616,27 @@ def checkout_command(project_dir: Path, db: str | None, quiet: bool, force: bool
 @main.command("diff")
 @project_options
 @click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.argument("rev_a")
+@click.option("--details", is_flag=True,
+              help="Name each item and annotation added, removed or changed (with the fields that differ) "
+                   "and each label renamed, instead of counting them.")
+@click.argument("rev_a", default="HEAD")
 @click.argument("rev_b", required=False)
-def diff_command(project_dir: Path, db: str | None, quiet: bool, output: str, rev_a: str, rev_b: str | None) -> None:
-    """Count items, annotations and categories added, removed and changed from REV_A to
-    REV_B (default: the working state), per source and subset.
+def diff_command(
+    project_dir: Path, db: str | None, quiet: bool, output: str, details: bool, rev_a: str, rev_b: str | None
+) -> None:
+    """Count items, annotations and categories added, removed and changed from REV_A
+    (default: HEAD) to REV_B (default: the working state), per source and subset.
 
     \b
     Example:
+        dsrepo diff -p myproject                 # uncommitted changes
         dsrepo diff -p myproject v1
         dsrepo diff -p myproject HEAD~2 HEAD --format json
+        dsrepo diff -p myproject v1 v2 --details
     """
+    if details:
+        _print_details(diff_details(Project.open(project_dir, db), rev_a, rev_b), output)
+        return
     rows = diff_revisions(Project.open(project_dir, db), rev_a, rev_b)
     if output == "json":
         click.echo(json.dumps([row.as_dict() for row in rows], ensure_ascii=False, indent=2))
@@ -635,6 +646,35 @@ def diff_command(project_dir: Path, db: str | None, quiet: bool, output: str, re
         return
     _table(["source", "subset", "kind", "added", "removed", "changed"],
            [[r.source, r.subset, r.kind, r.added, r.removed, r.changed] for r in rows])
+
+
+def _print_details(found: DiffDetails, output: str) -> None:
+    if output == "json":
+        click.echo(json.dumps(found.as_dict(), ensure_ascii=False, indent=2, default=_jsonable))
+        return
+    if not (found.label_renames or found.items or found.annotations):
+        click.echo("no differences")
+        return
+    for rename in found.label_renames:
+        click.echo(f"label renamed: {rename.old} -> {rename.new}")
+    if found.items:
+        click.echo("\nitems:" if found.label_renames else "items:")
+        _table(["change", "source", "image", "fields"],
+               [[c.change, c.source, f"{c.subset}/{c.file_name}", ", ".join(c.fields)] for c in found.items])
+    if found.annotations:
+        click.echo("\nannotations:" if found.label_renames or found.items else "annotations:")
+        _table(["change", "source", "image", "task", "id", "label", "what changed"], [
+            [c.change, c.source, f"{c.subset}/{c.file_name}", c.task, c.id, c.label, _what_changed(c)]
+            for c in found.annotations
+        ])
+
+
+def _what_changed(change: AnnotationChange) -> str:
+    """`bbox [..] -> [..]; polygons` : shown fields with their values, the others by name."""
+    return "; ".join(
+        f"{name} {change.before[name]} -> {change.after[name]}" if name in change.before else name
+        for name in change.fields
+    )
 
 
 TABLE_SAMPLE = 1000  # rows that set the column widths of a table written as rows arrive
