@@ -769,8 +769,11 @@ def labels_delete(project_dir: Path, db: str | None, quiet: bool, name: str) -> 
 @click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=0), default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds the database may spend on the statement (0: no limit).")
+@click.option("--rev", metavar="REV", help="The views show this revision instead of the working state.")
 @click.argument("sql")
-def query_command(project_dir: Path, db: str | None, quiet: bool, output: str, timeout: float, sql: str) -> None:
+def query_command(
+    project_dir: Path, db: str | None, quiet: bool, output: str, timeout: float, rev: str | None, sql: str
+) -> None:
     """Run one read-only SQL statement; the views items_v and annotations_v are the
     documented way in (see the README). Rows are written as they arrive.
 
@@ -778,8 +781,9 @@ def query_command(project_dir: Path, db: str | None, quiet: bool, output: str, t
     Example:
         dsrepo query -p myproject "SELECT label, count(*) FROM annotations_v GROUP BY label"
         dsrepo query -p myproject --format csv "SELECT * FROM items_v WHERE width < 100"
+        dsrepo query -p myproject --rev v1 "SELECT count(*) FROM annotations_v"
     """
-    with open_query(Project.open(project_dir, db), sql, timeout or None) as rows:
+    with open_query(Project.open(project_dir, db), sql, timeout or None, rev=rev) as rows:
         if output == "json":
             _json_rows(rows)
         elif output == "csv":

@@ -15,6 +15,7 @@ web app), `selected_annotations` for a condition inside an export's transaction.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, and_, select
 
 from repo.project import Project
-from repo.store import schema
+from repo.store import revisions, schema
 from repo.store.engine import discarded_transaction, is_sqlite, make_engine
 from repo.store.user_sql import DEFAULT_TIMEOUT, Rows, user_statement
 from repo.store.versions import WORKING_STATE, Snapshot
@@ -67,6 +68,24 @@ def view_sql(view: Select[Any], connection: Connection) -> str:
     return str(view.compile(connection, compile_kwargs={"literal_binds": True}))
 
 
+_LEADING_WITH = re.compile(r"\s*with(\s+recursive)?\s", re.IGNORECASE)
+
+
+def at_revision(connection: Connection, sql: str, rev: str) -> str:
+    """`sql` over items_v and annotations_v as they were at `rev`: the views' bodies at that
+    revision come first, as common table expressions of the same names, which hide the stored
+    views (the statement's own WITH list, if any, follows them)."""
+    snapshot = revisions.snapshot(connection, rev)
+    views = (
+        f"items_v AS ({view_sql(items_view(snapshot), connection)}), "
+        f"annotations_v AS ({view_sql(annotations_view(snapshot), connection)})"
+    )
+    leading = _LEADING_WITH.match(sql)
+    if leading:
+        return f"{sql[:leading.end()]}{views}, {sql[leading.end():]}"
+    return f"WITH {views} {sql}"
+
+
 def selected_annotations(
     connection: Connection, snapshot: Snapshot, condition: str, timeout: float | None = DEFAULT_TIMEOUT
 ) -> set[int]:
@@ -81,17 +100,22 @@ def selected_annotations(
 
 
 @contextmanager
-def open_query(project: Project, sql: str, timeout: float | None = DEFAULT_TIMEOUT) -> Iterator[Rows]:
-    """Run one user statement against the project (the views show the working state); its
-    rows stream while the context is open, and its transaction is rolled back at the end.
+def open_query(
+    project: Project, sql: str, timeout: float | None = DEFAULT_TIMEOUT, *, rev: str | None = None
+) -> Iterator[Rows]:
+    """Run one user statement against the project (the views show the working state, or
+    revision `rev`: see `at_revision`); its rows stream while the context is open, and its
+    transaction is rolled back at the end.
 
     The read-only path the CLI's `query` and the web app use: see `repo.store.user_sql` for
     what it guarantees. Failures are one-line DsrepoErrors."""
     engine = make_engine(project.url, read_only=True) if is_sqlite(project.url) else project.engine
     try:
-        with discarded_transaction(engine) as connection, \
-                user_statement(connection, sql, what="query", timeout=timeout) as rows:
-            yield rows
+        with discarded_transaction(engine) as connection:
+            if rev is not None:
+                sql = at_revision(connection, sql, rev)
+            with user_statement(connection, sql, what="query", timeout=timeout) as rows:
+                yield rows
     finally:
         if engine is not project.engine:
             engine.dispose()
@@ -105,7 +129,9 @@ class QueryResult:
     rows: list[tuple[Any, ...]]
 
 
-def run_query(project: Project, sql: str, timeout: float | None = DEFAULT_TIMEOUT) -> QueryResult:
+def run_query(
+    project: Project, sql: str, timeout: float | None = DEFAULT_TIMEOUT, *, rev: str | None = None
+) -> QueryResult:
     """`open_query`, its rows collected: for results known to be small."""
-    with open_query(project, sql, timeout) as rows:
+    with open_query(project, sql, timeout, rev=rev) as rows:
         return QueryResult(rows.columns, list(rows))
