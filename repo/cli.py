@@ -369,6 +369,10 @@ def _report_export(result: ExportResult, out_dir: Path, quiet: bool) -> None:
     if result.unavailable_images:
         shown = ", ".join(result.unavailable_images[:3]) + (", ..." if len(result.unavailable_images) > 3 else "")
         click.echo(f"note: {len(result.unavailable_images)} images are neither in the database nor on disk: {shown}", err=True)
+    if result.iou_line:
+        _echo(result.iou_line, quiet)
+    for line in result.emptied:
+        click.echo(f"note: --crop-covered left no pixels to {line}; it is not written", err=True)
 
 
 @main.command("convert", cls=FormatCommand, role="export")

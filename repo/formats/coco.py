@@ -27,13 +27,15 @@ from repo._internal.compose import ComposedFile, Contributor, ImageFile, annotat
 from repo._internal.parallel import Workers
 from repo._internal.reports import write_json_report
 from repo.coco.layout import AnnotationFile, annotation_path, discover
-from repo.coco.meta import DatasetMeta, check_categories, find_meta, read_meta
+from repo.coco.meta import DatasetMeta, check_categories, find_meta, meta_document, read_meta, write_meta
 from repo.coco.panoptic import DecodeJob, PaintJob, decode_job, paint_job
 from repo.coco.reader import read_task_file
 from repo.coco.tasks import FORMAT_TASKS, LABELLED_TASKS, file_name_for
 from repo.coco.writer import panoptic_object, write_task_file
 from repo.errors import ConflictError, InputError
 from repo.exporting import copy_image
+from repo.formats import coco_options
+from repo.formats.coco_options import Rewrite, chosen_files, nothing_to_write
 from repo.formats.registry import (
     DatasetReader,
     ExportContext,
@@ -50,18 +52,21 @@ from repo.model.hashing import segment_hash
 from repo.model.policy import ErrorPolicy
 from repo.model.records import RLE_STRING, TaskFile
 from repo.progress import Progress
+from repo.transforms.attributes import without_attributes
 from repo.store import fetch
 
 PAINT_BATCH = 1024  # panoptic records whose segments are held in memory at once
 
 IMPORT_OPTIONS = (
     flag("copy_images", "--copy-images", help="Store the image files in the database."),
+    *coco_options.IMPORT_OPTIONS,
 )
 EXPORT_OPTIONS = (
     flag("save_images", "--save-images", "--save-media", help="Also write the images, to images/<subset>/."),
     boolean("reindex", "--reindex", help="New ids 1..N for images, annotations and categories."),
     path("reindex_map", "--reindex-map", requires="reindex",
          help="With --reindex, write the old -> new ids to this JSON file."),
+    *coco_options.EXPORT_OPTIONS,
 )
 
 
@@ -72,7 +77,7 @@ class CocoReader:
 
     def __init__(self, request: ImportRequest):
         self.format = request.format
-        self.files = discover(request.format, request.path, request.relpath)
+        self.files = discover(request.format, request.path, request.relpath, request.options.get("subset"))
         self.root = self.files[0].root
         self.store_images = bool(request.options["copy_images"])
 
@@ -147,7 +152,12 @@ def write(context: ExportContext) -> ExportResult:
     connection, snapshot, reindex = context.connection, context.snapshot, context.options["reindex"]
     result = ExportResult()
     sources = {row.id: row for row in fetch.source_rows(connection, snapshot)}
-    files = [row for row in fetch.file_rows(connection, snapshot) if row.task in tasks]
+    names = {source_id: row.name for source_id, row in sources.items()}
+    files = chosen_files(fetch.file_rows(connection, snapshot), tasks, context.options, names)
+    if not files:
+        raise nothing_to_write(context.format, context.options.get("tasks") or tasks, context.options)
+    rewrite = Rewrite.of(context.options)
+    categories: list[dict[str, Any]] = []
     files.sort(key=lambda row: (tasks.index(row.task), row.subset, row.source_id, row.position))
     maps: dict[str, Any] = {}
     image_files: dict[tuple[str, str], ImageFile] = {}
@@ -158,7 +168,9 @@ def write(context: ExportContext) -> ExportResult:
         composed = compose(connection, snapshot, name, contributors, reindex)
         target = annotation_path(context.out_dir, task, subset)
         target.parent.mkdir(parents=True, exist_ok=True)
-        images, written, pngs = _write_file(context, composed, target)
+        images, written, pngs = _write_file(context, composed, target, rewrite)
+        if task in LABELLED_TASKS:
+            categories.extend(composed.sections["categories"])
         result.files.append(target)
         result.images += images
         result.annotations += written
@@ -166,6 +178,12 @@ def write(context: ExportContext) -> ExportResult:
         maps[name] = id_maps(composed)
         for image in composed.image_files:
             image_files.setdefault((image.subset, image.file_name), image)
+    if rewrite is not None:
+        result.iou_line, result.emptied = rewrite.iou_line(), rewrite.emptied
+    if context.options["save_dataset_meta"]:
+        result.files.append(write_meta(context.out_dir, meta_document([
+            {"coco_id": c["id"], "name": c["name"], "extra": {"color": c.get("color")}} for c in categories
+        ])))
     if context.options["save_images"]:
         _save_images(context, sources, list(image_files.values()), result)
     if reindex and context.options["reindex_map"]:
@@ -173,16 +191,22 @@ def write(context: ExportContext) -> ExportResult:
     return result
 
 
-def _write_file(context: ExportContext, composed: ComposedFile, target: Path) -> tuple[int, int, int]:
+def _write_file(context: ExportContext, composed: ComposedFile, target: Path, rewrite: Rewrite | None) -> tuple[int, int, int]:
     """Write one output file; returns its numbers of images, annotations (panoptic: segments)
     and PNGs."""
     connection, snapshot, selected = context.connection, context.snapshot, context.selected
     if composed.task != "panoptic":
-        records = annotations(connection, snapshot, composed, selected)
+        records: Iterator[dict[str, Any]] = annotations(
+            connection, snapshot, composed, selected, rewrite.rows if rewrite else None
+        )
+        if not context.options["allow_attributes"]:
+            records = map(without_attributes, records)
         images, written = write_task_file(target, composed.layout, composed.sections, composed.images, records)
         return images, written, 0
     painted = _Painted()
     records = _panoptic_objects(context, composed, target.with_suffix("").name, painted)
+    if not context.options["allow_attributes"]:
+        records = map(without_attributes, records)
     images, pngs = write_task_file(target, composed.layout, composed.sections, composed.images, records)
     return images, painted.segments, pngs
 
@@ -256,5 +280,5 @@ for _name, _tasks in FORMAT_TASKS.items():
         reader=open_reader,
         writer=write,
         import_options=IMPORT_OPTIONS,
-        export_options=EXPORT_OPTIONS,
+        export_options=EXPORT_OPTIONS if _name == "coco" else tuple(o for o in EXPORT_OPTIONS if o.name != "tasks"),
     ))

@@ -258,6 +258,8 @@ class ExportResult:
     pngs: int = 0
     saved_images: int = 0
     unavailable_images: list[str] = field(default_factory=list)  # subset/file_name of images not found
+    iou_line: str | None = None  # --segmentation-mode polygons: how closely polygons draw their masks
+    emptied: list[str] = field(default_factory=list)  # annotations --crop-covered left without pixels
 
 
 Reader = Callable[[ImportRequest], DatasetReader]

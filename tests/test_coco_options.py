@@ -1,0 +1,195 @@
+"""Datumaro's COCO export and import options, end to end on both databases (API and CLI),
+on the generated edge-case folder of tests/edge_coco.py. Expected pixels come from
+pycocotools on the input file; every output is imported again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from edge_coco import annotations_by_id, make_edge_dataset, pixels
+
+from repo.errors import NotFoundError, OptionError
+from repo.exporting import export_dataset
+from repo.importing import import_dataset
+from repo.project import Project
+
+from helpers import Backend
+
+
+@pytest.fixture
+def edge(tmp_path: Path) -> Path:
+    return make_edge_dataset(tmp_path / "edge")
+
+
+@pytest.fixture
+def project(backend: Backend, edge: Path) -> Project:
+    project = backend.create()
+    import_dataset(project, "coco", edge, name="edge")
+    return project
+
+
+def reimport(backend: Backend, out: Path, name: str) -> None:
+    """The output imports again, strictly (any bad record fails the import)."""
+    with backend.create(name) as again:
+        result = import_dataset(again, "coco", out)
+        assert result.annotations > 0
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.logical_and(a, b).sum() / np.logical_or(a, b).sum())
+
+
+def has_key(value: Any, key: str) -> bool:
+    if isinstance(value, dict):
+        return key in value or any(has_key(v, key) for v in value.values())
+    if isinstance(value, list):
+        return any(has_key(v, key) for v in value)
+    return False
+
+
+def test_mask_mode_writes_rle_with_the_input_pixels(backend: Backend, project: Project, edge: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    export_dataset(project, "coco", out, segmentation_mode="mask")
+    for subset in ("train", "val"):
+        given = annotations_by_id(edge / "annotations" / f"instances_{subset}.json")
+        written = annotations_by_id(out / "annotations" / f"instances_{subset}.json")
+        assert written.keys() == given.keys()
+        for ann_id, record in written.items():
+            assert isinstance(record["segmentation"], dict)
+            assert np.array_equal(pixels(record["segmentation"]), pixels(given[ann_id]["segmentation"]))
+            assert (record["area"], record["bbox"], record["iscrowd"]) == (
+                given[ann_id]["area"], given[ann_id]["bbox"], given[ann_id]["iscrowd"])
+    reimport(backend, out, "again")
+
+
+def test_rle_form_compressed_writes_strings_with_the_same_pixels(project: Project, edge: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    export_dataset(project, "coco_instances", out, segmentation_mode="mask", rle_form="compressed")
+    given = annotations_by_id(edge / "annotations" / "instances_val.json")
+    for ann_id, record in annotations_by_id(out / "annotations" / "instances_val.json").items():
+        assert isinstance(record["segmentation"]["counts"], str)
+        assert np.array_equal(pixels(record["segmentation"]), pixels(given[ann_id]["segmentation"]))
+
+
+def test_polygons_mode_traces_masks_and_reports_iou(backend: Backend, project: Project, edge: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = export_dataset(project, "coco", out, segmentation_mode="polygons")
+    given = annotations_by_id(edge / "annotations" / "instances_train.json")
+    for ann_id, record in annotations_by_id(out / "annotations" / "instances_train.json").items():
+        assert isinstance(record["segmentation"], list) and record["segmentation"]
+        assert iou(pixels(record["segmentation"]), pixels(given[ann_id]["segmentation"])) >= 0.8
+        assert record["iscrowd"] == given[ann_id]["iscrowd"]
+    assert result.iou_line is not None and "8 masks" in result.iou_line  # 2 masks x 4 images
+    reimport(backend, out, "again")
+
+
+def test_guess_mode_crowd_as_mask_others_as_polygons(project: Project, edge: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    export_dataset(project, "coco_instances", out, segmentation_mode="guess")
+    for record in annotations_by_id(out / "annotations" / "instances_val.json").values():
+        assert isinstance(record["segmentation"], dict) == (record["iscrowd"] == 1)
+
+
+def test_crop_covered_removes_overlaps_and_reports_the_emptied(backend: Backend, project: Project, edge: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = export_dataset(project, "coco_instances", out, crop_covered=True)
+    given = annotations_by_id(edge / "annotations" / "instances_train.json")
+    written = annotations_by_id(out / "annotations" / "instances_train.json")
+    for image_id in (1, 2):
+        ids = [i for i in given if given[i]["image_id"] == image_id]
+        kept = [i for i in ids if i in written and written[i]["iscrowd"] == 0]
+        drawn = {i: pixels(written[i]["segmentation"]) for i in kept}
+        for a in kept:
+            for b in kept:
+                assert a == b or not np.logical_and(drawn[a], drawn[b]).any()
+        # the z_order 1 square keeps all its pixels; the z_order -1 one, covered by the blob, is gone
+        assert np.array_equal(drawn[ids[1]], pixels(given[ids[1]]["segmentation"]))
+        assert ids[4] not in written
+        assert written[ids[0]]["area"] == float(drawn[ids[0]].sum())
+    assert len(result.emptied) == 4 and "annotation id 104" in result.emptied[0]
+    reimport(backend, out, "again")
+
+
+def test_allow_attributes_false_writes_no_attributes(backend: Backend, project: Project, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    export_dataset(project, "coco", out, allow_attributes=False)
+    for path in (out / "annotations").glob("*.json"):
+        assert not has_key(json.loads(path.read_text()), "attributes")
+    reimport(backend, out, "again")
+
+
+def test_tasks_subsets_and_sources_select_the_files(project: Project, edge: Path, tmp_path: Path) -> None:
+    export_dataset(project, "coco", tmp_path / "two", tasks="captions,instances", subsets=["val"])
+    assert sorted(p.name for p in (tmp_path / "two" / "annotations").iterdir()) == ["captions_val.json", "instances_val.json"]
+    export_dataset(project, "coco", tmp_path / "src", sources="edge", tasks=("captions",))
+    assert sorted(p.name for p in (tmp_path / "src" / "annotations").iterdir()) == ["captions_train.json", "captions_val.json"]
+    with pytest.raises(NotFoundError, match="no source 'other'.*known: edge"):
+        export_dataset(project, "coco", tmp_path / "x", sources="other")
+    with pytest.raises(OptionError, match="'panoptics'.*instances, person_keypoints"):
+        export_dataset(project, "coco", tmp_path / "y", tasks="panoptics")
+
+
+def test_an_export_that_writes_nothing_fails(project: Project, tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match="nothing to export as coco_labels: the project holds no labels files"):
+        export_dataset(project, "coco_labels", tmp_path / "out")
+    with pytest.raises(NotFoundError, match="with --tasks labels"):
+        export_dataset(project, "coco", tmp_path / "out2", tasks="labels")
+
+
+def test_save_dataset_meta_writes_the_labels(backend: Backend, project: Project, edge: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    export_dataset(project, "coco_instances", out, save_dataset_meta=True, save_images=True)
+    categories = json.loads((edge / "annotations" / "instances_val.json").read_text())["categories"]
+    by_id = {category["id"]: category["name"] for category in categories}
+    labels = json.loads((out / "dataset_meta.json").read_text())["labels"]
+    assert {i + 1: label for i, label in enumerate(labels) if i + 1 in by_id} == by_id
+    reimport(backend, out, "again")  # the meta agrees with the categories, so the import reads it
+
+
+def test_cli_options_after_the_double_dash(cli: Any, backend: Backend, edge: Path, tmp_path: Path) -> None:
+    project = backend.create_args()
+    cli("create", *project)
+    cli("import", "-p", project[1], "-f", "coco", str(edge))
+    out = tmp_path / "out"
+    said = cli.text("export", "-p", project[1], "-f", "coco", "-o", out, "--",
+                    "--tasks", "instances", "--subsets", "train", "--segmentation-mode", "polygons",
+                    "--allow-attributes", "false", "--reindex", "1", "--crop-covered")
+    assert "IoU with the masks" in said
+    written = json.loads((out / "annotations" / "instances_train.json").read_text())
+    assert [a["id"] for a in written["annotations"]] == list(range(1, 9))
+    assert not has_key(written, "attributes")
+    error = cli.text("export", "-p", project[1], "-f", "coco", "-o", tmp_path / "o2", "--", "--tasks", "nope", code=2)
+    assert "expected names from instances, person_keypoints, captions" in error and "Traceback" not in error
+    error = cli.text("export", "-p", project[1], "-f", "coco_labels", "-o", tmp_path / "o3", code=1)
+    assert error.strip().splitlines() == ["Error: nothing to export as coco_labels: the project holds no labels files"]
+
+
+def test_import_subset_and_keep_original_category_ids(backend: Backend, edge: Path, tmp_path: Path) -> None:
+    with backend.create() as project:
+        for subset, name in (("train", "first.json"), ("val", "second.json")):
+            single = tmp_path / name
+            single.write_text((edge / "annotations" / f"instances_{subset}.json").read_text())
+            import_dataset(project, "coco_instances", single, name=subset, subset=subset, keep_original_category_ids=True)
+        export_dataset(project, "coco_instances", tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out" / "annotations").iterdir()) == [
+        "instances_train.json", "instances_val.json"]
+
+
+def test_masks_match_what_datumaro_writes_in_mask_mode(project: Project, edge: Path, tmp_path: Path) -> None:
+    """Datumaro 1.13.12 exporting the same folder with segmentation_mode=mask: same pixels
+    per annotation id (Datumaro recomputes area and bbox; pixels are what must agree)."""
+    import datumaro
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    export_dataset(project, "coco_instances", ours, segmentation_mode="mask")
+    dataset = datumaro.Dataset.import_from(str(edge), "coco_instances")
+    dataset.export(str(theirs), "coco_instances", segmentation_mode="mask")
+    for subset in ("train", "val"):
+        mine = annotations_by_id(ours / "annotations" / f"instances_{subset}.json")
+        reference = annotations_by_id(theirs / "annotations" / f"instances_{subset}.json")
+        assert mine.keys() == reference.keys()
+        for ann_id in mine:
+            assert np.array_equal(pixels(mine[ann_id]["segmentation"]), pixels(reference[ann_id]["segmentation"]))
