@@ -373,6 +373,10 @@ def _report_export(result: ExportResult, out_dir: Path, quiet: bool) -> None:
         _echo(result.iou_line, quiet)
     for line in result.emptied:
         click.echo(f"note: --crop-covered left no pixels to {line}; it is not written", err=True)
+    for line in result.derived:
+        _echo(line, quiet)
+    for line in result.image_losses:
+        click.echo(f"note: {line}", err=True)
 
 
 @main.command("convert", cls=FormatCommand, role="export")

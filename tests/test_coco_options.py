@@ -10,14 +10,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 from edge_coco import annotations_by_id, make_edge_dataset, pixels
 
-from repo.errors import NotFoundError, OptionError
+from repo.errors import ConflictError, NotFoundError, OptionError
 from repo.exporting import export_dataset
 from repo.importing import import_dataset
 from repo.project import Project
 
-from helpers import Backend
+from helpers import DATA, Backend
 
 
 @pytest.fixture
@@ -133,11 +134,15 @@ def test_tasks_subsets_and_sources_select_the_files(project: Project, edge: Path
         export_dataset(project, "coco", tmp_path / "y", tasks="panoptics")
 
 
-def test_an_export_that_writes_nothing_fails(project: Project, tmp_path: Path) -> None:
-    with pytest.raises(NotFoundError, match="nothing to export as coco_labels: the project holds no labels files"):
+def test_an_export_that_writes_nothing_fails(backend: Backend, project: Project, tmp_path: Path) -> None:
+    labels = "cannot export labels: the project holds no labels files, and no other COCO task holds image labels"
+    with pytest.raises(NotFoundError, match=labels):
         export_dataset(project, "coco_labels", tmp_path / "out")
-    with pytest.raises(NotFoundError, match="with --tasks labels"):
-        export_dataset(project, "coco", tmp_path / "out2", tasks="labels")
+    with pytest.raises(NotFoundError, match=labels):
+        export_dataset(project, "coco", tmp_path / "out2", tasks="labels,instances")
+    with backend.create("empty") as empty, pytest.raises(NotFoundError, match="nothing to export as coco: the project holds no instances or"):
+        export_dataset(empty, "coco", tmp_path / "out3")
+    assert not (tmp_path / "out" / "annotations").exists() and not (tmp_path / "out2" / "annotations").exists()
 
 
 def test_save_dataset_meta_writes_the_labels(backend: Backend, project: Project, edge: Path, tmp_path: Path) -> None:
@@ -165,7 +170,9 @@ def test_cli_options_after_the_double_dash(cli: Any, backend: Backend, edge: Pat
     error = cli.text("export", "-p", project[1], "-f", "coco", "-o", tmp_path / "o2", "--", "--tasks", "nope", code=2)
     assert "expected names from instances, person_keypoints, captions" in error and "Traceback" not in error
     error = cli.text("export", "-p", project[1], "-f", "coco_labels", "-o", tmp_path / "o3", code=1)
-    assert error.strip().splitlines() == ["Error: nothing to export as coco_labels: the project holds no labels files"]
+    assert error.strip().splitlines() == [
+        "Error: cannot export labels: the project holds no labels files, and no other COCO task holds image labels "
+        "(it holds captions, instances)"]
 
 
 def test_import_subset_and_keep_original_category_ids(backend: Backend, edge: Path, tmp_path: Path) -> None:
@@ -193,3 +200,112 @@ def test_masks_match_what_datumaro_writes_in_mask_mode(project: Project, edge: P
         assert mine.keys() == reference.keys()
         for ann_id in mine:
             assert np.array_equal(pixels(mine[ann_id]["segmentation"]), pixels(reference[ann_id]["segmentation"]))
+
+
+# -- --save-images with --merge-images and --image-ext ------------------------------------------
+
+def saved_pixels_match(out: Path, edge: Path, merged: bool) -> int:
+    """Every image each JSON names is where the JSON says, with the input's pixels (Pillow)."""
+    checked = 0
+    for subset in ("train", "val"):
+        given = {image["id"]: image for image in json.loads((edge / "annotations" / f"instances_{subset}.json").read_text())["images"]}
+        written = json.loads((out / "annotations" / f"instances_{subset}.json").read_text())["images"]
+        for image in written:
+            folder = out / "images" if merged else out / "images" / subset
+            with Image.open(folder / image["file_name"]) as mine, Image.open(edge / "images" / subset / given[image["id"]]["file_name"]) as theirs:
+                assert np.array_equal(np.asarray(mine), np.asarray(theirs))
+            checked += 1
+    return checked
+
+
+def test_image_ext_reencodes_and_renames_everywhere(backend: Backend, project: Project, edge: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = export_dataset(project, "coco", out, save_images=True, image_ext="bmp")
+    assert saved_pixels_match(out, edge, merged=False) == 4
+    for path in (out / "annotations").glob("*.json"):
+        assert all(image["file_name"].endswith(".bmp") for image in json.loads(path.read_text())["images"])
+    assert result.saved_images == 4 and result.image_losses == []
+    reimport(backend, out, "again")
+
+
+def test_merge_images_puts_every_subset_in_one_folder(backend: Backend, project: Project, edge: Path, tmp_path: Path) -> None:
+    # the two subsets use the same file names with different pixels: refused, nothing written
+    with pytest.raises(ConflictError, match="images/sub/a.png would hold two different images, train/sub/a.png and val/sub/a.png"):
+        export_dataset(project, "coco", tmp_path / "clash", save_images=True, merge_images=True)
+    assert not (tmp_path / "clash" / "annotations").exists()
+    out = tmp_path / "out"
+    export_dataset(project, "coco", out, save_images=True, merge_images=True, subsets="val", image_ext=".png")
+    assert sorted(p.relative_to(out / "images").as_posix() for p in (out / "images").rglob("*.png")) == ["b.png", "sub/a.png"]
+    given = {i["id"]: i for i in json.loads((edge / "annotations" / "instances_val.json").read_text())["images"]}
+    for image in json.loads((out / "annotations" / "instances_val.json").read_text())["images"]:
+        with Image.open(out / "images" / image["file_name"]) as mine, Image.open(edge / "images" / "val" / given[image["id"]]["file_name"]) as theirs:
+            assert np.array_equal(np.asarray(mine), np.asarray(theirs))
+    with pytest.raises(OptionError, match="--merge-images needs --save-images"):
+        export_dataset(project, "coco", tmp_path / "no", merge_images=True)
+
+
+def test_image_ext_to_jpeg_reports_the_loss(project: Project, tmp_path: Path) -> None:
+    result = export_dataset(project, "coco_captions", tmp_path / "out", save_images=True, image_ext=".jpg")
+    assert len(result.image_losses) == 4 and all("JPEG is lossy" in loss for loss in result.image_losses)
+
+
+# -- cross-task export ---------------------------------------------------------------------------
+
+PANOPTIC = DATA / "panopticapi_sample" / "coco"
+
+
+def png_segments(task: str) -> dict[int, list[tuple[int, np.ndarray]]]:
+    """Image id -> (category id, pixels) of its thing (or stuff) segments, from the PNGs (Pillow)."""
+    document = json.loads((PANOPTIC / "annotations" / "panoptic_val2017.json").read_text())
+    isthing = {category["id"]: category["isthing"] == 1 for category in document["categories"]}
+    found: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for record in document["annotations"]:
+        with Image.open(PANOPTIC / "annotations" / "panoptic_val2017" / record["file_name"]) as png:
+            rgb = np.asarray(png.convert("RGB")).astype(np.uint32)
+        ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+        found[record["image_id"]] = [
+            (segment["category_id"], ids == segment["id"]) for segment in record["segments_info"]
+            if isthing[segment["category_id"]] == (task == "instances")
+        ]
+    return found
+
+
+@pytest.mark.parametrize("task", ["instances", "stuff"])
+def test_panoptic_only_exports_as_instances_and_stuff(backend: Backend, task: str, tmp_path: Path) -> None:
+    from pycocotools import mask as coco_mask
+
+    with backend.create() as project:
+        import_dataset(project, "coco_panoptic", PANOPTIC)
+        result = export_dataset(project, f"coco_{task}", tmp_path / "out")
+    assert result.derived == [f"{task}_val2017.json derived from panoptic_val2017.json"]
+    written = json.loads((tmp_path / "out" / "annotations" / f"{task}_val2017.json").read_text())
+    expected = png_segments(task)
+    assert len(written["annotations"]) == sum(len(v) for v in expected.values()) == result.annotations > 0
+    by_image: dict[int, list[dict[str, Any]]] = {}
+    for record in written["annotations"]:
+        by_image.setdefault(record["image_id"], []).append(record)
+    for image_id, segments in expected.items():
+        assert len(by_image.get(image_id, [])) == len(segments)
+        for (category_id, mask), record in zip(segments, by_image.get(image_id, [])):
+            rle = coco_mask.frPyObjects(record["segmentation"], *record["segmentation"]["size"])
+            assert record["category_id"] == category_id
+            assert np.array_equal(coco_mask.decode(rle).astype(bool), mask)
+            assert record["area"] == int(mask.sum())
+            assert record["bbox"] == coco_mask.toBbox(coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))).tolist()
+    names = {c["id"] for c in written["categories"]}
+    assert all(record["category_id"] in names for record in written["annotations"])
+    reimport(backend, tmp_path / "out", "again")
+
+
+def test_convert_panoptic_to_instances_on_the_command_line(cli: Any, tmp_path: Path) -> None:
+    said = cli.text("convert", "-if", "coco_panoptic", "-i", PANOPTIC, "-f", "coco_instances", "-o", tmp_path / "out")
+    written = json.loads((tmp_path / "out" / "annotations" / "instances_val2017.json").read_text())
+    assert f"converted 2 images, {len(written['annotations'])} annotations" in said and written["annotations"]
+
+
+def test_a_derivation_not_implemented_fails_before_writing(project: Project, tmp_path: Path) -> None:
+    from repo.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError, match="cannot export panoptic: the project holds no panoptic files, and deriving"):
+        export_dataset(project, "coco", tmp_path / "out", tasks="instances,panoptic")
+    assert not (tmp_path / "out" / "annotations").exists()

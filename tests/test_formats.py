@@ -166,7 +166,7 @@ def test_an_option_of_another_format_is_a_usage_error(cli, toy, project, tmp_pat
     assert result.stderr.endswith(
         "Error: --shout is not an option of format 'coco' (its options: --save-images, --reindex, --reindex-map, "
         "--tasks, --subsets, --sources, --segmentation-mode, --rle-form, --crop-covered, --allow-attributes, "
-        "--save-dataset-meta)\n"
+        "--save-dataset-meta, --image-ext, --merge-images)\n"
     )
     assert not (tmp_path / "o").exists()
 
@@ -195,7 +195,8 @@ def test_the_api_rejects_an_unknown_option_naming_the_valid_ones(project, tmp_pa
         "format 'coco' has no export option 'save_media' (its export options: save_images (--save-images), "
         "reindex (--reindex), reindex_map (--reindex-map), tasks (--tasks), subsets (--subsets), sources (--sources), "
         "segmentation_mode (--segmentation-mode), rle_form (--rle-form), crop_covered (--crop-covered), "
-        "allow_attributes (--allow-attributes), save_dataset_meta (--save-dataset-meta))"
+        "allow_attributes (--allow-attributes), save_dataset_meta (--save-dataset-meta), image_ext (--image-ext), "
+        "merge_images (--merge-images))"
     )
     with pytest.raises(OptionError, match="format 'coco_instances' has no import option 'reindex'"):
         import_dataset(Project.open(project), "coco_instances", INSTANCES, name="x", reindex=True)

@@ -34,7 +34,9 @@ from repo.coco.tasks import FORMAT_TASKS, LABELLED_TASKS, file_name_for
 from repo.coco.writer import panoptic_object, write_task_file
 from repo.errors import ConflictError, InputError
 from repo.exporting import copy_image
-from repo.formats import coco_options
+from repo.formats import coco_images, coco_options
+from repo.formats.coco_derive import plan_derivations, write_derived
+from repo.formats.coco_images import planned_images, save_planned
 from repo.formats.coco_options import Rewrite, chosen_files, nothing_to_write
 from repo.formats.registry import (
     DatasetReader,
@@ -67,6 +69,7 @@ EXPORT_OPTIONS = (
     path("reindex_map", "--reindex-map", requires="reindex",
          help="With --reindex, write the old -> new ids to this JSON file."),
     *coco_options.EXPORT_OPTIONS,
+    *coco_images.EXPORT_OPTIONS,
 )
 
 
@@ -153,9 +156,14 @@ def write(context: ExportContext) -> ExportResult:
     result = ExportResult()
     sources = {row.id: row for row in fetch.source_rows(connection, snapshot)}
     names = {source_id: row.name for source_id, row in sources.items()}
-    files = chosen_files(fetch.file_rows(connection, snapshot), tasks, context.options, names)
-    if not files:
-        raise nothing_to_write(context.format, context.options.get("tasks") or tasks, context.options)
+    stored = chosen_files(fetch.file_rows(connection, snapshot), context.options, names)
+    wanted = [task for task in tasks if task in (context.options.get("tasks") or tasks)]
+    files = [row for row in stored if row.task in wanted]
+    explicit = bool(context.options.get("tasks")) or len(tasks) == 1
+    derivations = plan_derivations(wanted if explicit else (), stored)
+    if not files and not derivations:
+        raise nothing_to_write(context.format, wanted, context.options)
+    planned = planned_images(context, files + [row for d in derivations for row in d.files])
     rewrite = Rewrite.of(context.options)
     categories: list[dict[str, Any]] = []
     files.sort(key=lambda row: (tasks.index(row.task), row.subset, row.source_id, row.position))
@@ -166,6 +174,8 @@ def write(context: ExportContext) -> ExportResult:
         name = file_name_for(task, subset)
         context.progress.start(f"writing {name}", 1)
         composed = compose(connection, snapshot, name, contributors, reindex)
+        if planned is not None:
+            planned.rename(composed)
         target = annotation_path(context.out_dir, task, subset)
         target.parent.mkdir(parents=True, exist_ok=True)
         images, written, pngs = _write_file(context, composed, target, rewrite)
@@ -178,13 +188,27 @@ def write(context: ExportContext) -> ExportResult:
         maps[name] = id_maps(composed)
         for image in composed.image_files:
             image_files.setdefault((image.subset, image.file_name), image)
+    for derivation in derivations:
+        target = annotation_path(context.out_dir, derivation.task, derivation.subset)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        composed, images, written = write_derived(context, derivation, names, target, rewrite, planned)
+        categories.extend(composed.sections["categories"])
+        result.files.append(target)
+        result.derived.append(derivation.line())
+        result.images += images
+        result.annotations += written
+        maps[derivation.name] = id_maps(composed)
+        for image in composed.image_files:
+            image_files.setdefault((image.subset, image.file_name), image)
     if rewrite is not None:
         result.iou_line, result.emptied = rewrite.iou_line(), rewrite.emptied
     if context.options["save_dataset_meta"]:
         result.files.append(write_meta(context.out_dir, meta_document([
             {"coco_id": c["id"], "name": c["name"], "extra": {"color": c.get("color")}} for c in categories
         ])))
-    if context.options["save_images"]:
+    if planned is not None:
+        save_planned(context, planned, {source_id: row.path for source_id, row in sources.items()}, result)
+    elif context.options["save_images"]:
         _save_images(context, sources, list(image_files.values()), result)
     if reindex and context.options["reindex_map"]:
         _write_reindex_map(context.options["reindex_map"], maps)

@@ -42,13 +42,10 @@ EXPORT_OPTIONS = (
 )
 
 
-def chosen_files(files: Iterable[Any], tasks: Sequence[str], options: Mapping[str, Any], source_names: Mapping[int, str]) -> list[Any]:
-    """The stored files an export writes: of the format's tasks, narrowed by `--tasks`,
-    `--subsets` and `--sources` (an unknown subset or source is an error naming the known ones)."""
-    files = [row for row in files if row.task in tasks]
-    wanted_tasks = options.get("tasks") or ()
-    if wanted_tasks:
-        files = [row for row in files if row.task in wanted_tasks]
+def chosen_files(files: Iterable[Any], options: Mapping[str, Any], source_names: Mapping[int, str]) -> list[Any]:
+    """The stored files an export reads, narrowed by `--subsets` and `--sources` (an unknown
+    subset or source is an error naming the known ones)."""
+    files = list(files)
     for option, held in (("subsets", {row.subset for row in files}), ("sources", set(source_names.values()))):
         wanted = options.get(option) or ()
         unknown = [name for name in wanted if name not in held]

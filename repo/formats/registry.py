@@ -260,6 +260,8 @@ class ExportResult:
     unavailable_images: list[str] = field(default_factory=list)  # subset/file_name of images not found
     iou_line: str | None = None  # --segmentation-mode polygons: how closely polygons draw their masks
     emptied: list[str] = field(default_factory=list)  # annotations --crop-covered left without pixels
+    image_losses: list[str] = field(default_factory=list)  # what --image-ext changed in saved images
+    derived: list[str] = field(default_factory=list)  # files made from another task's files
 
 
 Reader = Callable[[ImportRequest], DatasetReader]

@@ -1,0 +1,120 @@
+"""Cross-task COCO export: a task asked for that the project does not hold is derived from
+the tasks that hold its content, or the export fails naming what is missing (see
+`repo.transforms.derive`). Everything is decided before any file is written.
+
+Derived here: instances from panoptic thing segments, stuff from panoptic stuff segments
+(RLE masks, `area` and `bbox` from the pixels, annotation ids 1..N per file). Other
+derivations the table names are refused as not implemented yet, in one line.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Row
+
+from repo._internal.compose import ComposedFile, Contributor, compose, panoptic_records
+from repo.coco.tasks import file_name_for
+from repo.coco.writer import annotation_object, write_task_file
+from repo.errors import UnsupportedError
+from repo.formats.registry import ExportContext
+from repo.transforms.attributes import without_attributes
+from repo.transforms.derive import annotations_from_segments, sources_for
+from repo.transforms.segmentation import NEW_RLE_FORM, RLE_FORMS
+
+IMPLEMENTED = {"instances": "panoptic", "stuff": "panoptic"}  # task -> the task it is derived from here
+
+
+@dataclass
+class Derivation:
+    """One output file made from stored files of another task."""
+
+    task: str
+    subset: str
+    files: list[Row[Any]]  # the stored files it is made from, in source order
+
+    @property
+    def name(self) -> str:
+        return file_name_for(self.task, self.subset)
+
+    def line(self) -> str:
+        sources = sorted({file_name_for(row.task, row.subset) for row in self.files})
+        return f"{self.name} derived from {', '.join(sources)}"
+
+
+def plan_derivations(wanted: Sequence[str], files: Sequence[Row[Any]]) -> list[Derivation]:
+    """The derived files of an export of `wanted` tasks from the chosen stored `files`: one per
+    subset for each wanted task the files do not hold. Raises (NotFoundError or
+    UnsupportedError, one line) for a task that cannot be made."""
+    held = {row.task for row in files}
+    plans = []
+    for task in wanted:
+        if task in held:
+            continue
+        sources = sources_for(task, held)
+        if IMPLEMENTED.get(task) not in sources:
+            raise UnsupportedError(
+                f"cannot export {task}: the project holds no {task} files, and deriving them from "
+                f"{' and '.join(sources)} is not implemented"
+            )
+        by_subset: dict[str, list[Row[Any]]] = {}
+        for row in files:
+            if row.task == IMPLEMENTED[task]:
+                by_subset.setdefault(row.subset, []).append(row)
+        plans += [Derivation(task, subset, rows) for subset, rows in sorted(by_subset.items())]
+    return plans
+
+
+def write_derived(
+    context: ExportContext, derivation: Derivation, source_names: Mapping[int, str], target: Path, rewrite: Any,
+    planned: Any,
+) -> tuple[ComposedFile, int, int]:
+    """Write instances or stuff made from panoptic segments (`rewrite`: the export's
+    `coco_options.Rewrite`; `planned`: its `coco_images.PlannedImages`, either may be None);
+    returns the composed file (its images and categories), and the numbers of images and
+    annotations written."""
+    contributors = [Contributor(row, source_names[row.source_id]) for row in derivation.files]
+    composed = compose(context.connection, context.snapshot, derivation.name, contributors, context.options["reindex"])
+    things = derivation.task == "instances"
+    isthing = {}
+    for category in composed.sections["categories"]:
+        if category.get("isthing") not in (0, 1) or type(category.get("isthing")) is bool:
+            raise UnsupportedError(
+                f"cannot derive {derivation.name}: panoptic category id {category['id']} '{category['name']}' has no "
+                "'isthing' 0 or 1, so it is neither thing nor stuff"
+            )
+        isthing[category["id"]] = category["isthing"] == 1
+    composed.sections["categories"] = [
+        {k: v for k, v in c.items() if k != "isthing"} for c in composed.sections["categories"] if isthing[c["id"]] == things
+    ]
+    composed.name, composed.task = derivation.name, derivation.task
+    if planned is not None:
+        planned.rename(composed)
+    form = RLE_FORMS[context.options["rle_form"]] if context.options.get("rle_form") else NEW_RLE_FORM
+    rows = _derived_rows(context, composed, isthing, things, form)
+    if rewrite is not None:
+        rows = rewrite.rows(rows, derivation.name)
+    records: Iterator[dict[str, Any]] = (
+        annotation_object(row, placement.coco_id, placement.height, placement.width) for row, placement in rows
+    )
+    if not context.options["allow_attributes"]:
+        records = map(without_attributes, records)
+    images, written = write_task_file(target, composed.layout, composed.sections, composed.images, records)
+    return composed, images, written
+
+
+def _derived_rows(
+    context: ExportContext, composed: ComposedFile, isthing: Mapping[int, bool], things: bool, form: str
+) -> Iterator[tuple[Mapping[str, Any], Any]]:
+    ids = itertools.count(1)
+    for record, segments, placement in panoptic_records(context.connection, context.snapshot, composed, context.selected):
+        mapped = [
+            dict(row._mapping, category_id=composed.categories.get((record.file_id, row.category_id), row.category_id))
+            for row in segments
+        ]
+        for row in annotations_from_segments(mapped, isthing, things, placement.height, placement.width, ids, rle_form=form):
+            yield row, placement
