@@ -33,11 +33,12 @@ def project(backend: Backend, edge: Path) -> Project:
     return project
 
 
-def reimport(backend: Backend, out: Path, name: str) -> None:
+def reimport(backend: Backend, out: Path, name: str) -> Any:
     """The output imports again, strictly (any bad record fails the import)."""
     with backend.create(name) as again:
         result = import_dataset(again, "coco", out)
         assert result.annotations > 0
+        return result
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -225,7 +226,7 @@ def test_image_ext_reencodes_and_renames_everywhere(backend: Backend, project: P
     for path in (out / "annotations").glob("*.json"):
         assert all(image["file_name"].endswith(".bmp") for image in json.loads(path.read_text())["images"])
     assert result.saved_images == 4 and result.image_losses == []
-    reimport(backend, out, "again")
+    assert reimport(backend, out, "again").missing_images == 0
 
 
 def test_merge_images_puts_every_subset_in_one_folder(backend: Backend, project: Project, edge: Path, tmp_path: Path) -> None:
@@ -240,6 +241,7 @@ def test_merge_images_puts_every_subset_in_one_folder(backend: Backend, project:
     for image in json.loads((out / "annotations" / "instances_val.json").read_text())["images"]:
         with Image.open(out / "images" / image["file_name"]) as mine, Image.open(edge / "images" / "val" / given[image["id"]]["file_name"]) as theirs:
             assert np.array_equal(np.asarray(mine), np.asarray(theirs))
+    assert reimport(backend, out, "again").missing_images == 0  # found in images/, as Datumaro looks
     with pytest.raises(OptionError, match="--merge-images needs --save-images"):
         export_dataset(project, "coco", tmp_path / "no", merge_images=True)
 
@@ -301,11 +303,33 @@ def test_convert_panoptic_to_instances_on_the_command_line(cli: Any, tmp_path: P
     said = cli.text("convert", "-if", "coco_panoptic", "-i", PANOPTIC, "-f", "coco_instances", "-o", tmp_path / "out")
     written = json.loads((tmp_path / "out" / "annotations" / "instances_val2017.json").read_text())
     assert f"converted 2 images, {len(written['annotations'])} annotations" in said and written["annotations"]
+    assert "instances_val2017.json derived from panoptic_val2017.json" in said
 
 
 def test_a_derivation_not_implemented_fails_before_writing(project: Project, tmp_path: Path) -> None:
     from repo.errors import UnsupportedError
 
-    with pytest.raises(UnsupportedError, match="cannot export panoptic: the project holds no panoptic files, and deriving"):
-        export_dataset(project, "coco", tmp_path / "out", tasks="instances,panoptic")
+    with pytest.raises(UnsupportedError, match="cannot export image_info: the project holds no image_info files, and deriving"):
+        export_dataset(project, "coco", tmp_path / "out", tasks="instances,image_info")
     assert not (tmp_path / "out" / "annotations").exists()
+
+
+def test_instances_export_as_panoptic_without_overlaps(backend: Backend, project: Project, edge: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = export_dataset(project, "coco_panoptic", out, subsets="train")
+    assert result.derived == ["panoptic_train.json derived from instances_train.json"]
+    given = annotations_by_id(edge / "annotations" / "instances_train.json")
+    document = json.loads((out / "annotations" / "panoptic_train.json").read_text())
+    assert {c["id"]: c["isthing"] for c in document["categories"]} == {1: 1, 3: 1}
+    for record in document["annotations"]:
+        with Image.open(out / "annotations" / "panoptic_train" / record["file_name"]) as png:
+            rgb = np.asarray(png.convert("RGB")).astype(np.uint32)
+        ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+        drawn = [ids == segment["id"] for segment in record["segments_info"]]
+        mine = [pixels(a["segmentation"]) for a in given.values() if a["image_id"] == record["image_id"]]
+        assert np.array_equal(ids > 0, np.logical_or.reduce(mine))  # every annotated pixel, once
+        assert any(np.array_equal(mask, mine[1]) for mask in drawn)  # the z_order 1 square keeps all
+        assert [segment["area"] for segment in record["segments_info"]] == [int(mask.sum()) for mask in drawn]
+    assert len(result.left_out) == 2 and "annotation id 104 (image id 1) lost every pixel" in result.left_out[0]
+    with backend.create("again") as again:
+        assert import_dataset(again, "coco_panoptic", out).annotations == result.annotations

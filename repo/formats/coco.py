@@ -35,7 +35,7 @@ from repo.coco.writer import panoptic_object, write_task_file
 from repo.errors import ConflictError, InputError
 from repo.exporting import copy_image
 from repo.formats import coco_images, coco_options
-from repo.formats.coco_derive import plan_derivations, write_derived
+from repo.formats.coco_derive import plan_derivations, write_derived, write_derived_panoptic
 from repo.formats.coco_images import planned_images, save_planned
 from repo.formats.coco_options import Rewrite, chosen_files, nothing_to_write
 from repo.formats.registry import (
@@ -191,7 +191,13 @@ def write(context: ExportContext) -> ExportResult:
     for derivation in derivations:
         target = annotation_path(context.out_dir, derivation.task, derivation.subset)
         target.parent.mkdir(parents=True, exist_ok=True)
-        composed, images, written = write_derived(context, derivation, names, target, rewrite, planned)
+        if derivation.task == "panoptic":
+            composed, images, written, pngs = write_derived_panoptic(
+                context, derivation, names, target, planned, result.left_out
+            )
+            result.pngs += pngs
+        else:
+            composed, images, written = write_derived(context, derivation, names, target, rewrite, planned)
         categories.extend(composed.sections["categories"])
         result.files.append(target)
         result.derived.append(derivation.line())

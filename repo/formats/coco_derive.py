@@ -3,7 +3,10 @@ the tasks that hold its content, or the export fails naming what is missing (see
 `repo.transforms.derive`). Everything is decided before any file is written.
 
 Derived here: instances from panoptic thing segments, stuff from panoptic stuff segments
-(RLE masks, `area` and `bbox` from the pixels, annotation ids 1..N per file). Other
+(RLE masks, `area` and `bbox` from the pixels, annotation ids 1..N per file); panoptic from
+instances (things) and stuff, painted without overlaps (a later or higher-`z_order` one keeps
+shared pixels; one left without pixels, or without a segmentation, is reported in
+`left_out`). A panoptic derivation holds one subset's annotations in memory. Other
 derivations the table names are refused as not implemented yet, in one line.
 """
 
@@ -12,21 +15,24 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy import Row
 
 from repo._internal.compose import ComposedFile, Contributor, compose, panoptic_records
 from repo.coco.tasks import file_name_for
-from repo.coco.writer import annotation_object, write_task_file
+from repo.coco.panoptic import encode_png
+from repo.coco.writer import annotation_object, panoptic_object, segment_object, write_task_file
 from repo.errors import UnsupportedError
 from repo.formats.registry import ExportContext
 from repo.transforms.attributes import without_attributes
-from repo.transforms.derive import annotations_from_segments, sources_for
+from repo.store import fetch
+from repo.transforms.derive import annotations_from_segments, panoptic_from_annotations, sources_for
 from repo.transforms.segmentation import NEW_RLE_FORM, RLE_FORMS
 
-IMPLEMENTED = {"instances": "panoptic", "stuff": "panoptic"}  # task -> the task it is derived from here
+# task -> the tasks it is derived from here
+IMPLEMENTED = {"instances": ("panoptic",), "stuff": ("panoptic",), "panoptic": ("instances", "stuff")}
 
 
 @dataclass
@@ -56,14 +62,14 @@ def plan_derivations(wanted: Sequence[str], files: Sequence[Row[Any]]) -> list[D
         if task in held:
             continue
         sources = sources_for(task, held)
-        if IMPLEMENTED.get(task) not in sources:
+        if not set(sources) & set(IMPLEMENTED.get(task, ())):
             raise UnsupportedError(
                 f"cannot export {task}: the project holds no {task} files, and deriving them from "
                 f"{' and '.join(sources)} is not implemented"
             )
         by_subset: dict[str, list[Row[Any]]] = {}
         for row in files:
-            if row.task == IMPLEMENTED[task]:
+            if row.task in IMPLEMENTED[task]:
                 by_subset.setdefault(row.subset, []).append(row)
         plans += [Derivation(task, subset, rows) for subset, rows in sorted(by_subset.items())]
     return plans
@@ -118,3 +124,65 @@ def _derived_rows(
         ]
         for row in annotations_from_segments(mapped, isthing, things, placement.height, placement.width, ids, rle_form=form):
             yield row, placement
+
+
+def write_derived_panoptic(
+    context: ExportContext, derivation: Derivation, source_names: Mapping[int, str], target: Path, planned: Any,
+    left_out: list[str],
+) -> tuple[ComposedFile, int, int, int]:
+    """Write panoptic records and PNGs painted from instances (things) and stuff; returns the
+    composed file and the numbers of images, segments and PNGs written."""
+    contributors = [Contributor(row, source_names[row.source_id]) for row in derivation.files]
+    composed = compose(context.connection, context.snapshot, derivation.name, contributors, context.options["reindex"])
+    composed.name, composed.task = derivation.name, "panoptic"
+    if planned is not None:
+        planned.rename(composed)
+    thing_ids = {out for (file_id, _), out in composed.categories.items() if _task_of(derivation, file_id) == "instances"}
+    composed.sections["categories"] = [dict(c, isthing=int(c["id"] in thing_ids)) for c in composed.sections["categories"]]
+    by_image: dict[int, tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]] = {}
+    for contributor in contributors:
+        things = contributor.file.task == "instances"
+        pairs = candidate_rows(context, composed, contributor)
+        for row, placement in pairs:
+            by_image.setdefault(placement.coco_id, ([], []))[0 if things else 1].append(row)
+    png_folder = target.with_suffix("").name
+    painted = [0, 0]
+
+    def records() -> Iterator[dict[str, Any]]:
+        for image in composed.images:
+            things, stuff = by_image.pop(image["id"], ([], []))
+            derived = panoptic_from_annotations(things, stuff, image["height"], image["width"])
+            for row, why in derived.left_out:
+                left_out.append(f"{derivation.name}: annotation id {row.get('coco_id')} (image id {image['id']}) {why}")
+            png_name = str(PurePosixPath(image["file_name"]).with_suffix(".png"))
+            png = context.output_path("annotations", png_folder, *png_name.split("/"))
+            png.parent.mkdir(parents=True, exist_ok=True)
+            png.write_bytes(encode_png(derived.id_map))
+            painted[0] += 1
+            painted[1] += len(derived.segments)
+            yield panoptic_object(image["id"], png_name, None, [segment_object(segment) for segment in derived.segments])
+
+    objects: Iterator[dict[str, Any]] = records()
+    if not context.options["allow_attributes"]:
+        objects = map(without_attributes, objects)
+    images, _ = write_task_file(target, composed.layout, composed.sections, composed.images, objects)
+    return composed, images, painted[1], painted[0]
+
+
+def _task_of(derivation: Derivation, file_id: int) -> str:
+    return next(row.task for row in derivation.files if row.id == file_id)
+
+
+def candidate_rows(context: ExportContext, composed: ComposedFile, contributor: Contributor) -> list[tuple[dict[str, Any], Any]]:
+    """One stored file's annotations (of `--where`'s selection) with their output category
+    ids, and their placements."""
+    file_id = contributor.file.id
+    found = []
+    for row in fetch.annotation_rows(context.connection, context.snapshot, file_id):
+        if context.selected is not None and row.row_id not in context.selected:
+            continue
+        mapping = dict(row._mapping)
+        if mapping["category_id"] is not None:
+            mapping["category_id"] = composed.categories.get((file_id, mapping["category_id"]), mapping["category_id"])
+        found.append((mapping, composed.placements[(file_id, row.item_id)]))
+    return found

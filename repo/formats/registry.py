@@ -262,6 +262,7 @@ class ExportResult:
     emptied: list[str] = field(default_factory=list)  # annotations --crop-covered left without pixels
     image_losses: list[str] = field(default_factory=list)  # what --image-ext changed in saved images
     derived: list[str] = field(default_factory=list)  # files made from another task's files
+    left_out: list[str] = field(default_factory=list)  # annotations a derived file could not hold
 
 
 Reader = Callable[[ImportRequest], DatasetReader]
