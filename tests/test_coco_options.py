@@ -333,3 +333,32 @@ def test_instances_export_as_panoptic_without_overlaps(backend: Backend, project
     assert len(result.left_out) == 2 and "annotation id 104 (image id 1) lost every pixel" in result.left_out[0]
     with backend.create("again") as again:
         assert import_dataset(again, "coco_panoptic", out).annotations == result.annotations
+
+
+def test_a_mask_that_cannot_be_decoded_is_an_input_error_naming_file_and_annotation() -> None:
+    """Stored data is validated on import; should a bad RLE reach the export anyway, the
+    pixel error becomes a one-line InputError naming the file and the annotation."""
+    from repo._internal.compose import Placement
+    from repo.errors import InputError
+    from repo.formats.coco_options import Rewrite
+
+    rewrite = Rewrite.of({"segmentation_mode": "polygons"})
+    assert rewrite is not None
+    row = {"coco_id": 7, "rle": b"\x01bad", "rle_form": None, "polygons": None, "iscrowd": 0}
+    with pytest.raises(InputError, match=r"^instances_val.json: annotation id 7 \(image id 3\): field 'segmentation': counts string"):
+        list(rewrite.rows([(row, Placement(3, 4, 4))], "instances_val.json"))
+
+
+def test_two_images_that_would_share_a_panoptic_png_are_refused(backend: Backend, tmp_path: Path) -> None:
+    from repo.errors import ConflictError as Conflict
+
+    document = {
+        "images": [{"id": 1, "file_name": "a.jpg", "height": 4, "width": 4}, {"id": 2, "file_name": "a.png", "height": 4, "width": 4}],
+        "categories": [{"id": 1, "name": "x"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "segmentation": [[0, 0, 3, 0, 3, 3]]}],
+    }
+    (tmp_path / "instances_default.json").write_text(json.dumps(document))
+    with backend.create() as project:
+        import_dataset(project, "coco_instances", tmp_path / "instances_default.json")
+        with pytest.raises(Conflict, match="images 'a.jpg' and 'a.png' would share the PNG panoptic_default/a.png"):
+            export_dataset(project, "coco_panoptic", tmp_path / "out")

@@ -24,7 +24,7 @@ from repo._internal.compose import ComposedFile, Contributor, compose, panoptic_
 from repo.coco.tasks import file_name_for
 from repo.coco.panoptic import encode_png
 from repo.coco.writer import annotation_object, panoptic_object, segment_object, write_task_file
-from repo.errors import UnsupportedError
+from repo.errors import ConflictError, UnsupportedError
 from repo.formats.registry import ExportContext
 from repo.transforms.attributes import without_attributes
 from repo.store import fetch
@@ -146,6 +146,14 @@ def write_derived_panoptic(
         for row, placement in pairs:
             by_image.setdefault(placement.coco_id, ([], []))[0 if things else 1].append(row)
     png_folder = target.with_suffix("").name
+    png_names: dict[str, str] = {}  # PNG name -> image file_name
+    for image in composed.images:
+        png_name = _png_name(image["file_name"])
+        other = png_names.setdefault(png_name, image["file_name"])
+        if other != image["file_name"]:
+            raise ConflictError(
+                f"{derivation.name}: images '{other}' and '{image['file_name']}' would share the PNG {png_folder}/{png_name}"
+            )
     painted = [0, 0]
 
     def records() -> Iterator[dict[str, Any]]:
@@ -154,7 +162,7 @@ def write_derived_panoptic(
             derived = panoptic_from_annotations(things, stuff, image["height"], image["width"])
             for row, why in derived.left_out:
                 left_out.append(f"{derivation.name}: annotation id {row.get('coco_id')} (image id {image['id']}) {why}")
-            png_name = str(PurePosixPath(image["file_name"]).with_suffix(".png"))
+            png_name = _png_name(image["file_name"])
             png = context.output_path("annotations", png_folder, *png_name.split("/"))
             png.parent.mkdir(parents=True, exist_ok=True)
             png.write_bytes(encode_png(derived.id_map))
@@ -167,6 +175,11 @@ def write_derived_panoptic(
         objects = map(without_attributes, objects)
     images, _ = write_task_file(target, composed.layout, composed.sections, composed.images, objects)
     return composed, images, painted[1], painted[0]
+
+
+def _png_name(file_name: str) -> str:
+    """The PNG of a derived panoptic record: the image's name (sub-folders kept) with .png."""
+    return str(PurePosixPath(file_name).with_suffix(".png"))
 
 
 def _task_of(derivation: Derivation, file_id: int) -> str:

@@ -139,5 +139,5 @@ class _named:
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
         if isinstance(exc, (MaskError, RleError)):
             where = f"{self.prefix}annotation id {self.row.get('coco_id')} (image id {self.placement.coco_id})"
-            raise InputError(f"{self.file_name}: {where}: {exc}") from None
+            raise InputError(self.file_name, where, "segmentation", str(exc)) from None
         return False
