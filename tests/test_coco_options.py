@@ -362,3 +362,20 @@ def test_two_images_that_would_share_a_panoptic_png_are_refused(backend: Backend
         import_dataset(project, "coco_instances", tmp_path / "instances_default.json")
         with pytest.raises(Conflict, match="images 'a.jpg' and 'a.png' would share the PNG panoptic_default/a.png"):
             export_dataset(project, "coco_panoptic", tmp_path / "out")
+
+
+def test_cli_image_options(cli: Any, backend: Backend, edge: Path, tmp_path: Path) -> None:
+    project = backend.create_args()
+    cli("create", *project)
+    cli("import", "-p", project[1], "-f", "coco", str(edge))
+    out = tmp_path / "out"
+    said = cli.text("export", "-p", project[1], "-f", "coco", "-o", out, "--save-images", "--merge-images",
+                    "--image-ext", "png", "--", "--subsets", "val", "--save-dataset-meta")
+    assert "saved 2 images" in said
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "annotations/captions_val.json", "annotations/instances_val.json", "dataset_meta.json",
+        "images/b.png", "images/sub/a.png",
+    ]
+    error = cli.text("export", "-p", project[1], "-f", "coco", "-o", tmp_path / "clash", "--save-images",
+                     "--merge-images", code=1)
+    assert "would hold two different images" in error and not (tmp_path / "clash" / "annotations").exists()

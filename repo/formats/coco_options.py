@@ -3,7 +3,8 @@
 Each option changes the output only when given; the pixel work is in `repo.transforms`.
 Here: the options as the registry declares them, which stored files an export writes
 (`--tasks`, `--subsets`, `--sources`), and the annotation rewrite that `--segmentation-mode`,
-`--rle-form` and `--crop-covered` ask for, with what it reports.
+`--rle-form` and `--crop-covered` ask for, with what it reports. The rewrite streams, except
+`--crop-covered`, which holds one output file's annotations to group them by image.
 """
 
 from __future__ import annotations
