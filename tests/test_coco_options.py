@@ -306,12 +306,23 @@ def test_convert_panoptic_to_instances_on_the_command_line(cli: Any, tmp_path: P
     assert "instances_val2017.json derived from panoptic_val2017.json" in said
 
 
-def test_a_derivation_not_implemented_fails_before_writing(project: Project, tmp_path: Path) -> None:
-    from repo.errors import UnsupportedError
-
-    with pytest.raises(UnsupportedError, match="cannot export image_info: the project holds no image_info files, and deriving"):
-        export_dataset(project, "coco", tmp_path / "out", tasks="instances,image_info")
-    assert not (tmp_path / "out" / "annotations").exists()
+def test_image_info_and_instances_from_other_tasks(backend: Backend, tmp_path: Path) -> None:
+    """image_info from the images of instances; instances from person_keypoints records
+    (Datumaro's sample), keypoints dropped, everything else as it was."""
+    sample = DATA / "datumaro_coco" / "coco_person_keypoints"
+    given = json.loads((sample / "annotations" / "person_keypoints_val.json").read_text())
+    with backend.create() as project:
+        import_dataset(project, "coco_person_keypoints", sample)
+        result = export_dataset(project, "coco", tmp_path / "out", tasks="instances,image_info", subsets="val")
+    files = {p.name: json.loads(p.read_text()) for p in (tmp_path / "out" / "annotations").glob("*.json")}
+    assert len(files) == 2 and len(result.derived) == 2
+    instances = next(doc for name, doc in files.items() if name.startswith("instances_"))
+    info = next(doc for name, doc in files.items() if name.startswith("image_info_"))
+    assert info["images"] == instances["images"] == given["images"] and info["annotations"] == []
+    expected = [{k: v for k, v in a.items() if k not in ("keypoints", "num_keypoints")} for a in given["annotations"]]
+    assert instances["annotations"] == expected
+    assert instances["categories"] == [{k: v for k, v in c.items() if k not in ("keypoints", "skeleton")} for c in given["categories"]]
+    reimport(backend, tmp_path / "out", "again")
 
 
 def test_instances_export_as_panoptic_without_overlaps(backend: Backend, project: Project, edge: Path, tmp_path: Path) -> None:

@@ -3,11 +3,13 @@ the tasks that hold its content, or the export fails naming what is missing (see
 `repo.transforms.derive`). Everything is decided before any file is written.
 
 Derived here: instances from panoptic thing segments, stuff from panoptic stuff segments
-(RLE masks, `area` and `bbox` from the pixels, annotation ids 1..N per file); panoptic from
-instances (things) and stuff, painted without overlaps (a later or higher-`z_order` one keeps
-shared pixels; one left without pixels, or without a segmentation, is reported in
-`left_out`). A panoptic derivation holds one subset's annotations in memory. Other
-derivations the table names are refused as not implemented yet, in one line.
+(RLE masks, `area` and `bbox` from the pixels, annotation ids 1..N per file); instances from
+person_keypoints records without their keypoints; image_info from the images of one other
+task (the first held, in Datumaro's task order); panoptic from instances (things) and stuff,
+painted without overlaps (a later or higher-`z_order` one keeps shared pixels; one left
+without pixels, or without a segmentation, is reported in `left_out`). A panoptic derivation
+holds one subset's annotations in memory. A task nothing derives (person_keypoints,
+captions, labels) fails in one line.
 """
 
 from __future__ import annotations
@@ -21,18 +23,20 @@ from typing import Any
 from sqlalchemy import Row
 
 from repo._internal.compose import ComposedFile, Contributor, compose, panoptic_records
-from repo.coco.tasks import file_name_for
 from repo.coco.panoptic import encode_png
+from repo.coco.tasks import file_name_for
 from repo.coco.writer import annotation_object, panoptic_object, segment_object, write_task_file
 from repo.errors import ConflictError, UnsupportedError
 from repo.formats.registry import ExportContext
-from repo.transforms.attributes import without_attributes
 from repo.store import fetch
-from repo.transforms.derive import annotations_from_segments, panoptic_from_annotations, sources_for
+from repo.transforms.attributes import without_attributes
+from repo.transforms.derive import (
+    annotations_from_keypoints,
+    annotations_from_segments,
+    panoptic_from_annotations,
+    sources_for,
+)
 from repo.transforms.segmentation import NEW_RLE_FORM, RLE_FORMS
-
-# task -> the tasks it is derived from here
-IMPLEMENTED = {"instances": ("panoptic",), "stuff": ("panoptic",), "panoptic": ("instances", "stuff")}
 
 
 @dataclass
@@ -54,23 +58,22 @@ class Derivation:
 
 def plan_derivations(wanted: Sequence[str], files: Sequence[Row[Any]]) -> list[Derivation]:
     """The derived files of an export of `wanted` tasks from the chosen stored `files`: one per
-    subset for each wanted task the files do not hold. Raises (NotFoundError or
-    UnsupportedError, one line) for a task that cannot be made."""
+    subset for each wanted task the files do not hold. Raises a one-line NotFoundError for a
+    task that cannot be made."""
     held = {row.task for row in files}
     plans = []
     for task in wanted:
         if task in held:
             continue
         sources = sources_for(task, held)
-        if not set(sources) & set(IMPLEMENTED.get(task, ())):
-            raise UnsupportedError(
-                f"cannot export {task}: the project holds no {task} files, and deriving them from "
-                f"{' and '.join(sources)} is not implemented"
-            )
         by_subset: dict[str, list[Row[Any]]] = {}
         for row in files:
-            if row.task in IMPLEMENTED[task]:
+            if row.task in sources:
                 by_subset.setdefault(row.subset, []).append(row)
+        if task == "image_info":  # the images of one task: categories of several could clash
+            for subset, rows in by_subset.items():
+                first = min(rows, key=lambda row: sources.index(row.task)).task
+                by_subset[subset] = [row for row in rows if row.task == first]
         plans += [Derivation(task, subset, rows) for subset, rows in sorted(by_subset.items())]
     return plans
 
@@ -79,12 +82,15 @@ def write_derived(
     context: ExportContext, derivation: Derivation, source_names: Mapping[int, str], target: Path, rewrite: Any,
     planned: Any,
 ) -> tuple[ComposedFile, int, int]:
-    """Write instances or stuff made from panoptic segments (`rewrite`: the export's
-    `coco_options.Rewrite`; `planned`: its `coco_images.PlannedImages`, either may be None);
-    returns the composed file (its images and categories), and the numbers of images and
-    annotations written."""
+    """Write instances or stuff made from panoptic segments, instances from person_keypoints
+    records (without their keypoints), or image_info from the images of other tasks
+    (`rewrite`: the export's `coco_options.Rewrite`; `planned`: its
+    `coco_images.PlannedImages`, either may be None); returns the composed file (its images
+    and categories), and the numbers of images and annotations written."""
     contributors = [Contributor(row, source_names[row.source_id]) for row in derivation.files]
     composed = compose(context.connection, context.snapshot, derivation.name, contributors, context.options["reindex"])
+    if derivation.files[0].task != "panoptic":
+        return _write_without_segments(context, derivation, composed, contributors, target, rewrite, planned)
     things = derivation.task == "instances"
     isthing = {}
     for category in composed.sections["categories"]:
@@ -111,6 +117,44 @@ def write_derived(
         records = map(without_attributes, records)
     images, written = write_task_file(target, composed.layout, composed.sections, composed.images, records)
     return composed, images, written
+
+
+def _write_without_segments(
+    context: ExportContext, derivation: Derivation, composed: ComposedFile, contributors: list[Contributor],
+    target: Path, rewrite: Any, planned: Any,
+) -> tuple[ComposedFile, int, int]:
+    """image_info (images only), or instances from person_keypoints records."""
+    composed.name, composed.task = derivation.name, derivation.task
+    if planned is not None:
+        planned.rename(composed)
+    records: Iterator[dict[str, Any]] = iter(())
+    if derivation.task == "image_info":
+        composed.sections["categories"] = []
+    else:
+        dropped = ("keypoints", "skeleton")
+        composed.sections["categories"] = [
+            {k: v for k, v in c.items() if k not in dropped} for c in composed.sections["categories"]
+        ]
+        records = _instances_of_keypoints(context, derivation, composed, contributors, rewrite)
+    if not context.options["allow_attributes"]:
+        records = map(without_attributes, records)
+    images, written = write_task_file(target, composed.layout, composed.sections, composed.images, records)
+    return composed, images, written
+
+
+def _instances_of_keypoints(
+    context: ExportContext, derivation: Derivation, composed: ComposedFile, contributors: list[Contributor], rewrite: Any
+) -> Iterator[dict[str, Any]]:
+    for contributor in contributors:
+        pairs = candidate_rows(context, composed, contributor)
+        rows = iter(zip(annotations_from_keypoints([row for row, _ in pairs]), (placement for _, placement in pairs)))
+        if rewrite is not None:
+            rows = rewrite.rows(rows, derivation.name)
+        for row, placement in rows:
+            obj = annotation_object(row, placement.coco_id, placement.height, placement.width)
+            if "id" in obj:
+                obj["id"] = composed.annotation_ids.assign(obj["id"], f"source {contributor.source}", contributor.source)
+            yield obj
 
 
 def _derived_rows(
