@@ -27,7 +27,7 @@ from repo._internal.compose import ComposedFile, Contributor, ImageFile, annotat
 from repo._internal.parallel import Workers
 from repo._internal.reports import write_json_report
 from repo.coco.layout import AnnotationFile, annotation_path, discover
-from repo.coco.meta import DatasetMeta, check_categories, find_meta, meta_document, read_meta, write_meta
+from repo.coco.meta import DatasetMeta, check_categories, find_meta, read_meta
 from repo.coco.panoptic import DecodeJob, PaintJob, decode_job, paint_job
 from repo.coco.reader import read_task_file
 from repo.coco.tasks import FORMAT_TASKS, LABELLED_TASKS, file_name_for
@@ -35,9 +35,9 @@ from repo.coco.writer import panoptic_object, write_task_file
 from repo.errors import ConflictError, InputError
 from repo.exporting import copy_image
 from repo.formats import coco_images, coco_options
-from repo.formats.coco_derive import plan_derivations, write_derived, write_derived_panoptic
+from repo.formats.coco_derive import plan_derivations, write_derivation
 from repo.formats.coco_images import planned_images, save_planned
-from repo.formats.coco_options import Rewrite, chosen_files, nothing_to_write
+from repo.formats.coco_options import Rewrite, chosen_files, nothing_to_write, write_dataset_meta
 from repo.formats.registry import (
     DatasetReader,
     ExportContext,
@@ -54,8 +54,8 @@ from repo.model.hashing import segment_hash
 from repo.model.policy import ErrorPolicy
 from repo.model.records import RLE_STRING, TaskFile
 from repo.progress import Progress
-from repo.transforms.attributes import without_attributes
 from repo.store import fetch
+from repo.transforms.attributes import without_attributes
 
 PAINT_BATCH = 1024  # panoptic records whose segments are held in memory at once
 
@@ -189,29 +189,15 @@ def write(context: ExportContext) -> ExportResult:
         for image in composed.image_files:
             image_files.setdefault((image.subset, image.file_name), image)
     for derivation in derivations:
-        target = annotation_path(context.out_dir, derivation.task, derivation.subset)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if derivation.task == "panoptic":
-            composed, images, written, pngs = write_derived_panoptic(
-                context, derivation, names, target, planned, result.left_out
-            )
-            result.pngs += pngs
-        else:
-            composed, images, written = write_derived(context, derivation, names, target, rewrite, planned)
+        composed = write_derivation(context, derivation, names, rewrite, planned, result)
         categories.extend(composed.sections["categories"])
-        result.files.append(target)
-        result.derived.append(derivation.line())
-        result.images += images
-        result.annotations += written
         maps[derivation.name] = id_maps(composed)
         for image in composed.image_files:
             image_files.setdefault((image.subset, image.file_name), image)
     if rewrite is not None:
         result.iou_line, result.emptied = rewrite.iou_line(), rewrite.emptied
     if context.options["save_dataset_meta"]:
-        result.files.append(write_meta(context.out_dir, meta_document([
-            {"coco_id": c["id"], "name": c["name"], "extra": {"color": c.get("color")}} for c in categories
-        ])))
+        result.files.append(write_dataset_meta(context.out_dir, categories))
     if planned is not None:
         save_planned(context, planned, {source_id: row.path for source_id, row in sources.items()}, result)
     elif context.options["save_images"]:

@@ -23,11 +23,12 @@ from typing import Any
 from sqlalchemy import Row
 
 from repo._internal.compose import ComposedFile, Contributor, compose, panoptic_records
+from repo.coco.layout import annotation_path
 from repo.coco.panoptic import encode_png
 from repo.coco.tasks import file_name_for
 from repo.coco.writer import annotation_object, panoptic_object, segment_object, write_task_file
 from repo.errors import ConflictError, UnsupportedError
-from repo.formats.registry import ExportContext
+from repo.formats.registry import ExportContext, ExportResult
 from repo.store import fetch
 from repo.transforms.attributes import without_attributes
 from repo.transforms.derive import (
@@ -76,6 +77,28 @@ def plan_derivations(wanted: Sequence[str], files: Sequence[Row[Any]]) -> list[D
                 by_subset[subset] = [row for row in rows if row.task == first]
         plans += [Derivation(task, subset, rows) for subset, rows in sorted(by_subset.items())]
     return plans
+
+
+def write_derivation(
+    context: ExportContext, derivation: Derivation, source_names: Mapping[int, str], rewrite: Any, planned: Any,
+    result: ExportResult,
+) -> ComposedFile:
+    """Write one derived file and count it in `result`; returns its composed file (images
+    and categories, for the images and dataset_meta.json the export writes after)."""
+    target = annotation_path(context.out_dir, derivation.task, derivation.subset)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if derivation.task == "panoptic":
+        composed, images, written, pngs = write_derived_panoptic(
+            context, derivation, source_names, target, planned, result.left_out
+        )
+        result.pngs += pngs
+    else:
+        composed, images, written = write_derived(context, derivation, source_names, target, rewrite, planned)
+    result.files.append(target)
+    result.derived.append(derivation.line())
+    result.images += images
+    result.annotations += written
+    return composed
 
 
 def write_derived(

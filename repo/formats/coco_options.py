@@ -13,6 +13,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pathlib import Path
+
+from repo.coco.meta import meta_document, write_meta
 from repo.coco.rle import RleError
 from repo.coco.tasks import TASKS
 from repo.errors import InputError, NotFoundError
@@ -64,6 +67,13 @@ def nothing_to_write(format_name: str, tasks: Sequence[str], options: Mapping[st
     narrowed = [f"--{name} {','.join(options[name])}" for name in ("tasks", "subsets", "sources") if options.get(name)]
     why = f" with {' '.join(narrowed)}" if narrowed else ""
     return NotFoundError(f"nothing to export as {format_name}{why}: the project holds no {' or '.join(tasks)} files")
+
+
+def write_dataset_meta(out_dir: Path, categories: Iterable[Mapping[str, Any]]) -> Path:
+    """`--save-dataset-meta`: dataset_meta.json of the categories (output objects) written."""
+    return write_meta(out_dir, meta_document([
+        {"coco_id": c["id"], "name": c["name"], "extra": {"color": c.get("color")}} for c in categories
+    ]))
 
 
 Pair = tuple[Mapping[str, Any], Any]  # a stored annotation row and its placement (image id, size)
