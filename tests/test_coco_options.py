@@ -390,3 +390,27 @@ def test_cli_image_options(cli: Any, backend: Backend, edge: Path, tmp_path: Pat
     error = cli.text("export", "-p", project[1], "-f", "coco", "-o", tmp_path / "clash", "--save-images",
                      "--merge-images", code=1)
     assert "would hold two different images" in error and not (tmp_path / "clash" / "annotations").exists()
+
+
+def test_datumaro_reads_what_the_options_write(project: Project, edge: Path, tmp_path: Path) -> None:
+    """Datumaro 1.13.12 imports an export made with several options at once: polygons,
+    no attributes, PNG images in one folder... with dataset_meta.json naming the labels."""
+    from collections import Counter
+
+    from datumaro.components.annotation import AnnotationType
+    from datumaro.components.dataset import Dataset
+
+    out = tmp_path / "out"
+    export_dataset(project, "coco_instances", out, subsets="val", segmentation_mode="polygons", allow_attributes=False,
+                   save_images=True, image_ext=".bmp", save_dataset_meta=True)
+    dataset = Dataset.import_from(str(out), "coco_instances")
+    names = [label.name for label in dataset.categories()[AnnotationType.label]]
+    seen = Counter(
+        names[annotation.label] for item in dataset for annotation in item.annotations
+        if annotation.type == AnnotationType.polygon
+    )
+    given = json.loads((edge / "annotations" / "instances_val.json").read_text())
+    category = {c["id"]: c["name"] for c in given["categories"]}
+    written = json.loads((out / "annotations" / "instances_val.json").read_text())
+    assert seen == Counter(category[a["category_id"]] for a in written["annotations"] for _ in a["segmentation"])
+    assert all(item.media.data.shape[:2] == (24, 32) for item in dataset)
