@@ -404,6 +404,21 @@ def _report_export(result: ExportResult, out_dir: Path, quiet: bool) -> None:
     if result.unavailable_images:
         shown = ", ".join(result.unavailable_images[:3]) + (", ..." if len(result.unavailable_images) > 3 else "")
         click.echo(f"note: {len(result.unavailable_images)} images are neither in the database nor on disk: {shown}", err=True)
+    _report_changes(result, quiet)
+
+
+def _report_changes(result: ExportResult, quiet: bool) -> None:
+    """What export options changed or made: IoU of traced polygons, cropped, derived files."""
+    if result.iou_line:
+        _echo(result.iou_line, quiet)
+    for line in result.emptied:
+        click.echo(f"note: --crop-covered left no pixels to {line}; it is not written", err=True)
+    for line in result.derived:
+        _echo(line, quiet)
+    for line in result.image_losses:
+        click.echo(f"note: {line}", err=True)
+    for line in result.left_out:
+        click.echo(f"note: left out {line}", err=True)
 
 
 @main.command("convert", cls=FormatCommand, role="export")
@@ -431,6 +446,7 @@ def convert_command(
             progress=_progress(quiet),
         )
     _echo(f"converted {result.images} images, {result.annotations} annotations into {out_dir}", quiet)
+    _report_changes(result, quiet)
 
 
 @main.command()

@@ -264,6 +264,11 @@ class ExportResult:
     pngs: int = 0
     saved_images: int = 0
     unavailable_images: list[str] = field(default_factory=list)  # subset/file_name of images not found
+    iou_line: str | None = None  # --segmentation-mode polygons: how closely polygons draw their masks
+    emptied: list[str] = field(default_factory=list)  # annotations --crop-covered left without pixels
+    image_losses: list[str] = field(default_factory=list)  # what --image-ext changed in saved images
+    derived: list[str] = field(default_factory=list)  # files made from another task's files
+    left_out: list[str] = field(default_factory=list)  # annotations a derived file could not hold
 
 
 Reader = Callable[[ImportRequest], DatasetReader]
