@@ -17,7 +17,7 @@ from pycocotools import mask as coco_mask
 from gen_coco import generate
 from helpers import DATA
 from repo._internal.parallel import Workers
-from repo.coco.panoptic import decode_id_map, png_header, read_id_map, segment_masks
+from repo.coco.panoptic import decode_id_map, encode_png, paint_id_map, png_header, read_id_map, segment_masks
 from repo.errors import InputError
 
 RNG = np.random.default_rng(7)
@@ -163,3 +163,14 @@ def test_worker_threads_keep_the_order_of_the_jobs(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("DSREPO_WORKERS", "3")
     with Workers(50) as workers:
         assert list(workers.map(lambda n: n * n, range(50))) == [n * n for n in range(50)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (13, 1), (31, 47)])
+def test_painted_and_encoded_pngs_hold_the_segments_pixels(shape: tuple[int, int], seed: int):
+    id_map, ids = random_segments(*shape, seed)
+    masks = segment_masks(id_map, 1, ids, "p.png")
+    painted = paint_id_map(list(zip(ids, masks)), *shape)
+    for layout in (painted, np.ascontiguousarray(painted)):  # as painted, and row-major
+        data = encode_png(layout)
+        assert np.array_equal(pillow_id_map(data), id_map)

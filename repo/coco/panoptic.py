@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from isal import isal_zlib
 from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as coco_mask
 
@@ -27,7 +28,7 @@ from repo.errors import InputError
 # Masks of this many pixels can have runs pycocotools' encoder cannot take (see repo.coco.rle).
 HUGE_MASK = 1 << 24
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PNG_COMPRESS_LEVEL = 3  # zlib: level 6 takes about 2.5x the time for files ~40% smaller
+PNG_COMPRESS_LEVEL = 1  # ISA-L's level 1: 9x faster than zlib's level 3 here, and files ~9% smaller
 
 
 def png_header(data: bytes) -> tuple[int, int, int, int] | None:
@@ -237,20 +238,26 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 def encode_png(id_map: np.ndarray) -> bytes:
     """An 8-bit RGB PNG of the id map (R = id % 256, G = id // 256 % 256, B = id // 256^2).
 
-    Written directly with zlib and no row filter: panoptic maps are large flat areas that
-    zlib packs well on its own, at a third of the time Pillow's adaptive filtering takes.
+    Written directly with no row filter: panoptic maps are large flat areas that deflate packs
+    well on its own. The deflate stream is ISA-L's (python-isal), a standard zlib stream any
+    PNG reader inflates, written in a tenth of zlib's time. The RGB bytes come from OpenCV (one blocked transpose of the column-major map that
+    `paint_id_map` paints, one channel drop), not from strided numpy copies.
     """
     height, width = id_map.shape
-    raw = np.zeros((height, 1 + 3 * width), dtype=np.uint8)  # each row: filter byte 0, then RGB
-    pixels = raw[:, 1:].reshape(height, width, 3)
-    pixels[..., 0] = id_map & 0xFF
-    pixels[..., 1] = (id_map >> 8) & 0xFF
-    pixels[..., 2] = (id_map >> 16) & 0xFF
+    cv2 = _opencv()
+    if id_map.T.flags.c_contiguous:  # paint_id_map's (width, height) array, seen transposed
+        rows = cv2.transpose(id_map.T.view(np.int32))
+    else:
+        rows = np.ascontiguousarray(id_map).view(np.int32)
+    rgb = cv2.cvtColor(rows.view(np.uint8).reshape(height, width, 4), cv2.COLOR_RGBA2RGB)
+    raw = np.empty((height, 1 + 3 * width), dtype=np.uint8)  # each row: filter byte 0, then RGB
+    raw[:, 0] = 0
+    raw[:, 1:] = rgb.reshape(height, 3 * width)
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"".join((
         PNG_SIGNATURE,
         _chunk(b"IHDR", header),
-        _chunk(b"IDAT", zlib.compress(raw.tobytes(), PNG_COMPRESS_LEVEL)),
+        _chunk(b"IDAT", isal_zlib.compress(raw, PNG_COMPRESS_LEVEL)),
         _chunk(b"IEND", b""),
     ))
 
