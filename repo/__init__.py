@@ -9,8 +9,8 @@ The Python API; the `dsrepo` command line is a thin layer over these functions.
     commit(project, "import vendor A")
     export_dataset(project, "coco", "out", save_images=True)
 
-Names are imported on first use, so that a module deep in the package (a PNG worker process
-imports only `repo.coco.panoptic`) does not pull in the database layer with it.
+Names are imported on first use, so that a module deep in the package (e.g. `repo.coco.panoptic`)
+does not pull in the database layer with it.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from repo._internal.gcpause import collector_paused
 from repo.errors import ConfigError, ConflictError, DsrepoError, NotFoundError, OutputError
 from repo.store import migrate, readers
 from repo.store.engine import (
@@ -158,14 +159,15 @@ class Project:
     @contextmanager
     def writing(self, exclusive: bool = False) -> Iterator[Connection]:
         """One transaction for one user action (an import, a commit, ...); `exclusive` waits
-        for every other writer (see `store.engine.write_transaction`)."""
-        with write_transaction(self.engine, exclusive) as connection:
+        for every other writer (see `store.engine.write_transaction`). The cyclic garbage
+        collector is paused meanwhile (see `repo._internal.gcpause`)."""
+        with collector_paused(), write_transaction(self.engine, exclusive) as connection:
             yield connection
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
         """One read transaction: a consistent view of the last committed state."""
-        with read_transaction(self.engine) as connection:
+        with collector_paused(), read_transaction(self.engine) as connection:
             yield connection
 
     def refresh_statistics(self) -> None:

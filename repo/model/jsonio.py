@@ -21,8 +21,9 @@ from repo.errors import InputError
 # integer tokens count: digit runs inside strings, which compressed RLE counts are full of,
 # must not send most real files down the slow path (`_has_big_integer` looks at each run's
 # neighbours; a string that merely looks like such a token only costs speed).
-_DIGIT_RUN = re.compile(rb"\d{19,}")  # on bytes: twice as fast as on str
 _SPACE = b" \t\r\n"
+_DIGIT_MARKS = bytes(49 if 48 <= byte <= 57 else 48 for byte in range(256))  # digits -> "1", else "0"
+_LONG_RUN = b"1" * 19
 # A `\\uD800`-`\\uDFFF` escape (a surrogate), not itself preceded by an escaping backslash.
 _SURROGATE_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _SURROGATE_HINT = re.compile(r"\\u[dD][89a-fA-F]")
@@ -39,9 +40,18 @@ def parse_json(text: str | bytes) -> Any:
 
 
 def _has_big_integer(text: bytes) -> bool:
-    """Does an integer token lie outside what orjson keeps as an integer?"""
-    for match in _DIGIT_RUN.finditer(text):
-        start, end = match.span()
+    """Does an integer token lie outside what orjson keeps as an integer?
+
+    Candidates are found on a copy with every digit mapped to 1 and everything else to 0: one
+    C-speed `find` of 19 ones skips the long stretches a regex would try byte by byte.
+    """
+    marked = text.translate(_DIGIT_MARKS)
+    position = 0
+    while (position := marked.find(_LONG_RUN, position)) >= 0:
+        start, end = position, marked.find(b"0", position)
+        if end < 0:
+            end = len(text)
+        position = end
         negative = start > 0 and text[start - 1] == ord("-")
         if end - start == 19 and not negative:
             continue
