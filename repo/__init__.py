@@ -9,8 +9,8 @@ The Python API; the `dsrepo` command line is a thin layer over these functions.
     commit(project, "import vendor A")
     export_dataset(project, "coco", "out", save_images=True)
 
-Names are imported on first use, so that a module deep in the package (a PNG worker process
-imports only `repo.coco.panoptic`) does not pull in the database layer with it.
+Names are imported on first use, so that a module deep in the package (e.g. `repo.coco.panoptic`)
+does not pull in the database layer with it.
 """
 
 from __future__ import annotations
@@ -34,12 +34,16 @@ _API = {
     "rename_label": "repo.labels", "merge_labels": "repo.labels", "delete_label": "repo.labels",
     "load_label_map": "repo.labels",
     "MergeResult": "repo.merge", "merge_sources": "repo.merge",
-    "QueryResult": "repo.query", "run_query": "repo.query",
+    "QueryResult": "repo.query", "open_query": "repo.query", "run_query": "repo.query",
     "Stats": "repo.stats", "compute_stats": "repo.stats",
     "ProjectSummary": "repo.info", "summarize": "repo.info",
     "Progress": "repo.progress", "Silent": "repo.progress",
     "Format": "repo.formats.registry", "FormatOption": "repo.formats.registry", "list_formats": "repo.formats.registry",
     "get_format": "repo.formats.registry", "register": "repo.formats.registry",
+    "Annotation": "repo.dataset", "Item": "repo.dataset", "find_items": "repo.dataset", "get_item": "repo.dataset",
+    "read_items": "repo.dataset",
+    "RenderResult": "repo.render", "render_item": "repo.render",
+    "DiffDetails": "repo.changes", "diff_details": "repo.changes",
 }
 
 __all__ = sorted(_API)

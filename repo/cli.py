@@ -11,9 +11,11 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import json
 import sys
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from repo.changes import AnnotationChange, DiffDetails, diff_details
 from repo.errors import DsrepoError, OptionError
 from repo.exporting import convert, export_dataset
 from repo.formats.registry import (
@@ -39,25 +42,40 @@ from repo.importing import ImportResult, import_dataset
 from repo.info import summarize
 from repo.labels import delete_label, merge_labels, rename_label
 from repo.merge import STRATEGIES, merge_sources
-from repo.progress import Progress, Silent
+from repo.progress import Progress, Silent, eta_seconds, format_eta
 from repo.project import Project
-from repo.query import run_query
+from repo.query import open_query
 from repo.sources import remove_source, update_source
 from repo.stats import compute_stats
+from repo.store.user_sql import DEFAULT_TIMEOUT, Rows
 
 
 class BarProgress:
-    """A progress bar on stderr, one stage at a time."""
+    """A progress bar on stderr, one stage at a time; its ETA waits for a rate (see
+    repo.progress.eta_seconds) instead of click's, which guesses from the first steps."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._bar: Any = None
+        self._clock = clock
+        self._started = 0.0
+        self._done = 0
+        self._total = 0
 
     def start(self, label: str, total: int) -> None:
         self.finish()
-        self._bar = click.progressbar(length=max(total, 1), label=label, file=sys.stderr)
+        self._started, self._done, self._total = self._clock(), 0, total
+        self._bar = click.progressbar(
+            length=max(total, 1), label=label, file=sys.stderr, show_eta=False, item_show_func=self.eta_text
+        )
         self._bar.__enter__()
 
+    def eta_text(self, _item: object = None) -> str | None:
+        """`eta HH:MM:SS` once the stage has a rate, else None (nothing shown)."""
+        left = eta_seconds(self._clock() - self._started, self._done, self._total)
+        return None if left is None else format_eta(left)
+
     def advance(self, steps: int = 1) -> None:
+        self._done += steps
         if self._bar is not None:
             self._bar.update(steps)
 
@@ -107,6 +125,12 @@ def _options(*options: Callable[..., Any]) -> Callable[[Callable[..., Any]], Cal
 def _echo(message: str, quiet: bool = False) -> None:
     if not quiet:
         click.echo(message)
+
+
+def _echo_err(message: str, quiet: bool = False) -> None:
+    """A message beside the output (stdout may be JSON)."""
+    if not quiet:
+        click.echo(message, err=True)
 
 
 # -- format options, from the registry ------------------------------------------------------
@@ -316,7 +340,16 @@ def import_command(
     )
     if result.missing_images:
         click.echo(f"note: {result.missing_images} image files were not found (see `dsrepo info`)", err=True)
+    _report_outside(result)
     _report_skipped(result)
+
+
+def _report_outside(result: ImportResult) -> None:
+    if result.outside_images:
+        click.echo(
+            f"note: {result.outside_images} image files lead outside the dataset folder (symlinks) and were not used",
+            err=True,
+        )
 
 
 def _report_skipped(result: ImportResult) -> None:
@@ -337,10 +370,12 @@ _export_options = _options(
 @_export_options
 @click.option("--rev", metavar="REV", help="Export what this revision held (HEAD, HEAD~N, a tag, an id).")
 @click.option("--where", metavar="SQL", help="Only annotations for which this condition on annotations_v holds.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=DEFAULT_TIMEOUT, show_default=True,
+              help="Seconds the database may spend on --where (0: no limit).")
 @click.pass_context
 def export_command(
     ctx: click.Context, project_dir: Path, db: str | None, quiet: bool, format_name: str, out_dir: Path,
-    overwrite: bool, rev: str | None, where: str | None, **_: Any,
+    overwrite: bool, rev: str | None, where: str | None, timeout: float, **_: Any,
 ) -> None:
     """Export the project's data (the working state, or one revision).
 
@@ -357,7 +392,7 @@ def export_command(
     format_options = _format_options_given(ctx, "export", format_name)
     result = export_dataset(
         Project.open(project_dir, db), format_name, out_dir, rev=rev, where=where, overwrite=overwrite,
-        progress=_progress(quiet), **format_options,
+        timeout=timeout or None, progress=_progress(quiet), **format_options,
     )
     _report_export(result, out_dir, quiet)
 
@@ -369,12 +404,22 @@ def _report_export(result: ExportResult, out_dir: Path, quiet: bool) -> None:
     if result.unavailable_images:
         shown = ", ".join(result.unavailable_images[:3]) + (", ..." if len(result.unavailable_images) > 3 else "")
         click.echo(f"note: {len(result.unavailable_images)} images are neither in the database nor on disk: {shown}", err=True)
-    _report_notes(result)
+    _report_changes(result, quiet)
 
 
-def _report_notes(result: ExportResult) -> None:
-    """What the format left out or warns about (e.g. YOLO's crowd annotations), a line each."""
-    for note in result.notes:
+def _report_changes(result: ExportResult, quiet: bool) -> None:
+    """What export options changed or made: IoU of traced polygons, cropped, derived files."""
+    if result.iou_line:
+        _echo(result.iou_line, quiet)
+    for line in result.emptied:
+        click.echo(f"note: --crop-covered left no pixels to {line}; it is not written", err=True)
+    for line in result.derived:
+        _echo(line, quiet)
+    for line in result.image_losses:
+        click.echo(f"note: {line}", err=True)
+    for line in result.left_out:
+        click.echo(f"note: left out {line}", err=True)
+    for note in result.notes:  # what the format left out or warns about (e.g. YOLO's crowd)
         click.echo(f"note: {note}", err=True)
 
 
@@ -403,7 +448,7 @@ def convert_command(
             progress=_progress(quiet),
         )
     _echo(f"converted {result.images} images, {result.annotations} annotations into {out_dir}", quiet)
-    _report_notes(result)
+    _report_changes(result, quiet)
 
 
 @main.command()
@@ -466,6 +511,7 @@ def update(
         Project.open(project_dir, db), name, path, on_error=on_error, error_report=error_report,
         progress=_progress(quiet), **format_options,
     )
+    _report_outside(result)
     _report_skipped(result)
     changes = result.changes
     if changes.empty:
@@ -588,17 +634,27 @@ def checkout_command(project_dir: Path, db: str | None, quiet: bool, force: bool
 @main.command("diff")
 @project_options
 @click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.argument("rev_a")
+@click.option("--details", is_flag=True,
+              help="Name each item and annotation added, removed or changed (with the fields that differ) "
+                   "and each label renamed, instead of counting them.")
+@click.argument("rev_a", default="HEAD")
 @click.argument("rev_b", required=False)
-def diff_command(project_dir: Path, db: str | None, quiet: bool, output: str, rev_a: str, rev_b: str | None) -> None:
-    """Count items, annotations and categories added, removed and changed from REV_A to
-    REV_B (default: the working state), per source and subset.
+def diff_command(
+    project_dir: Path, db: str | None, quiet: bool, output: str, details: bool, rev_a: str, rev_b: str | None
+) -> None:
+    """Count items, annotations and categories added, removed and changed from REV_A
+    (default: HEAD) to REV_B (default: the working state), per source and subset.
 
     \b
     Example:
+        dsrepo diff -p myproject                 # uncommitted changes
         dsrepo diff -p myproject v1
         dsrepo diff -p myproject HEAD~2 HEAD --format json
+        dsrepo diff -p myproject v1 v2 --details
     """
+    if details:
+        _print_details(diff_details(Project.open(project_dir, db), rev_a, rev_b), output)
+        return
     rows = diff_revisions(Project.open(project_dir, db), rev_a, rev_b)
     if output == "json":
         click.echo(json.dumps([row.as_dict() for row in rows], ensure_ascii=False, indent=2))
@@ -610,14 +666,64 @@ def diff_command(project_dir: Path, db: str | None, quiet: bool, output: str, re
            [[r.source, r.subset, r.kind, r.added, r.removed, r.changed] for r in rows])
 
 
-def _table(header: list[str], rows: list[list[object]]) -> None:
-    """Columns padded to their widest cell; numbers aligned right."""
-    cells = [header] + [["" if value is None else str(value) for value in row] for row in rows]
-    numeric = [all(isinstance(row[i], (int, float)) for row in rows if row[i] is not None) for i in range(len(header))]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    for row in cells:
-        line = "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(row, widths, numeric))
-        click.echo(line.rstrip())
+def _print_details(found: DiffDetails, output: str) -> None:
+    if output == "json":
+        click.echo(json.dumps(found.as_dict(), ensure_ascii=False, indent=2, default=_jsonable))
+        return
+    if not (found.label_renames or found.items or found.annotations):
+        click.echo("no differences")
+        return
+    for rename in found.label_renames:
+        click.echo(f"label renamed: {rename.old} -> {rename.new}")
+    if found.items:
+        click.echo("\nitems:" if found.label_renames else "items:")
+        _table(["change", "source", "image", "fields"],
+               [[c.change, c.source, f"{c.subset}/{c.file_name}", ", ".join(c.fields)] for c in found.items])
+    if found.annotations:
+        click.echo("\nannotations:" if found.label_renames or found.items else "annotations:")
+        _table(["change", "source", "image", "task", "id", "label", "what changed"], [
+            [c.change, c.source, f"{c.subset}/{c.file_name}", c.task, c.id, c.label, _what_changed(c)]
+            for c in found.annotations
+        ])
+
+
+def _what_changed(change: AnnotationChange) -> str:
+    """`bbox [..] -> [..]; polygons` : shown fields with their values, the others by name."""
+    return "; ".join(
+        f"{name} {change.before[name]} -> {change.after[name]}" if name in change.before else name
+        for name in change.fields
+    )
+
+
+TABLE_SAMPLE = 1000  # rows that set the column widths of a table written as rows arrive
+WRITE_CHUNK = 1000  # lines (or JSON records) written at once
+
+
+def _table(header: list[str], rows: Iterable[Iterable[object]], sample: int | None = None) -> None:
+    """Columns padded to their widest cell; numbers aligned right. With `sample`, only the
+    first `sample` rows set the widths, so that the rest can be written as they arrive (a
+    wider cell later on widens its own line only)."""
+    rows = iter(rows)
+    head = [list(row) for row in (itertools.islice(rows, sample) if sample else rows)]
+    numeric = [all(isinstance(row[i], (int, float)) for row in head if row[i] is not None) for i in range(len(header))]
+    widths = [max([len(header[i])] + [len(_cell(row[i])) for row in head]) for i in range(len(header))]
+
+    def line(values: Iterable[object]) -> str:
+        cells = [_cell(value) for value in values]
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(cells, widths, numeric)).rstrip()
+
+    _write(line(values) + "\n" for values in itertools.chain([header], head, rows))
+
+
+def _cell(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _write(pieces: Iterable[str]) -> None:
+    """Write text in chunks of pieces: one call per line is slow for millions of rows."""
+    pieces = iter(pieces)
+    while chunk := list(itertools.islice(pieces, WRITE_CHUNK)):
+        click.echo("".join(chunk), nl=False)
 
 
 @main.group("labels")
@@ -679,11 +785,15 @@ def labels_delete(project_dir: Path, db: str | None, quiet: bool, name: str) -> 
 @main.command("query")
 @project_options
 @click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@click.option("--rev", metavar="REV", help="Query the views as this revision held them (HEAD, HEAD~N, a tag, an id).")
+@click.option("--timeout", type=click.FloatRange(min=0), default=DEFAULT_TIMEOUT, show_default=True,
+              help="Seconds the database may spend on the statement (0: no limit).")
+@click.option("--rev", metavar="REV", help="The views show this revision instead of the working state.")
 @click.argument("sql")
-def query_command(project_dir: Path, db: str | None, quiet: bool, output: str, rev: str | None, sql: str) -> None:
+def query_command(
+    project_dir: Path, db: str | None, quiet: bool, output: str, timeout: float, rev: str | None, sql: str
+) -> None:
     """Run one read-only SQL statement; the views items_v and annotations_v are the
-    documented way in (see the README).
+    documented way in (see the README). Rows are written as they arrive.
 
     \b
     Example:
@@ -691,18 +801,44 @@ def query_command(project_dir: Path, db: str | None, quiet: bool, output: str, r
         dsrepo query -p myproject --format csv "SELECT * FROM items_v WHERE width < 100"
         dsrepo query -p myproject --rev v1 "SELECT count(*) FROM annotations_v"
     """
-    result = run_query(Project.open(project_dir, db), sql, rev=rev)
-    if output == "json":
-        records = [dict(zip(result.columns, row)) for row in result.rows]
-        click.echo(json.dumps(records, ensure_ascii=False, indent=2, default=_jsonable))
-    elif output == "csv":
+    with open_query(Project.open(project_dir, db), sql, timeout or None, rev=rev) as rows:
+        if output == "json":
+            _json_rows(rows)
+        elif output == "csv":
+            _csv_rows(rows)
+        else:
+            _table(rows.columns, rows, sample=TABLE_SAMPLE)
+
+
+def _json_rows(rows: Rows) -> None:
+    """A JSON array of one object per row, laid out as json.dumps(indent=2) would. Scalars go
+    through json's C encoder (with an indent, json encodes in Python, several times slower);
+    lists and objects get the indented layout."""
+    scalar = json.JSONEncoder(ensure_ascii=False, default=_jsonable)
+    nested = json.JSONEncoder(ensure_ascii=False, default=_jsonable, indent=2)
+    keys = {column: scalar.encode(column) for column in rows.columns}
+
+    def record(row: tuple[Any, ...]) -> str:
+        fields = [
+            f"    {keys[key]}: "
+            + (nested.encode(value).replace("\n", "\n    ") if isinstance(value, (dict, list, tuple)) else scalar.encode(value))
+            for key, value in dict(zip(rows.columns, row)).items()
+        ]
+        return "  {\n" + ",\n".join(fields) + "\n  }" if fields else "  {}"
+
+    records = map(record, rows)
+    first = next(records, None)
+    if first is None:
+        click.echo("[]")
+        return
+    _write(itertools.chain(["[\n" + first], (",\n" + text for text in records), ["\n]\n"]))
+
+
+def _csv_rows(rows: Rows) -> None:
+    for batch in itertools.chain([[rows.columns]], rows.batches):
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(result.columns)
-        writer.writerows(result.rows)
+        csv.writer(buffer, lineterminator="\n").writerows(batch)
         click.echo(buffer.getvalue(), nl=False)
-    else:
-        _table(result.columns, [list(row) for row in result.rows])
 
 
 def _jsonable(value: Any) -> Any:
@@ -744,16 +880,93 @@ def merge_command(
     )
     if result.report:
         click.echo(
-            f"{len(result.conflicts)} conflicts, {result.dropped} annotations dropped; report: {result.report}",
+            f"{len(result.conflicts)} conflicts, {result.merged} annotations merged as duplicates, "
+            f"{result.dropped} dropped; report: {result.report}",
             err=True,
         )
+
+
+def _task_list(values: tuple[str, ...]) -> list[str] | None:
+    """--tasks given once per task, comma-separated, or both."""
+    tasks = [task.strip() for value in values for task in value.split(",") if task.strip()]
+    return tasks or None
+
+
+@main.command("render")
+@project_options
+@click.argument("item")
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), required=True,
+              help="The image file to write (.png, or any format Pillow writes).")
+@click.option("--rev", metavar="REV", help="Draw what this revision held.")
+@click.option("--tasks", "task_names", multiple=True, metavar="TASK[,TASK...]",
+              help="Only annotations of these tasks (instances, panoptic, ...).")
+@click.option("--where", metavar="SQL", help="Only annotations for which this condition on annotations_v holds.")
+@click.option("--subset", help="The subset of the image, when ITEM names images of several.")
+@click.option("--source", help="Only this source's annotations.")
+@click.option("--scale", type=click.IntRange(min=1), default=1, show_default=True, help="Enlarge the picture N times.")
+def render_command(
+    project_dir: Path, db: str | None, quiet: bool, item: str, out: Path, rev: str | None,
+    task_names: tuple[str, ...], where: str | None, subset: str | None, source: str | None, scale: int,
+) -> None:
+    """Draw ITEM (a file name or a COCO image id) with its annotations over it.
+
+    Masks are filled in a colour per label (panoptic segments in their category's colour),
+    crowd regions hatched, keypoints joined by their skeleton, captions written under the
+    image. A missing image file gives a blank canvas of the image's size.
+
+    \b
+    Example:
+        dsrepo render -p myproject 000000142238.jpg -o overlay.png
+        dsrepo render -p myproject 142238 -o persons.png --tasks instances --where "label = 'person'"
+        dsrepo render -p myproject a.jpg -o before.png --rev v1 --scale 4
+    """
+    from repo.render import render_item
+
+    result = render_item(
+        Project.open(project_dir, db), item, out, rev, tasks=_task_list(task_names), where=where, subset=subset,
+        source=source, scale=scale,
+    )
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    label = "source" if len(result.sources) == 1 else "sources"
+    _echo(
+        f"rendered {result.subset}/{result.file_name} ({label} {', '.join(result.sources)}, "
+        f"{result.annotations} annotations) to {out}", quiet,
+    )
+
+
+@main.command("serve")
+@project_options
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; other than loopback only with --allow-remote.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port to listen on (0: any free port).")
+@click.option("--allow-remote", is_flag=True, help="Allow a --host that other machines can reach.")
+def serve_command(project_dir: Path, db: str | None, quiet: bool, host: str, port: int, allow_remote: bool) -> None:
+    """Browse the project in a web browser: items with their overlays, two revisions side by
+    side, statistics. Read-only: nothing it does changes the project. Needs Flask:
+    pip install 'dsrepo[viz]'.
+
+    \b
+    Example:
+        dsrepo serve -p myproject
+        dsrepo serve -p myproject --port 9000
+        dsrepo serve -p myproject --host 0.0.0.0 --allow-remote
+    """
+    from repo.web import check_host, serve
+
+    check_host(host, allow_remote)
+    serve(Project.open(project_dir, db), host, port, allow_remote=allow_remote, quiet=quiet,
+          announce=lambda line: click.echo(line))
 
 
 @main.command("stats")
 @project_options
 @click.option("--rev", metavar="REV", help="Statistics of this revision instead of the working state.")
 @click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Also draw histograms into this PNG.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw the figures (labels, areas, aspect ratios, sources, subsets) into this PNG; "
+                   "needs matplotlib: pip install 'dsrepo[viz]'.")
 def stats_command(project_dir: Path, db: str | None, quiet: bool, rev: str | None, output: str, plot: Path | None) -> None:
     """Counts per subset, task and label; area and box-size distributions; images without
     annotations; the share of crowd annotations.
@@ -764,6 +977,8 @@ def stats_command(project_dir: Path, db: str | None, quiet: bool, rev: str | Non
         dsrepo stats -p myproject --format json --plot stats.png
     """
     figures = compute_stats(Project.open(project_dir, db), rev=rev, plot=plot)
+    if plot:
+        _echo_err(f"wrote the plots to {plot}", quiet)
     if output == "json":
         click.echo(json.dumps(figures.as_dict(), ensure_ascii=False, indent=2))
         return

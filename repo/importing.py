@@ -19,11 +19,12 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from repo._internal.reports import write_json_report
+from repo._internal.reports import StagedReports, staged_reports
 from repo.coco.writer import image_record_object
 from repo.errors import ConflictError, InputError, OptionError
 from repo.formats.registry import DatasetReader, ImportRequest, ReadFile, get_format
 from repo.labels import LabelMap, apply_label_map, load_label_map
+from repo.model.paths import read_real_file, real_file
 from repo.model.policy import ErrorPolicy
 from repo.progress import Progress, Silent
 from repo.project import Project
@@ -47,6 +48,7 @@ class ImportResult:
     images: int = 0
     annotations: int = 0
     missing_images: int = 0  # images whose file was not found
+    outside_images: int = 0  # image files leading out of the dataset folder (symlinks): not used
     skipped: list[InputError] = field(default_factory=list)
     error_report: Path | None = None  # where the skipped records were written
     changes: ChangeCounts = field(default_factory=ChangeCounts)
@@ -105,7 +107,7 @@ def import_from_reader(
     (None: from nowhere on disk), in one transaction: the write path of `import_dataset`,
     shared with `repo.builder` (datasets built from code)."""
     _check_on_error(on_error)
-    with project.writing() as connection:
+    with staged_reports() as reports, project.writing() as connection:
         versions = VersionWriter.begin(connection)
         if name is None:
             name = auto_name(connection, default_name)
@@ -117,7 +119,7 @@ def import_from_reader(
             raise ConflictError(f"a source named '{name}' already exists; choose another name with -n") from None
         writer = SourceWriter(versions, source_id, new_source=True, image_object=image_record_object)
         result = write_files(connection, writer, name, reader, on_error, label_map, progress)
-        report_skipped(project, result, error_report)  # before the commit: a bad path rolls back
+        report_skipped(project, result, error_report, reports)  # a bad path rolls back; in place after the commit
     project.refresh_statistics()
     return result
 
@@ -152,14 +154,17 @@ def write_files(
                 result.missing_images += image["file_name"] not in refs
         result.annotations += len(task_file.annotations) + sum(len(r.segments) for r in task_file.panoptic)
     result.images = len(seen_items)
+    result.outside_images = len(finder.outside)
     result.skipped = policy.skipped
     result.changes = writer.finish()
     progress.finish()
     return result
 
 
-def report_skipped(project: Project, result: ImportResult, error_report: PathLike | None) -> None:
-    """Write the records `on_error="skip"` left out, one JSON object each, to `error_report`
+def report_skipped(
+    project: Project, result: ImportResult, error_report: PathLike | None, reports: StagedReports
+) -> None:
+    """Stage the records `on_error="skip"` left out, one JSON object each, for `error_report`
     (default `PROJECT/import-errors-SOURCE.json`); nothing when none were skipped."""
     if not result.skipped:
         return
@@ -168,19 +173,23 @@ def report_skipped(project: Project, result: ImportResult, error_report: PathLik
         {"file": error.file, "record": error.record, "field": error.field, "problem": error.problem}
         for error in result.skipped
     ]
-    write_json_report(report, records)
+    reports.write(report, records)
     result.error_report = report
 
 
 class _ImageFinder:
     """Finds each item's image file, hashes it once, and if asked stores it once. Paths are
-    stored relative to the dataset folder as the user named it."""
+    stored relative to the dataset folder as the user named it.
+
+    A file whose real path leaves the dataset folder (a symlink) is not used: see
+    repo.model.paths."""
 
     def __init__(self, connection: Connection, root: Path, store_images: bool, progress: Progress):
         self.connection = connection
         self.root = root
         self.store_images = store_images
         self.progress = progress
+        self.outside: set[tuple[str, str]] = set()  # (subset, file_name) found only through symlinks leading out
         self._found: dict[Path, ImageRef | None] = {}
 
     def locate(self, read_file: ReadFile) -> dict[str, ImageRef]:
@@ -189,19 +198,26 @@ class _ImageFinder:
         refs: dict[str, ImageRef] = {}
         self.progress.start(f"hashing images of {Path(read_file.shown_as).name}", len(images))
         for image in images:
+            outside = False
             for folder in folders:
-                ref = self._ref(folder / image["file_name"])
+                candidate = folder / image["file_name"]
+                ref = self._ref(candidate)
                 if ref is not None:
                     refs[image["file_name"]] = ref
                     break
+                outside = outside or candidate.is_file()  # there, but through a symlink leading out
+            else:
+                if outside:
+                    self.outside.add((read_file.task_file.subset, image["file_name"]))
             self.progress.advance()
         return refs
 
     def _ref(self, candidate: Path) -> ImageRef | None:
         if candidate not in self._found:
             ref = None
-            if candidate.is_file():
-                data = candidate.read_bytes()
+            real = real_file(candidate, self.root)
+            if real is not None:
+                data = read_real_file(real)
                 digest = hashlib.sha256(data).hexdigest()
                 shown = candidate.relative_to(self.root) if candidate.is_relative_to(self.root) else candidate
                 ref = ImageRef(shown.as_posix(), len(data), digest)

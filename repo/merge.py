@@ -10,8 +10,9 @@ the annotations of an image that several sources have:
 - intersect: annotations are matched across sources by IoU (boxes, polygons, masks) or OKS
   (keypoints), image by image, so the cost grows with the number of images, not its square.
   A match found in at least `quorum` sources is kept once (label by majority vote, geometry
-  of the member closest to the others); the rest is dropped. Every disagreement goes to a
-  JSON merge report.
+  of the member closest to the others), the other members are merged into it as duplicates;
+  a match below the quorum is dropped. Every disagreement goes to a JSON merge report, which
+  names each annotation's label.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from repo._internal.compose import (
     panoptic_records,
     with_output_id,
 )
-from repo._internal.reports import write_json_report
+from repo._internal.reports import StagedReports, staged_reports
 from repo.coco.reader import read_task_document
 from repo.coco.tasks import file_name_for
 from repo.coco.writer import image_record_object, panoptic_object
@@ -68,7 +69,8 @@ class MergeResult:
     files: int = 0
     images: int = 0
     annotations: int = 0
-    dropped: int = 0
+    merged: int = 0  # annotations folded into a kept one as its duplicates (exact, intersect)
+    dropped: int = 0  # annotations not kept at all (intersect: a match below the quorum)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     report: Path | None = None
 
@@ -96,7 +98,7 @@ def merge_sources(
         raise OptionError("merge needs at least two different sources")
     options = _Options(strategy, reindex, iou, quorum)
     result = MergeResult(new_name)
-    with project.writing() as connection:
+    with staged_reports() as reports, project.writing() as connection:
         versions = VersionWriter.begin(connection)
         inputs = [find_source(connection, name) for name in dict.fromkeys(names)]
         file_rows = [row for source in inputs for row in fetch.file_rows(connection, WORKING_STATE, source.id)]
@@ -124,9 +126,9 @@ def merge_sources(
         writer.finish()
         for source in inputs:
             close_source(versions, source)
-        if options.strategy == "intersect" or result.conflicts:  # before the commit: a bad path rolls back
+        if options.strategy == "intersect" or result.conflicts:  # a bad path rolls back; in place after the commit
             result.report = Path(report) if report is not None else project.directory / f"merge-report-{new_name}.json"
-            _write_report(result, list(dict.fromkeys(names)), options)
+            _write_report(reports, result, list(dict.fromkeys(names)), options)
     project.refresh_statistics()
     progress.finish()
     return result
@@ -208,16 +210,19 @@ class _Merger:
                     f"exact merge: {composed.name}: image '{file_name}' has different annotations in "
                     f"sources {first} and {other}; use --strategy union or intersect"
                 )
-        return [candidate for candidate in group if candidate.contributor.source == first]
+        kept = [candidate for candidate in group if candidate.contributor.source == first]
+        self.result.merged += len(group) - len(kept)
+        return kept
 
     # -- intersect --------------------------------------------------------------------------
 
     def _intersect(
         self, composed: ComposedFile, file_name: str, group: list[Candidate], sources: list[str]
     ) -> list[Candidate]:
-        similarity = similarities([c.obj for c in group], composed.task, _size(composed, group[0]))
+        sources_of = [c.contributor.source for c in group]
+        similarity = similarities([c.obj for c in group], composed.task, _size(composed, group[0]), sources_of)
         kept = []
-        for members_at in cluster(similarity, [c.contributor.source for c in group], self.options.iou):
+        for members_at in cluster(similarity, sources_of, self.options.iou):
             members = [group[m] for m in members_at]
             agreeing = [m.contributor.source for m in members]
             if len(members) < len(sources):
@@ -229,19 +234,33 @@ class _Merger:
             votes = Counter(m.obj.get("category_id") for m in members)
             winner, count = votes.most_common(1)[0]
             if len(votes) > 1:
-                self._conflict("label_vote", composed, file_name, members, votes={str(k): v for k, v in votes.items()})
+                self._conflict("label_vote", composed, file_name, members, votes=[
+                    {"category_id": category, "label": _label(composed, category), "votes": n}
+                    for category, n in votes.most_common()
+                ])
             voters = [m for m in members_at if group[m].obj.get("category_id") == winner]
             kept.append(group[closest_member(voters, members_at, similarity)])
-            self.result.dropped += len(members) - 1
+            self.result.merged += len(members) - 1
         order = {id(candidate): position for position, candidate in enumerate(group)}
         return sorted(kept, key=lambda candidate: order[id(candidate)])
 
     def _conflict(self, kind: str, composed: ComposedFile, file_name: str, members: list[Candidate], **details: Any) -> None:
         self.result.conflicts.append({
             "kind": kind, "file": composed.name, "image": file_name,
-            "annotations": [{"source": m.contributor.source, "id": m.obj.get("id")} for m in members],
+            "annotations": [
+                {"source": m.contributor.source, "id": m.obj.get("id"), "label": _label(composed, m.obj.get("category_id"))}
+                for m in members
+            ],
             **details,
         })
+
+
+def _label(composed: ComposedFile, category_id: int | None) -> str | None:
+    """The name of an output category id of the file (None for none)."""
+    for category in composed.sections["categories"]:
+        if category["id"] == category_id:
+            return category.get("name")
+    return None
 
 
 def _size(composed: ComposedFile, candidate: Candidate) -> tuple[int, int]:
@@ -249,11 +268,12 @@ def _size(composed: ComposedFile, candidate: Candidate) -> tuple[int, int]:
     return placement.height, placement.width
 
 
-def _write_report(result: MergeResult, inputs_names: list[str], options: _Options) -> None:
+def _write_report(reports: StagedReports, result: MergeResult, inputs_names: list[str], options: _Options) -> None:
     assert result.report is not None
-    write_json_report(result.report, {
+    reports.write(result.report, {
         "merged_source": result.source, "sources": inputs_names, "strategy": options.strategy,
         "iou_threshold": options.iou, "quorum": options.quorum,
-        "annotations_kept": result.annotations, "annotations_dropped": result.dropped,
+        "annotations_kept": result.annotations, "annotations_merged_as_duplicates": result.merged,
+        "annotations_dropped": result.dropped,
         "conflicts": result.conflicts,
     })

@@ -3,6 +3,9 @@
 The folder holds `project.db` (SQLite, the default) or remembers, in `dsrepo.json`, the URL of
 another database (PostgreSQL). Every user action is one transaction on that database, opened
 here; the modules that do the work (`importing`, `exporting`, ...) receive the connection.
+
+A URL with a password is remembered in a file only its owner can read (mode 0600); a URL
+without one leaves the password to libpq (PGPASSWORD, ~/.pgpass).
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from repo._internal.gcpause import collector_paused
 from repo.errors import ConfigError, ConflictError, DsrepoError, NotFoundError, OutputError
-from repo.store import migrate
+from repo.store import migrate, readers
 from repo.store.engine import (
     create_sqlite_file,
     is_sqlite,
@@ -108,7 +113,7 @@ class Project:
             resolved = directory.resolve()
             record_identity(connection, resolved.name, str(resolved))
         if remember:
-            (directory / CONFIG_FILE).write_text(json.dumps({"db": url}) + "\n", encoding="utf-8")
+            _remember(directory / CONFIG_FILE, url)
         return project
 
     @classmethod
@@ -131,6 +136,7 @@ class Project:
             if old is None:
                 raise NotFoundError(f"{project.shown_url} is not a dsrepo project (no schema)")
             migrate.upgrade(connection)
+            readers.ensure_reader(connection)  # also when the schema was current: the role may be new
             return old, migrate.schema_revision(connection) or old
 
     @classmethod
@@ -153,14 +159,15 @@ class Project:
     @contextmanager
     def writing(self, exclusive: bool = False) -> Iterator[Connection]:
         """One transaction for one user action (an import, a commit, ...); `exclusive` waits
-        for every other writer (see `store.engine.write_transaction`)."""
-        with write_transaction(self.engine, exclusive) as connection:
+        for every other writer (see `store.engine.write_transaction`). The cyclic garbage
+        collector is paused meanwhile (see `repo._internal.gcpause`)."""
+        with collector_paused(), write_transaction(self.engine, exclusive) as connection:
             yield connection
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
         """One read transaction: a consistent view of the last committed state."""
-        with read_transaction(self.engine) as connection:
+        with collector_paused(), read_transaction(self.engine) as connection:
             yield connection
 
     def refresh_statistics(self) -> None:
@@ -193,3 +200,11 @@ def _sqlite_owner(url: str) -> str | None:
         return None
     finally:
         engine.dispose()
+
+
+def _remember(config: Path, url: str) -> None:
+    """Write {"db": URL}; private to its owner when the URL holds a password."""
+    mode = 0o600 if make_url(url).password else 0o644
+    descriptor = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(json.dumps({"db": url}) + "\n")

@@ -7,28 +7,27 @@ Two views are part of dsrepo's interface (see the README for their columns):
   kind, label name, COCO id, bbox, area, iscrowd, score, num_keypoints and caption.
 
 The database holds them for the working state (created by a migration). The same bodies are
-built here for any revision, so `export --rev R --where COND` filters what R held. User SQL
-runs read-only: on SQLite through a `mode=ro` connection whose authorizer allows reading only,
-on PostgreSQL in a READ ONLY transaction, as a single prepared statement.
+built here for any revision, so `export --rev R --where COND` filters what R held. SQL that
+users write goes through `repo.store.user_sql` only (one statement, read-only, rolled back,
+no superuser powers, a timeout): `open_query` for a whole statement (the CLI's `query`, the
+web app), `selected_annotations` for a condition inside an export's transaction.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Select, and_, select
-from sqlalchemy.exc import DBAPIError
 
-from repo.errors import QueryError
 from repo.project import Project
 from repo.store import revisions, schema
-from repo.store.engine import is_sqlite, make_engine
+from repo.store.engine import discarded_transaction, is_sqlite, make_engine
+from repo.store.user_sql import DEFAULT_TIMEOUT, Rows, user_statement
 from repo.store.versions import WORKING_STATE, Snapshot
-
-_READ_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
 
 
 def annotations_view(snapshot: Snapshot = WORKING_STATE) -> Select[Any]:
@@ -69,12 +68,57 @@ def view_sql(view: Select[Any], connection: Connection) -> str:
     return str(view.compile(connection, compile_kwargs={"literal_binds": True}))
 
 
-def selected_annotations(connection: Connection, snapshot: Snapshot, condition: str) -> set[int]:
-    """Row ids of the annotations (at `snapshot`) for which `condition` on annotations_v holds."""
+_LEADING_WITH = re.compile(r"\s*with(\s+recursive)?\s", re.IGNORECASE)
+
+
+def at_revision(connection: Connection, sql: str, rev: str) -> str:
+    """`sql` over items_v and annotations_v as they were at `rev`: the views' bodies at that
+    revision come first, as common table expressions of the same names, which hide the stored
+    views (the statement's own WITH list, if any, follows them)."""
+    snapshot = revisions.snapshot(connection, rev)
+    views = (
+        f"items_v AS ({view_sql(items_view(snapshot), connection)}), "
+        f"annotations_v AS ({view_sql(annotations_view(snapshot), connection)})"
+    )
+    leading = _LEADING_WITH.match(sql)
+    if leading:
+        return f"{sql[:leading.end()]}{views}, {sql[leading.end():]}"
+    return f"WITH {views} {sql}"
+
+
+def selected_annotations(
+    connection: Connection, snapshot: Snapshot, condition: str, timeout: float | None = DEFAULT_TIMEOUT
+) -> set[int]:
+    """Row ids of the annotations (at `snapshot`) for which `condition` on annotations_v holds.
+
+    Runs inside the caller's (the export's) transaction, so it sees the same data; whatever
+    the condition does is rolled back before the export's next statement."""
     body = view_sql(annotations_view(snapshot), connection)
     sql = f"SELECT row_id FROM ({body}) AS annotations_v WHERE {condition}"
-    _, rows = _run_read_only(connection, sql, "--where")
-    return {row[0] for row in rows}
+    with user_statement(connection, sql, what="--where", timeout=timeout) as rows:
+        return {row[0] for row in rows}
+
+
+@contextmanager
+def open_query(
+    project: Project, sql: str, timeout: float | None = DEFAULT_TIMEOUT, *, rev: str | None = None
+) -> Iterator[Rows]:
+    """Run one user statement against the project (the views show the working state, or
+    revision `rev`: see `at_revision`); its rows stream while the context is open, and its
+    transaction is rolled back at the end.
+
+    The read-only path the CLI's `query` and the web app use: see `repo.store.user_sql` for
+    what it guarantees. Failures are one-line DsrepoErrors."""
+    engine = make_engine(project.url, read_only=True) if is_sqlite(project.url) else project.engine
+    try:
+        with discarded_transaction(engine) as connection:
+            if rev is not None:
+                sql = at_revision(connection, sql, rev)
+            with user_statement(connection, sql, what="query", timeout=timeout) as rows:
+                yield rows
+    finally:
+        if engine is not project.engine:
+            engine.dispose()
 
 
 @dataclass
@@ -85,77 +129,9 @@ class QueryResult:
     rows: list[tuple[Any, ...]]
 
 
-def run_query(project: Project, sql: str, rev: str | None = None) -> QueryResult:
-    """Run one SQL statement read-only against the project; the views show the working
-    state, or with `rev` what that revision held (see `at_revision`)."""
-    if is_sqlite(project.url):
-        engine = make_engine(project.url, read_only=True)
-        try:
-            with engine.connect() as connection, connection.begin():
-                sql = at_revision(connection, sql, rev) if rev is not None else sql
-                raw = connection.connection.driver_connection
-                raw.set_authorizer(_read_only_authorizer)
-                try:
-                    columns, rows = _run_read_only(connection, sql, "query")
-                finally:
-                    raw.set_authorizer(None)
-        finally:
-            engine.dispose()
-    else:
-        with project.reading() as connection:
-            sql = at_revision(connection, sql, rev) if rev is not None else sql
-            columns, rows = _run_read_only(connection, sql, "query")
-    return QueryResult(columns, rows)
-
-
-_LEADING_WITH = re.compile(r"\s*with(\s+recursive)?\s", re.IGNORECASE)
-
-
-def at_revision(connection: Connection, sql: str, rev: str) -> str:
-    """`sql` over the views as revision `rev` held them: their bodies at that snapshot become
-    common table expressions of the statement, which shadow the views of the same names (a
-    statement with a WITH clause of its own gets them in front of its own)."""
-    snapshot = revisions.snapshot(connection, rev)
-    views = (
-        f"annotations_v AS ({view_sql(annotations_view(snapshot), connection)}), "
-        f"items_v AS ({view_sql(items_view(snapshot), connection)})"
-    )
-    leading = _LEADING_WITH.match(sql)
-    if leading:
-        return f"WITH{leading.group(1) or ''} {views}, {sql[leading.end():]}"
-    return f"WITH {views}\n{sql}"
-
-
-def _read_only_authorizer(action: int, *_: Any) -> int:
-    return sqlite3.SQLITE_OK if action in _READ_ACTIONS else sqlite3.SQLITE_DENY
-
-
-def _run_read_only(connection: Connection, sql: str, what: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """One statement, read-only; a database error becomes a one-line user error."""
-    raw = connection.connection.driver_connection
-    try:
-        if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
-            cursor = raw.cursor()
-            cursor.execute(sql, prepare=True)  # the extended protocol refuses a second statement
-        else:
-            cursor = raw.cursor()
-            cursor.execute(sql)
-        columns = [d[0] for d in cursor.description] if cursor.description else []
-        rows = [tuple(row) for row in cursor.fetchall()] if cursor.description else []
-        cursor.close()
-        return columns, rows
-    except (DBAPIError, sqlite3.Error) as exc:
-        raise QueryError(f"{what}: {_first_line(exc)}") from None
-    except Exception as exc:  # psycopg's errors, without importing psycopg for SQLite users
-        if type(exc).__module__.startswith("psycopg"):
-            raise QueryError(f"{what}: {_first_line(exc)}") from None
-        raise
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    if "not authorized" in text or "readonly database" in text or "read-only transaction" in text:
-        return f"refused: queries are read-only ({text.splitlines()[0]})"
-    return text.splitlines()[0] if text else type(exc).__name__
-
+def run_query(
+    project: Project, sql: str, timeout: float | None = DEFAULT_TIMEOUT, *, rev: str | None = None
+) -> QueryResult:
+    """`open_query`, its rows collected: for results known to be small."""
+    with open_query(project, sql, timeout, rev=rev) as rows:
+        return QueryResult(rows.columns, list(rows))

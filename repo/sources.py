@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from repo._internal.reports import staged_reports
 from repo.coco.writer import image_record_object
 from repo.formats.registry import ImportRequest, get_format
 from repo.importing import ImportResult, PathLike, report_skipped, write_files
@@ -35,7 +36,7 @@ def update_source(
     """Bring source `name` in line with a newer copy of its files at `path`: only records
     whose content or place changed are stored. The source's format, `relpath` and label map
     apply again; the format's import options come as keywords, as for `import_dataset`."""
-    with project.writing() as connection:
+    with staged_reports() as reports, project.writing() as connection:
         versions = VersionWriter.begin(connection)
         source = find_source(connection, name)
         stored = source.options or {}
@@ -46,7 +47,7 @@ def update_source(
         source_id = move_source(versions, source, str(reader.root.resolve()))
         writer = SourceWriter(versions, source_id, new_source=False, image_object=image_record_object)
         result = write_files(connection, writer, name, reader, on_error, stored.get("label_map"), progress)
-        report_skipped(project, result, error_report)
+        report_skipped(project, result, error_report, reports)
     project.refresh_statistics()
     return result
 

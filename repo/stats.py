@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
 from sqlalchemy import Connection, func, select
 
-from repo.errors import OutputError
 from repo.project import Project
 from repo.query import annotations_view, items_view
 from repo.store import revisions
@@ -40,10 +38,10 @@ class Distribution:
 class Stats:
     """What `dsrepo stats` shows."""
 
-    images: dict[str, int]  # per subset
+    images: dict[str, int]  # per subset: distinct file names, however many sources hold them
     annotations: dict[str, dict[str, int]]  # subset -> task -> count
     labels: dict[str, dict[str, int]]  # task -> label -> count
-    images_without_annotations: dict[str, int]  # per subset
+    images_without_annotations: dict[str, int]  # per subset: images no source annotates
     crowd_share: float | None
     area: Distribution
     bbox_width: Distribution
@@ -70,12 +68,13 @@ def compute_stats(
 ) -> Stats:
     """Counts per subset, task and label, size distributions, images without annotations and
     the share of crowd annotations, as of `rev` (None: the working state); with `plot`, also
-    draw histograms into that PNG file."""
+    draw the figures of repo.figures into that PNG file (needs matplotlib: the `viz` extra)."""
     with project.reading() as connection:
-        snapshot = revisions.snapshot(connection, rev)
-        stats = _compute(connection, snapshot)
-        if plot is not None:
-            _plot(stats, _area_exponents(connection, snapshot), Path(plot))
+        stats = _compute(connection, revisions.snapshot(connection, rev))
+    if plot is not None:
+        from repo.figures import write_plot  # matplotlib only when a plot is asked for
+
+        write_plot(project, Path(plot), rev)
     return stats
 
 
@@ -83,7 +82,7 @@ def _compute(connection: Connection, snapshot: Snapshot) -> Stats:
     annotations = annotations_view(snapshot).subquery()
     items = items_view(snapshot).subquery()
     images = dict(connection.execute(
-        select(items.c.subset, func.count()).group_by(items.c.subset).order_by(items.c.subset)
+        select(items.c.subset, func.count(items.c.file_name.distinct())).group_by(items.c.subset).order_by(items.c.subset)
     ).all())
     per_task: dict[str, dict[str, int]] = {}
     for subset, task, count in connection.execute(
@@ -99,11 +98,10 @@ def _compute(connection: Connection, snapshot: Snapshot) -> Stats:
         .order_by(annotations.c.task, func.count().desc(), annotations.c.label)
     ).all():
         labels.setdefault(task, {})[label] = count
-    annotated = select(annotations.c.source, annotations.c.subset, annotations.c.file_name).distinct().subquery()
+    annotated = select(annotations.c.subset, annotations.c.file_name).distinct().subquery()
     empty = dict(connection.execute(
-        select(items.c.subset, func.count())
-        .select_from(items.outerjoin(annotated, (annotated.c.source == items.c.source)
-                                     & (annotated.c.subset == items.c.subset)
+        select(items.c.subset, func.count(items.c.file_name.distinct()))
+        .select_from(items.outerjoin(annotated, (annotated.c.subset == items.c.subset)
                                      & (annotated.c.file_name == items.c.file_name)))
         .where(annotated.c.file_name.is_(None))
         .group_by(items.c.subset)
@@ -121,42 +119,3 @@ def _compute(connection: Connection, snapshot: Snapshot) -> Stats:
         bbox_width=_distribution([row.bbox_w for row in geometry if row.bbox_w is not None]),
         bbox_height=_distribution([row.bbox_h for row in geometry if row.bbox_h is not None]),
     )
-
-
-def _plot(stats: Stats, areas_log2: list[int], path: Path) -> None:
-    """A PNG with two bar charts: annotations per label (top 20) and areas in powers of two."""
-    label_counts: Counter[str] = Counter()
-    for per_label in stats.labels.values():
-        label_counts.update(per_label)
-    panels = [
-        ("annotations per label", [(name, count) for name, count in label_counts.most_common(20)]),
-        ("annotation area (log2 px)", [(str(k), v) for k, v in sorted(Counter(areas_log2).items())]),
-    ]
-    width, panel_height, margin = 900, 320, 40
-    image = Image.new("RGB", (width, panel_height * len(panels)), "white")
-    draw = ImageDraw.Draw(image)
-    for index, (title, bars) in enumerate(panels):
-        top = index * panel_height
-        draw.text((margin, top + 8), title, fill="black")
-        if not bars:
-            continue
-        highest = max(count for _, count in bars) or 1
-        slot = (width - 2 * margin) / len(bars)
-        base = top + panel_height - margin
-        for number, (name, count) in enumerate(bars):
-            left = margin + number * slot
-            bar_top = base - (panel_height - 3 * margin) * count / highest
-            draw.rectangle([left + 2, bar_top, left + slot - 2, base], fill=(70, 110, 180))
-            draw.text((left + 2, base + 4), name[:8], fill="black")
-            draw.text((left + 2, bar_top - 12), str(count), fill="black")
-    try:
-        image.save(path)
-    except (OSError, ValueError) as exc:  # Pillow: ValueError for a name without a known extension
-        raise OutputError(f"{path}: cannot be written ({exc})") from None
-
-
-def _area_exponents(connection: Connection, snapshot: Snapshot) -> list[int]:
-    """floor(log2(area)) of every annotation with a positive area, for the histogram."""
-    view = annotations_view(snapshot).subquery()
-    areas = connection.execute(select(view.c.area).where(view.c.area > 0)).scalars().all()
-    return [int(np.floor(np.log2(area))) for area in areas]

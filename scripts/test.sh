@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run dsrepo's test suite on a fresh machine:   bash scripts/test.sh [pytest args...]
 #
-#  1. creates/updates the virtualenv .venv in the repo root (pip install -e '.[test,datumaro]');
-#  2. makes sure PostgreSQL 15 is installed (Debian's `postgresql` package, only if missing);
+#  1. creates/updates the virtualenv .venv in the repo root (pip install -e '.[test,viz,datumaro]');
+#  2. makes sure PostgreSQL 15 and Chromium are installed (Debian's `postgresql` and `chromium`
+#     packages, only if missing; the web app's tests drive /usr/bin/chromium);
 #  3. starts a throw-away PostgreSQL server (temp data dir, 127.0.0.1 on a free port,
 #     trust auth, fsync off) and exports DSREPO_TEST_PG_URL pointing at it;
 #  4. runs `python -m pytest "$@"` with the venv's python;
@@ -100,18 +101,29 @@ if [[ ! -x "$VPY" ]] || ! "$VPY" -c 'import sys; assert sys.version_info >= (3, 
     rm -rf "$VENV"
     "$PY" -m venv "$VENV" || die "could not create .venv (on Debian: apt-get install python3-venv)"
 fi
-log "installing dsrepo into .venv (pip install -e '.[test,datumaro]')"
+log "installing dsrepo into .venv (pip install -e '.[test,viz,datumaro]')"
 # Quiet: pip's output (incl. setuptools' build warnings) is shown only if the install fails.
-if ! "$VPY" -m pip install -q --disable-pip-version-check -e '.[test,datumaro]' >"$WORK_TMP/pip.log" 2>&1; then
+if ! "$VPY" -m pip install -q --disable-pip-version-check -e '.[test,viz,datumaro]' >"$WORK_TMP/pip.log" 2>&1; then
     cat "$WORK_TMP/pip.log" >&2
-    die "pip install -e '.[test,datumaro]' failed (output above)"
+    die "pip install -e '.[test,viz,datumaro]' failed (output above)"
 fi
 if command -v flock >/dev/null 2>&1; then
     flock -u 9
     exec 9<&-
 fi
 
-# ---------------------------------------------------------------- PostgreSQL binaries
+# ---------------------------------------------------------------- Debian packages
+APT_UPDATED=0
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 || die "$1 is missing and apt-get is not available"
+    if [[ $APT_UPDATED -eq 0 ]]; then
+        root_cmd env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 || die "apt-get update failed"
+        APT_UPDATED=1
+    fi
+    root_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2 \
+        || die "apt-get install $* failed"
+}
+
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 pg_present() {
     local b
@@ -119,12 +131,16 @@ pg_present() {
 }
 if ! pg_present; then
     log "PostgreSQL 15 not found under $PG_BIN: installing Debian's postgresql package"
-    command -v apt-get >/dev/null 2>&1 || die "PostgreSQL is missing and apt-get is not available"
-    root_cmd env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 \
-        || die "apt-get update failed"
-    root_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        postgresql >&2 || die "apt-get install postgresql failed"
+    apt_install postgresql
     pg_present || die "postgresql installed, but $PG_BIN lacks initdb/postgres/pg_ctl/pg_isready (not Debian 12 with PostgreSQL 15?)"
+fi
+
+# The web app's tests drive a real headless Chromium (Debian's; Playwright's own download
+# cannot work here); its fonts package keeps the screenshots legible.
+if [[ ! -x /usr/bin/chromium ]]; then
+    log "/usr/bin/chromium not found: installing Debian's chromium package"
+    apt_install chromium fonts-dejavu-core
+    [[ -x /usr/bin/chromium ]] || die "chromium installed, but /usr/bin/chromium is missing"
 fi
 
 # ---------------------------------------------------------------- server user

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import settings
 
-from helpers import PG_ENV, Backend
+from helpers import PG_ENV, Backend, PlainRoleBackend
 from repo.cli import main
 
 # Hypothesis: no deadline (database round trips take uneven time); CI runs a fixed, modest set
@@ -37,6 +37,16 @@ def pg_admin_url() -> str:
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     admin_url = request.getfixturevalue("pg_admin_url") if request.param == "postgresql" else None
     backend = Backend(request.param, tmp_path, admin_url)
+    yield backend
+    backend.drop_all()
+
+
+@pytest.fixture(params=["superuser", "plain"])
+def pg_role(request: pytest.FixtureRequest, tmp_path: Path, pg_admin_url: str) -> Iterator[Backend]:
+    """PostgreSQL projects made and used as the superuser, or as a plain role that owns its
+    database (no CREATEROLE, no server powers)."""
+    kind = Backend if request.param == "superuser" else PlainRoleBackend
+    backend = kind(f"postgresql-{request.param}", tmp_path, pg_admin_url)
     yield backend
     backend.drop_all()
 

@@ -52,12 +52,50 @@ class Backend:
         return ["-p", str(self.tmp / name)] + (["--db", url] if url else [])
 
     def drop_all(self) -> None:
+        """Drop the test's databases, and the reader role `create` made for each (roles are
+        cluster-wide and outlive their database)."""
         if self.admin_url is None or not self.databases:
             return
         engine = create_engine(self.admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
         with engine.connect() as connection:
             for database in self.databases:
+                oid = connection.execute(text("SELECT oid FROM pg_database WHERE datname = :d"), {"d": database}).scalar()
                 connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+                if oid is not None:
+                    connection.execute(text(f'DROP ROLE IF EXISTS "dsrepo_reader_{oid}"'))
+        engine.dispose()
+
+
+@dataclass
+class PlainRoleBackend(Backend):
+    """PostgreSQL databases each owned by a new login role that is neither superuser nor
+    CREATEROLE: the least a dsrepo user needs, and a role with no server powers to drop."""
+
+    roles: list[str] = field(default_factory=list)
+
+    def new_url(self) -> str | None:
+        assert self.admin_url is not None
+        role = f"dsrepo_plain_{uuid.uuid4().hex[:12]}"
+        database = f"dsrepo_test_{uuid.uuid4().hex[:12]}"
+        engine = create_engine(self.admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB'))
+            connection.execute(text(f'CREATE DATABASE "{database}" OWNER "{role}"'))
+        engine.dispose()
+        self.roles.append(role)
+        self.databases.append(database)
+        url = make_url(self.admin_url).set(username=role, password=None, database=database)
+        return url.render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        super().drop_all()
+        if not self.roles:
+            return
+        assert self.admin_url is not None
+        engine = create_engine(self.admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            for role in self.roles:
+                connection.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         engine.dispose()
 
 

@@ -166,7 +166,9 @@ def test_an_unknown_option_after_double_dash_is_a_usage_error(cli, project, tmp_
 def test_an_option_of_another_format_is_a_usage_error(cli, toy, project, tmp_path):
     result = cli("export", "-p", project, "-f", "coco", "-o", tmp_path / "o", "--", "--shout", code=2)
     assert result.stderr.endswith(
-        "Error: --shout is not an option of format 'coco' (its options: --save-images, --reindex, --reindex-map)\n"
+        "Error: --shout is not an option of format 'coco' (its options: --save-images, --reindex, --reindex-map, "
+        "--tasks, --subsets, --sources, --segmentation-mode, --rle-form, --crop-covered, --allow-attributes, "
+        "--save-dataset-meta, --image-ext, --merge-images)\n"
     )
     assert not (tmp_path / "o").exists()
 
@@ -182,7 +184,8 @@ def test_a_bad_option_value_is_a_usage_error(cli, toy, project, tmp_path):
 def test_import_options_come_from_the_registry(cli, toy, project):
     cli("import", "-p", project, "-f", "toy", "-n", "toy", INSTANCES, "--", "--careful")
     result = cli("import", "-p", project, "-f", "coco", "-n", "b", INSTANCES, "--careful", code=2)
-    assert result.stderr.endswith("Error: --careful is not an option of format 'coco' (its options: --copy-images)\n")
+    assert result.stderr.endswith("Error: --careful is not an option of format 'coco' (its options: --copy-images, "
+                                 "--keep-original-category-ids, --subset)\n")
 
 
 # -- format options in Python -----------------------------------------------------------------
@@ -192,7 +195,10 @@ def test_the_api_rejects_an_unknown_option_naming_the_valid_ones(project, tmp_pa
         export_dataset(Project.open(project), "coco", tmp_path / "o", save_media=True)
     assert str(refused.value) == (
         "format 'coco' has no export option 'save_media' (its export options: save_images (--save-images), "
-        "reindex (--reindex), reindex_map (--reindex-map))"
+        "reindex (--reindex), reindex_map (--reindex-map), tasks (--tasks), subsets (--subsets), sources (--sources), "
+        "segmentation_mode (--segmentation-mode), rle_form (--rle-form), crop_covered (--crop-covered), "
+        "allow_attributes (--allow-attributes), save_dataset_meta (--save-dataset-meta), image_ext (--image-ext), "
+        "merge_images (--merge-images))"
     )
     with pytest.raises(OptionError, match="format 'coco_instances' has no import option 'reindex'"):
         import_dataset(Project.open(project), "coco_instances", INSTANCES, name="x", reindex=True)

@@ -299,7 +299,8 @@ def test_merge_intersect_votes_and_reports(cli, backend, tmp_path):
     report = tmp_path / "report.json"
     result = cli("merge", "-p", args[1], "-n", "agreed", "--strategy", "intersect", "--quorum", "3",
                  "--iou", "0.5", "--report", report, "one", "two", "three")
-    assert result.stderr == f"2 conflicts, 6 annotations dropped; report: {report}\n"
+    # 2 objects kept from 3 sources each (4 duplicates merged), 1 object in only 2 sources (dropped)
+    assert result.stderr == f"2 conflicts, 4 annotations merged as duplicates, 2 dropped; report: {report}\n"
     out = tmp_path / "out"
     cli("export", "-p", args[1], "-f", "coco", "-o", str(out))
     merged = load_json(out / "annotations" / "instances_val.json")
@@ -309,10 +310,18 @@ def test_merge_intersect_votes_and_reports(cli, backend, tmp_path):
     # box of a voter for it (one and three are equally close to the rest: the first wins);
     # the car's box is the middle one, source two's.
     assert kept == Counter({("a.jpg", "person", (10, 10, 20, 30)): 1, ("a.jpg", "car", (40.5, 5.5, 30, 20)): 1})
-    conflicts = json.loads(report.read_text())["conflicts"]
+    document = json.loads(report.read_text())
+    assert (document["annotations_merged_as_duplicates"], document["annotations_dropped"]) == (4, 2)
+    conflicts = document["conflicts"]
     assert sorted(c["kind"] for c in conflicts) == ["label_vote", "no_match"]
     missing = next(c for c in conflicts if c["kind"] == "no_match")
     assert missing["missing"] == ["three"] and missing["image"] == "shared.jpg"
+    assert [(a["source"], a["label"]) for a in missing["annotations"]] == [("one", "person"), ("two", "person")]
+    vote = next(c for c in conflicts if c["kind"] == "label_vote")  # source two called the person a car
+    assert vote["votes"] == [{"category_id": 1, "label": "person", "votes": 2}, {"category_id": 2, "label": "car", "votes": 1}]
+    assert sorted((a["source"], a["label"]) for a in vote["annotations"]) == [
+        ("one", "person"), ("three", "person"), ("two", "car")
+    ]
 
 
 def test_merge_errors(cli, two_sources):

@@ -27,6 +27,7 @@ def test_the_wheel_ships_the_migrations(tmp_path):
     assert any(name.startswith(f"repo/migrations/versions/{latest_schema_revision()}_") for name in versions)
     modules = {path.relative_to(ROOT).as_posix() for path in (ROOT / "repo").rglob("*.py")}
     assert modules <= set(names), sorted(modules - set(names))  # every package of the source tree
+    assert "repo/web/templates/item.html" in names and "repo/web/static/style.css" in names  # dsrepo serve's pages
 
 
 def test_alembic_command_line_upgrades_a_project_database(backend, tmp_path):

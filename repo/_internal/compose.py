@@ -19,7 +19,7 @@ they are pixel values, unique per PNG only).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,9 @@ from repo.coco.writer import annotation_object, category_object, image_object, s
 from repo.errors import ConflictError
 from repo.store import fetch
 from repo.store.versions import Snapshot
+
+# Rewrites the (row, placement) pairs of one contributing file of the named output file.
+RowRewrite = Callable[[Iterable[tuple[Mapping[str, Any], "Placement"]], str], Iterable[tuple[Any, "Placement"]]]
 
 REINDEX_HINT = "use --reindex to assign new ids"
 
@@ -200,23 +203,30 @@ class Candidate:
     """A stored annotation on its way into the output file, ids not yet assigned."""
 
     contributor: Contributor
-    row: Row[Any]
+    row: Any  # the stored Row, or the mapping a rewrite made of it
     obj: dict[str, Any]  # image and category ids already those of the output file
 
 
 def candidates(
-    connection: Connection, snapshot: Snapshot, composed: ComposedFile, selected: set[int] | None
+    connection: Connection, snapshot: Snapshot, composed: ComposedFile, selected: set[int] | None,
+    rewrite: RowRewrite | None = None,
 ) -> Iterator[Candidate]:
-    """Every stored annotation of the output file (panoptic aside), in output order."""
+    """Every stored annotation of the output file (panoptic aside), in output order;
+    `rewrite` changes the rows (with their placements) of one contributing file."""
     for contributor in composed.contributors:
         file_id = contributor.file.id
-        for row in fetch.annotation_rows(connection, snapshot, file_id):
-            if selected is not None and row.row_id not in selected:
-                continue
-            placement = composed.placements[(file_id, row.item_id)]
-            obj = annotation_object(row._mapping, placement.coco_id, placement.height, placement.width)
-            if row.category_id is not None and "category_id" in obj:
-                obj["category_id"] = composed.categories.get((file_id, row.category_id), row.category_id)
+        pairs: Iterable[tuple[Any, Placement]] = (
+            (row, composed.placements[(file_id, row.item_id)])
+            for row in fetch.annotation_rows(connection, snapshot, file_id)
+            if selected is None or row.row_id in selected
+        )
+        if rewrite is not None:
+            pairs = rewrite(((row._mapping, placement) for row, placement in pairs), composed.name)
+        for row, placement in pairs:
+            mapping = row._mapping if isinstance(row, Row) else row
+            obj = annotation_object(mapping, placement.coco_id, placement.height, placement.width)
+            if mapping["category_id"] is not None and "category_id" in obj:
+                obj["category_id"] = composed.categories.get((file_id, mapping["category_id"]), mapping["category_id"])
             yield Candidate(contributor, row, obj)
 
 
@@ -229,10 +239,11 @@ def with_output_id(composed: ComposedFile, candidate: Candidate) -> dict[str, An
 
 
 def annotations(
-    connection: Connection, snapshot: Snapshot, composed: ComposedFile, selected: set[int] | None
+    connection: Connection, snapshot: Snapshot, composed: ComposedFile, selected: set[int] | None,
+    rewrite: RowRewrite | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The output file's annotations (every task but panoptic), streamed in output order."""
-    for candidate in candidates(connection, snapshot, composed, selected):
+    for candidate in candidates(connection, snapshot, composed, selected, rewrite):
         yield with_output_id(composed, candidate)
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from repo.coco.meta import META_FILE
-from repo.coco.tasks import DEFAULT_SUBSET, FORMAT_TASKS, TASKS, file_name_for, split_file_name
+from repo.coco.tasks import DEFAULT_SUBSET, FORMAT_TASKS, TASKS, checked_subset, file_name_for, split_file_name
 from repo.errors import ConflictError, InputError, NotFoundError, OptionError
 from repo.model.paths import output_path
 
@@ -109,9 +109,9 @@ def _task_files(path: Path, shown: str, tasks: tuple[str, ...]) -> list[Annotati
             parsed = split_file_name(json_path.name)
             if parsed is None or parsed[0] != task:
                 continue  # e.g. person_keypoints_x.json does not belong to a task "person"
-            found.append(AnnotationFile(
-                task, parsed[1], json_path, os.path.join(shown_folder, json_path.name), _root_of(json_path),
-            ))
+            shown_file = os.path.join(shown_folder, json_path.name)
+            subset = checked_subset(parsed[1], shown_file)
+            found.append(AnnotationFile(task, subset, json_path, shown_file, _root_of(json_path)))
     return found
 
 
@@ -158,7 +158,7 @@ def _single_file(format_name: str, tasks: tuple[str, ...], path: Path, shown: st
     parsed = split_file_name(path.name)
     if len(tasks) == 1:
         task = tasks[0]
-        subset = parsed[1] if parsed and parsed[0] == task else DEFAULT_SUBSET
+        subset = checked_subset(parsed[1], shown) if parsed and parsed[0] == task else DEFAULT_SUBSET
         return AnnotationFile(task, subset, path, shown, _root_of(path))
     if path.name == ROBOFLOW_FILE:
         return AnnotationFile("instances", DEFAULT_SUBSET, path, shown, _root_of(path))
@@ -169,7 +169,7 @@ def _single_file(format_name: str, tasks: tuple[str, ...], path: Path, shown: st
             f"cannot tell the task from the file name (expected <task>_<subset>.json); "
             f"import it with a task format ({names})",
         )
-    return AnnotationFile(parsed[0], parsed[1], path, shown, _root_of(path))
+    return AnnotationFile(parsed[0], checked_subset(parsed[1], shown), path, shown, _root_of(path))
 
 
 def annotation_path(out_dir: Path, task: str, subset: str) -> Path:

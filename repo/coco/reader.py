@@ -158,10 +158,21 @@ class _FileReader:
 
     def _check_nesting(self, document: dict[str, Any]) -> None:
         """Top-level values besides the record lists are stored as they are (records are checked
-        as they are hashed)."""
+        as they are hashed), inside the file's header record: `{"info": value}` for info and
+        licenses, `{"extra": {key: value}}` for keys COCO does not define. The header must fit
+        in MAX_DEPTH levels, so `info` may nest MAX_DEPTH - 1 levels, other keys MAX_DEPTH - 2."""
         for key, value in document.items():
-            if key not in ("images", "annotations", "categories") and too_deep(value):
-                raise self.error(None, key, _TOO_DEEP)
+            if key in ("images", "annotations", "categories"):
+                continue
+            levels = 1 if key in ("info", "licenses") else 2  # the header's levels around it
+            in_header = value
+            for _ in range(levels):
+                in_header = [in_header]
+            if too_deep(in_header):
+                most = MAX_DEPTH - levels
+                raise self.error(
+                    None, key, f"lists and objects nest more than {most} levels deep; dsrepo stores at most {most} here"
+                )
 
     def _collect(
         self, raw: list[Any], section: str, parse: Callable[[Any, str], R], check: Callable[[R], None]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
+from repo.errors import InputError
+
 # The order in which tasks are read and written (Datumaro's task order).
 TASKS: tuple[str, ...] = (
     "instances", "person_keypoints", "captions", "labels", "image_info", "panoptic", "stuff",
@@ -31,6 +33,16 @@ def split_file_name(name: str) -> tuple[str, str] | None:
         if stem.startswith(prefix) and len(stem) > len(prefix):
             return task, stem[len(prefix):]
     return None
+
+
+def checked_subset(subset: str, shown: str) -> str:
+    """The subset, if it can be a folder name: it becomes images/<subset>/ at export, so '.',
+    '..' and names holding a path separator are refused (`shown` names the file)."""
+    if subset in (".", "..") or "/" in subset or "\\" in subset:
+        raise InputError(
+            shown, None, None, f"the subset '{subset}' taken from the file name is not a safe folder name; rename the file"
+        )
+    return subset
 
 
 def file_name_for(task: str, subset: str) -> str:

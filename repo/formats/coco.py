@@ -25,7 +25,6 @@ from sqlalchemy import Row
 
 from repo._internal.compose import ComposedFile, Contributor, ImageFile, annotations, compose, id_maps, panoptic_records
 from repo._internal.parallel import Workers
-from repo._internal.reports import write_json_report
 from repo.coco.layout import AnnotationFile, annotation_path, discover
 from repo.coco.meta import DatasetMeta, check_categories, find_meta, read_meta
 from repo.coco.panoptic import DecodeJob, PaintJob, attach_segment_masks, decode_job, paint_job
@@ -34,6 +33,10 @@ from repo.coco.tasks import FORMAT_TASKS, LABELLED_TASKS, file_name_for
 from repo.coco.writer import panoptic_object, write_task_file
 from repo.errors import ConflictError, InputError
 from repo.exporting import copy_image
+from repo.formats import coco_images, coco_options
+from repo.formats.coco_derive import plan_derivations, write_derivation
+from repo.formats.coco_images import planned_images, save_planned
+from repo.formats.coco_options import Rewrite, chosen_files, nothing_to_write, write_dataset_meta
 from repo.formats.registry import (
     DatasetReader,
     ExportContext,
@@ -50,17 +53,21 @@ from repo.model.policy import ErrorPolicy
 from repo.model.records import TaskFile
 from repo.progress import Progress
 from repo.store import fetch
+from repo.transforms.attributes import without_attributes
 
 PAINT_BATCH = 1024  # panoptic records whose segments are held in memory at once
 
 IMPORT_OPTIONS = (
     flag("copy_images", "--copy-images", help="Store the image files in the database."),
+    *coco_options.IMPORT_OPTIONS,
 )
 EXPORT_OPTIONS = (
     flag("save_images", "--save-images", "--save-media", help="Also write the images, to images/<subset>/."),
     boolean("reindex", "--reindex", help="New ids 1..N for images, annotations and categories."),
     path("reindex_map", "--reindex-map", requires="reindex",
          help="With --reindex, write the old -> new ids to this JSON file."),
+    *coco_options.EXPORT_OPTIONS,
+    *coco_images.EXPORT_OPTIONS,
 )
 
 
@@ -71,7 +78,7 @@ class CocoReader:
 
     def __init__(self, request: ImportRequest):
         self.format = request.format
-        self.files = discover(request.format, request.path, request.relpath)
+        self.files = discover(request.format, request.path, request.relpath, request.options.get("subset"))
         self.root = self.files[0].root
         self.store_images = bool(request.options["copy_images"])
 
@@ -144,7 +151,17 @@ def write(context: ExportContext) -> ExportResult:
     connection, snapshot, reindex = context.connection, context.snapshot, context.options["reindex"]
     result = ExportResult()
     sources = {row.id: row for row in fetch.source_rows(connection, snapshot)}
-    files = [row for row in fetch.file_rows(connection, snapshot) if row.task in tasks]
+    names = {source_id: row.name for source_id, row in sources.items()}
+    stored = chosen_files(fetch.file_rows(connection, snapshot), context.options, names)
+    wanted = [task for task in tasks if task in (context.options.get("tasks") or tasks)]
+    files = [row for row in stored if row.task in wanted]
+    explicit = bool(context.options.get("tasks")) or len(tasks) == 1
+    derivations = plan_derivations(wanted if explicit else (), stored)
+    if not files and not derivations:
+        raise nothing_to_write(context.format, wanted, context.options)
+    planned = planned_images(context, files + [row for d in derivations for row in d.files])
+    rewrite = Rewrite.of(context.options)
+    categories: list[dict[str, Any]] = []
     files.sort(key=lambda row: (tasks.index(row.task), row.subset, row.source_id, row.position))
     maps: dict[str, Any] = {}
     image_files: dict[tuple[str, str], ImageFile] = {}
@@ -153,35 +170,56 @@ def write(context: ExportContext) -> ExportResult:
         name = file_name_for(task, subset)
         context.progress.start(f"writing {name}", 1)
         composed = compose(connection, snapshot, name, contributors, reindex)
+        if planned is not None:
+            planned.rename(composed)
         target = annotation_path(context.out_dir, task, subset)
         target.parent.mkdir(parents=True, exist_ok=True)
-        images, written, pngs = _write_file(context, composed, target)
+        written, pngs = _write_file(context, composed, target, rewrite)
+        if task in LABELLED_TASKS:
+            categories.extend(composed.sections["categories"])
         result.files.append(target)
-        result.images += images
         result.annotations += written
         result.pngs += pngs
         maps[name] = id_maps(composed)
         for image in composed.image_files:
             image_files.setdefault((image.subset, image.file_name), image)
-    if context.options["save_images"]:
+    for derivation in derivations:
+        composed = write_derivation(context, derivation, names, rewrite, planned, result)
+        categories.extend(composed.sections["categories"])
+        maps[derivation.name] = id_maps(composed)
+        for image in composed.image_files:
+            image_files.setdefault((image.subset, image.file_name), image)
+    result.images = len(image_files)  # an image listed by several files is one image
+    if rewrite is not None:
+        result.iou_line, result.emptied = rewrite.iou_line(), rewrite.emptied
+    if context.options["save_dataset_meta"]:
+        result.files.append(write_dataset_meta(context.out_dir, categories))
+    if planned is not None:
+        save_planned(context, planned, {source_id: row.path for source_id, row in sources.items()}, result)
+    elif context.options["save_images"]:
         _save_images(context, sources, list(image_files.values()), result)
     if reindex and context.options["reindex_map"]:
-        _write_reindex_map(context.options["reindex_map"], maps)
+        _write_reindex_map(context, context.options["reindex_map"], maps)
     return result
 
 
-def _write_file(context: ExportContext, composed: ComposedFile, target: Path) -> tuple[int, int, int]:
-    """Write one output file; returns its numbers of images, annotations (panoptic: segments)
-    and PNGs."""
+def _write_file(context: ExportContext, composed: ComposedFile, target: Path, rewrite: Rewrite | None) -> tuple[int, int]:
+    """Write one output file; returns its numbers of annotations (panoptic: segments) and PNGs."""
     connection, snapshot, selected = context.connection, context.snapshot, context.selected
     if composed.task != "panoptic":
-        records = annotations(connection, snapshot, composed, selected)
-        images, written = write_task_file(target, composed.layout, composed.sections, composed.images, records)
-        return images, written, 0
+        records: Iterator[dict[str, Any]] = annotations(
+            connection, snapshot, composed, selected, rewrite.rows if rewrite else None
+        )
+        if not context.options["allow_attributes"]:
+            records = map(without_attributes, records)
+        _, written = write_task_file(target, composed.layout, composed.sections, composed.images, records)
+        return written, 0
     painted = _Painted()
     records = _panoptic_objects(context, composed, target.with_suffix("").name, painted)
-    images, pngs = write_task_file(target, composed.layout, composed.sections, composed.images, records)
-    return images, painted.segments, pngs
+    if not context.options["allow_attributes"]:
+        records = map(without_attributes, records)
+    _, pngs = write_task_file(target, composed.layout, composed.sections, composed.images, records)
+    return painted.segments, pngs
 
 
 @dataclass
@@ -231,12 +269,12 @@ def _save_images(
         context.progress.advance()
 
 
-def _write_reindex_map(target: Path, maps: dict[str, Any]) -> None:
+def _write_reindex_map(context: ExportContext, target: Path, maps: dict[str, Any]) -> None:
     document = {
         name: {kind: [{"source": s, "old": old, "new": new} for s, old, new in pairs] for kind, pairs in kinds.items()}
         for name, kinds in maps.items()
     }
-    write_json_report(target, document)
+    context.reports.write(target, document)
 
 
 # -- registration --------------------------------------------------------------------------
@@ -253,5 +291,5 @@ for _name, _tasks in FORMAT_TASKS.items():
         reader=open_reader,
         writer=write,
         import_options=IMPORT_OPTIONS,
-        export_options=EXPORT_OPTIONS,
+        export_options=EXPORT_OPTIONS if _name == "coco" else tuple(o for o in EXPORT_OPTIONS if o.name != "tasks"),
     ))

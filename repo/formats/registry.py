@@ -22,9 +22,12 @@ export's read transaction and receives, in the context:
   stored COCO files of a task and subset as COCO objects (the COCO writer does this);
 - `selected`: the row ids of the annotations `--where` kept (`annotations_v.row_id`), or None
   for all; images and categories are written regardless;
-- `out_dir`: the output folder, already checked (empty, or `--overwrite`); build every path
-  with `context.output_path(...)`, which refuses paths that leave it, and copy images with
+- `out_dir`: the folder to write into: a new one beside the output folder, renamed into place
+  when the writer returns (see `repo._internal.output`); build every path with
+  `context.output_path(...)`, which refuses paths that leave it, and copy images with
   `repo.exporting.copy_image`;
+- `reports`: files the user asked for outside the output folder (a reindex map): write them
+  with `context.reports.write(path, document)`; they are moved into place after the export;
 - `options`: the format's export options, checked and with their defaults (a dict by option
   name);
 - `progress`: a `repo.progress.Progress`; call `start(label, total)` and `advance()`.
@@ -62,6 +65,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
+from repo._internal.reports import StagedReports
 from repo.errors import NotFoundError, OptionError
 from repo.model.paths import output_path
 from repo.model.policy import ErrorPolicy
@@ -256,6 +260,7 @@ class ExportContext:
     out_dir: Path
     options: Mapping[str, Any]
     progress: Progress
+    reports: StagedReports = field(default_factory=StagedReports)
 
     def output_path(self, *parts: str) -> Path:
         """A path inside the output folder; an InputError for one that would leave it."""
@@ -264,7 +269,8 @@ class ExportContext:
 
 @dataclass
 class ExportResult:
-    """What an export wrote: files, numbers of images, annotations and PNGs, copied images."""
+    """What an export wrote: files, numbers of images (distinct (subset, file name) pairs, however
+    many files list them), annotations and PNGs, copied images."""
 
     files: list[Path] = field(default_factory=list)
     images: int = 0
@@ -273,6 +279,11 @@ class ExportResult:
     saved_images: int = 0
     unavailable_images: list[str] = field(default_factory=list)  # subset/file_name of images not found
     notes: list[str] = field(default_factory=list)  # what the format left out or warns about, a line each
+    iou_line: str | None = None  # --segmentation-mode polygons: how closely polygons draw their masks
+    emptied: list[str] = field(default_factory=list)  # annotations --crop-covered left without pixels
+    image_losses: list[str] = field(default_factory=list)  # what --image-ext changed in saved images
+    derived: list[str] = field(default_factory=list)  # files made from another task's files
+    left_out: list[str] = field(default_factory=list)  # annotations a derived file could not hold
 
 
 Reader = Callable[[ImportRequest], DatasetReader]

@@ -21,8 +21,9 @@ from repo.errors import InputError
 # integer tokens count: digit runs inside strings, which compressed RLE counts are full of,
 # must not send most real files down the slow path (`_has_big_integer` looks at each run's
 # neighbours; a string that merely looks like such a token only costs speed).
-_DIGIT_RUN = re.compile(rb"\d{19,}")  # on bytes: twice as fast as on str
 _SPACE = b" \t\r\n"
+_DIGIT_MARKS = bytes(49 if 48 <= byte <= 57 else 48 for byte in range(256))  # digits -> "1", else "0"
+_LONG_RUN = b"1" * 19
 # A `\\uD800`-`\\uDFFF` escape (a surrogate), not itself preceded by an escaping backslash.
 _SURROGATE_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _SURROGATE_HINT = re.compile(r"\\u[dD][89a-fA-F]")
@@ -39,9 +40,18 @@ def parse_json(text: str | bytes) -> Any:
 
 
 def _has_big_integer(text: bytes) -> bool:
-    """Does an integer token lie outside what orjson keeps as an integer?"""
-    for match in _DIGIT_RUN.finditer(text):
-        start, end = match.span()
+    """Does an integer token lie outside what orjson keeps as an integer?
+
+    Candidates are found on a copy with every digit mapped to 1 and everything else to 0: one
+    C-speed `find` of 19 ones skips the long stretches a regex would try byte by byte.
+    """
+    marked = text.translate(_DIGIT_MARKS)
+    position = 0
+    while (position := marked.find(_LONG_RUN, position)) >= 0:
+        start, end = position, marked.find(b"0", position)
+        if end < 0:
+            end = len(text)
+        position = end
         negative = start > 0 and text[start - 1] == ord("-")
         if end - start == 19 and not negative:
             continue
@@ -100,6 +110,104 @@ def _lone_surrogate(text: str) -> int | None:
     return pending
 
 
+def duplicate_key(data: bytes, parsed: Any) -> tuple[str, str | None] | None:
+    """Where an object of the JSON text `data` (already parsed as `parsed`) repeats a key:
+    (the object's place, the key), or None. Parsers disagree on which value such a key has
+    (most keep the last, some the first), so dsrepo refuses it rather than guess.
+
+    Counting is cheap: the keys of the text (counted in C, never too few) against the keys of
+    the parsed objects (each distinct); only when they differ is the text parsed again,
+    slowly, to find the object (or none: the text's count was high)."""
+    if _text_key_count(data) == _parsed_key_count(parsed):
+        return None
+    repeated: list[tuple[str, dict[str, Any]]] = []
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs) and not repeated:
+            seen: set[str] = set()
+            key = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+            repeated.append((key, obj))
+        return obj
+
+    try:
+        document = json.loads(data.decode("utf-8"), object_pairs_hook=pairs_hook)
+    except (ValueError, RecursionError):  # refused by the standard library (orjson was not)
+        return "an object", None
+    if not repeated:
+        return None
+    key, obj = repeated[0]
+    return _place_of(document, obj, key), key
+
+
+_SPACED_KEY_END = re.compile(rb'"[ \t\r\n]+:')
+
+
+def _text_key_count(data: bytes) -> int:
+    """At least the number of keys in a JSON text, counted in C: a key ends with `"`, maybe
+    spaces, and `:`. A string holding `\\":` adds one; so the count equals the keys of the
+    parsed objects only when no key is repeated."""
+    return data.count(b'":') + len(_SPACED_KEY_END.findall(data))
+
+
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+
+
+def _parsed_key_count(value: Any) -> int:
+    """The keys of every object in a parsed value; lists of scalars (coordinates, most of a
+    COCO file) are passed over in C."""
+    count = 0
+    stack = [value] if type(value) is dict or type(value) is list else []
+    scalars_only = _SCALARS.issuperset
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            count += len(item)
+            children: Any = item.values()
+        else:
+            children = item
+        if scalars_only(map(type, children)):
+            continue
+        for child in children:
+            kind = type(child)
+            if kind is dict or (kind is list and not scalars_only(map(type, child))):
+                stack.append(child)
+    return count
+
+
+def _place_of(document: Any, target: dict[str, Any], key: str) -> str:
+    """How a message names the object `target` inside `document`: the top-level record that
+    holds it (`annotations[3] (id 7)`; no id when `id` is the repeated `key`), or "the
+    top-level object"."""
+    if target is document or not isinstance(document, dict):
+        return "the top-level object"
+    for section, value in document.items():
+        if value is target:
+            return f"'{section}'"
+        if isinstance(value, list):
+            for index, element in enumerate(value):
+                if _holds(element, target):
+                    has_id = isinstance(element, dict) and "id" in element and not isinstance(element["id"], (dict, list))
+                    has_id = has_id and not (element is target and key == "id")
+                    return f"{section}[{index}]" + (f" (id {element['id']})" if has_id else "")
+        if _holds(value, target):
+            return f"'{section}'"
+    return "an object"
+
+
+def _holds(value: Any, target: dict[str, Any]) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if item is target:
+            return True
+        if isinstance(item, dict):
+            stack.extend(child for child in item.values() if isinstance(child, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend(child for child in item if isinstance(child, (dict, list)))
+    return False
+
+
 def nesting_depth(value: Any) -> int:
     """How many levels of lists and objects a value nests (0 for a scalar), without recursing:
     the values to measure are the ones too deep to recurse into."""
@@ -136,12 +244,20 @@ def load_json_file(path: Path, shown_as: str) -> Any:
     if not data.strip():
         raise InputError(shown_as, None, None, "empty file, expected a JSON object")
     try:
-        return parse_json(data)
+        document = parse_json(data)
     except json.JSONDecodeError as exc:
         raise InputError(
             shown_as, None, None,
             f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
         ) from None
+    repeated = duplicate_key(data, document)
+    if repeated is not None:
+        place, key = repeated
+        raise InputError(
+            shown_as, place, key,
+            "duplicate key: the object holds it twice, and JSON readers disagree on which value counts",
+        )
+    return document
 
 
 def dumps(value: Any) -> bytes:

@@ -3,11 +3,23 @@
 A file name in a dataset (an image's `file_name`, a panoptic PNG's) is a path relative to the
 dataset folder; one that is absolute or climbs out with `..` is refused at import, and every
 path an export writes is checked to stay inside the output folder (symbolic links included).
+
+Image files stay inside their dataset folder, whatever symlinks say. A dataset handed over as
+an archive can hold symlinks: `images/train/a.jpg -> /etc/passwd`, or `images/train ->
+/home/someone`. Following them would store (`--copy-images`) or export (`--save-images`) files
+that were never part of the dataset. So an image file counts only when its real path (every
+symlink resolved) lies inside the real dataset folder; otherwise it is treated as missing.
+Symlinks that stay inside the folder are followed. The check is repeated at export time, for
+the folder may have changed since the import, and files are opened without following a
+symlink put in place after the check.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import BinaryIO
 
 from repo.errors import InputError
 from repo.model.jsonio import describe
@@ -35,3 +47,41 @@ def output_path(out_dir: Path, *parts: str) -> Path:
     if resolved != resolved_out and resolved_out not in resolved.parents:
         raise InputError(str(target), None, None, "would be written outside the output folder; refused")
     return target
+
+
+def real_file(path: Path, inside: Path | None) -> Path | None:
+    """The real path of the file `path` names, if it exists and, symlinks resolved, lies inside
+    the real folder `inside`; with `inside` None, `path` must already be real (absolute, and
+    no symlink on the way). Else None."""
+    try:
+        real = path.resolve(strict=True)
+        if inside is None:
+            if real != Path(os.path.abspath(path)):
+                return None
+        elif not real.is_relative_to(inside.resolve(strict=True)):
+            return None
+    except (OSError, RuntimeError):  # missing, unreadable, or a symlink loop
+        return None
+    return real if real.is_file() else None
+
+
+def read_real_file(real: Path) -> bytes:
+    """The bytes of a file found by `real_file`, refusing a symlink swapped in since."""
+    descriptor = os.open(real, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(descriptor, "rb") as file:
+        return file.read()
+
+
+def copy_real_file(real: Path, target: Path) -> None:
+    """Copy a file found by `real_file` to `target`, a path the caller made or checked."""
+    descriptor = os.open(real, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(descriptor, "rb") as source, open_new(target) as sink:
+        shutil.copyfileobj(source, sink)
+
+
+def open_new(target: Path) -> BinaryIO:
+    """`target` opened for writing, never through a symlink: one found there is removed."""
+    if target.is_symlink():
+        target.unlink()
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+    return os.fdopen(descriptor, "wb")

@@ -1,9 +1,13 @@
-"""Connecting to a project database: URL rules, SQLite settings, write locking.
+"""Connecting to a project database: URL rules, SQLite settings, write locking, bounded waits.
 
 SQLite: writes begin with `BEGIN IMMEDIATE`, so a second writer waits at the start of its
 transaction (up to DSREPO_BUSY_TIMEOUT seconds, default 10) instead of failing half-way; the
 journal is WAL (set once at `create`), so readers see the last committed state while a write
-is in progress. PostgreSQL: plain transactions; `postgresql://` URLs mean psycopg 3.
+is in progress. A project that cannot be written (its file, or its folder, where WAL needs to
+make its -shm and -wal files) is opened read-only: reading commands work, writing ones fail
+with one line. PostgreSQL: plain transactions, `postgresql://` URLs mean psycopg 3, and every
+lock wait (tables, rows, dsrepo's advisory locks) ends after DSREPO_BUSY_TIMEOUT through
+`lock_timeout`. Either way a wait that runs out is the same one-line "project is busy".
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
-from repo.errors import BusyError, ConfigError, NotFoundError
+from repo.errors import BusyError, ConfigError, NotFoundError, OutputError, SchemaError
 from repo.model.jsonio import dumps_text, parse_json
 
 DEFAULT_BUSY_TIMEOUT = 10.0
@@ -68,15 +73,13 @@ def busy_timeout() -> float:
 def make_engine(url: str, read_only: bool = False) -> Engine:
     """An engine for a project database; `read_only` opens SQLite with mode=ro."""
     common = dict(json_serializer=dumps_text, json_deserializer=parse_json)
-    if not is_sqlite(url):
-        return create_engine(url, poolclass=NullPool, **common)
-    database = make_url(url).database
     timeout = busy_timeout()
+    if not is_sqlite(url):
+        return create_engine(url, poolclass=NullPool, connect_args=_pg_session_options(url, timeout), **common)
+    database = Path(make_url(url).database).resolve()
 
     def connect() -> sqlite3.Connection:
-        mode = "ro" if read_only else "rw"
-        target = f"file:{Path(database).resolve()}?mode={mode}"
-        return sqlite3.connect(target, uri=True, timeout=timeout, check_same_thread=False)
+        return open_sqlite(database, read_only, timeout)
 
     engine = create_engine(url, creator=connect, poolclass=NullPool, **common)  # the URL names it; creator opens it
 
@@ -93,6 +96,78 @@ def make_engine(url: str, read_only: bool = False) -> Engine:
     return engine
 
 
+def _pg_session_options(url: str, timeout: float) -> dict[str, str]:
+    """libpq's `options`: lock_timeout for the whole session (0 would mean no limit at all).
+
+    It covers every heavyweight lock, dsrepo's advisory locks included (PostgreSQL has
+    applied lock_timeout to them since 9.3, when the setting appeared; a test checks it)."""
+    given = make_url(url).query.get("options")
+    given = " ".join(given) if isinstance(given, tuple) else given
+    ours = f"-c lock_timeout={max(1, int(timeout * 1000))}"
+    return {"options": f"{given} {ours}" if given else ours}
+
+
+def open_sqlite(database: Path, read_only: bool, timeout: float) -> sqlite3.Connection:
+    """A connection to a project file, read-only where the file or its folder cannot be written.
+
+    A WAL database is read through its -shm index, which SQLite makes beside the file: in a
+    folder that cannot be written the only way in is `immutable=1`, which reads the file alone.
+    That is exact unless a -wal file holds changes not yet merged into it (a crash, a copy
+    taken while a command ran): then we refuse rather than show an older state.
+    """
+    mode = "ro" if read_only else "rw"
+    try:
+        return _probed(sqlite3.connect(
+            f"file:{quote(str(database))}?mode={mode}", uri=True, timeout=timeout, check_same_thread=False,
+        ), database)
+    except sqlite3.OperationalError as exc:
+        if _sqlite_code(exc) != sqlite3.SQLITE_CANTOPEN or not database.is_file():
+            raise
+    wal = Path(f"{database}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise ConfigError(
+            f"{database}: cannot be read where it is: its folder is read-only and its write-ahead log "
+            f"{wal.name} holds changes SQLite must first merge into it; open the project once where its "
+            "folder can be written"
+        )
+    return _probed(sqlite3.connect(
+        f"file:{quote(str(database))}?mode=ro&immutable=1", uri=True, timeout=timeout, check_same_thread=False,
+    ), database)
+
+
+def _probed(connection: sqlite3.Connection, database: Path) -> sqlite3.Connection:
+    """The connection, once it has read the schema (SQLite opens files lazily)."""
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return connection
+    except sqlite3.DatabaseError as exc:
+        connection.close()
+        if _is_damaged(exc):
+            raise damaged(database, exc) from None
+        raise
+
+
+def _sqlite_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
+
+
+def _is_damaged(exc: BaseException) -> bool:
+    if _sqlite_code(exc) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return True
+    text = str(exc)
+    return "malformed" in text or "not a database" in text
+
+
+def damaged(database: Path | str | None, exc: BaseException) -> SchemaError:
+    """The one line for a damaged SQLite file, naming it and how to check it."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return SchemaError(
+        f"{database}: the database file is damaged ({reason}); check it with "
+        f"`sqlite3 {database} 'PRAGMA integrity_check'` or restore a copy"
+    )
+
+
 def create_sqlite_file(path: Path) -> None:
     """Create an empty SQLite database in WAL mode (a persistent setting of the file)."""
     connection = sqlite3.connect(path)
@@ -103,6 +178,8 @@ def create_sqlite_file(path: Path) -> None:
 
 
 def _is_busy(exc: OperationalError) -> bool:
+    if getattr(exc.orig, "sqlstate", None) == "55P03":  # PostgreSQL's lock_not_available
+        return True
     text = str(exc.orig) if exc.orig is not None else str(exc)
     return "database is locked" in text or "database is busy" in text
 
@@ -123,9 +200,29 @@ def _connect(engine: Engine) -> Connection:
         raise ConfigError(f"cannot use the database {shown}: {reason}") from None
 
 
+BUSY = "project is busy: another dsrepo command is writing to it; try again when it has finished"
+
 # PostgreSQL advisory lock keys (any two 64-bit numbers of our own).
 WRITERS_LOCK = 0x647372_65706F  # "dsrepo": held shared by every write, exclusively by commit/checkout
 LABELS_LOCK = 0x647372_6C626C  # held while a transaction creates labels
+
+
+@contextmanager
+def database_errors(engine: Engine) -> Iterator[None]:
+    """What the database can say that a user can act on, as one line: a wait that ran out,
+    a damaged SQLite file. Everything else keeps its traceback."""
+    try:
+        yield
+    except OperationalError as exc:
+        if _is_busy(exc):
+            raise BusyError(BUSY) from None
+        if engine.dialect.name == "sqlite" and _is_damaged(exc.orig or exc):
+            raise damaged(engine.url.database, exc.orig or exc) from None
+        raise
+    except DBAPIError as exc:
+        if engine.dialect.name == "sqlite" and _is_damaged(exc.orig or exc):
+            raise damaged(engine.url.database, exc.orig or exc) from None
+        raise
 
 
 @contextmanager
@@ -136,7 +233,7 @@ def write_transaction(engine: Engine, exclusive: bool = False) -> Iterator[Conne
     (commit, checkout) wait for them: a revision must never be recorded while another
     transaction is still writing rows stamped with it. SQLite has one writer at a time anyway.
     """
-    with _connect(engine) as connection:
+    with database_errors(engine), _connect(engine) as connection:
         connection.execution_options(dsrepo_write=True)
         try:
             with connection.begin():
@@ -145,10 +242,10 @@ def write_transaction(engine: Engine, exclusive: bool = False) -> Iterator[Conne
                     connection.exec_driver_sql(f"SELECT {function}({WRITERS_LOCK})")
                 yield connection
         except OperationalError as exc:
-            if _is_busy(exc):
-                raise BusyError(
-                    "project is busy: another dsrepo command is writing to it; "
-                    "try again when it has finished"
+            if _sqlite_code(exc.orig) == sqlite3.SQLITE_READONLY:
+                raise OutputError(
+                    f"{engine.url.database} is read-only here: this command writes to the project "
+                    f"({str(exc.orig).strip()}); run it where the project's file and folder can be written"
                 ) from None
             raise
 
@@ -156,8 +253,19 @@ def write_transaction(engine: Engine, exclusive: bool = False) -> Iterator[Conne
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
     """A consistent read of the last committed state."""
-    with _connect(engine) as connection, connection.begin():
+    with database_errors(engine), _connect(engine) as connection, connection.begin():
         yield connection
+
+
+@contextmanager
+def discarded_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that is rolled back whatever happens in it: for reads that users steer."""
+    with database_errors(engine), _connect(engine) as connection:
+        transaction = connection.begin()
+        try:
+            yield connection
+        finally:
+            transaction.rollback()
 
 
 def refresh_statistics(engine: Engine, tables: list[str]) -> None:
@@ -171,4 +279,8 @@ def refresh_statistics(engine: Engine, tables: list[str]) -> None:
         return
     with _connect(engine) as connection:
         connection.execution_options(isolation_level="AUTOCOMMIT")
-        connection.exec_driver_sql("ANALYZE " + ", ".join(tables))
+        try:
+            connection.exec_driver_sql("ANALYZE " + ", ".join(tables))
+        except OperationalError as exc:
+            if not _is_busy(exc):
+                raise  # busy: autovacuum will get to them; the user's change is committed

@@ -79,7 +79,7 @@ def pixels(row: Row, height: int, width: int) -> np.ndarray:
 
 def convert_segmentation(
     row: Row,
-    mode: str,
+    mode: str | None,
     height: int,
     width: int,
     *,
@@ -87,13 +87,14 @@ def convert_segmentation(
     tolerance: float = 0.0,
     tally: IouTally | None = None,
 ) -> Row:
-    """The annotation with its segmentation in the form `mode` asks for (the row itself when
-    nothing changes). `rle_form` (RLE_STRING or RLE_LIST) also converts stored masks."""
-    if mode not in MODES:
+    """The annotation with its segmentation in the form `mode` asks for (None: the form it has;
+    the row itself when nothing changes). `rle_form` (RLE_STRING or RLE_LIST) also converts
+    stored masks."""
+    if mode is not None and mode not in MODES:
         raise ValueError(f"unknown segmentation mode {mode!r}")
     if not has_shape(row):
         return row
-    wanted = _wanted(row, mode)
+    wanted = _wanted(row, mode) if mode else None
     if wanted == "mask" and row.get("rle") is None:
         counts = masks.encode(masks.rasterise(row["polygons"], height, width))
         return _replaced(row, polygons=None, rle=counts, rle_form=rle_form or NEW_RLE_FORM, kind="mask")
