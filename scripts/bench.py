@@ -7,7 +7,7 @@ comes from the seeded generator `gen_coco.py`, so every run sees the same files.
 Every step (dsrepo create/import/export, the Datumaro script) runs as its own child process
 and is measured the same way: wall time, and peak memory as the larger of the kernel's
 high-water mark for the process and the sampled RSS sum over the process and its children
-(dsrepo spreads PNG work over worker processes, which the kernel reports one at a time).
+(Datumaro and the PostgreSQL helpers may run child processes, which the kernel reports one at a time).
 The high-water mark comes from GNU time: wait4() from this process would be wrong, because a
 child spawned from a big process inherits that process's high-water mark. Linux only: it
 needs /usr/bin/time and /proc.
@@ -103,7 +103,7 @@ def tree_rss(root: int) -> int:
 
 
 class Sampler(threading.Thread):
-    """Polls tree_rss while a step runs: the only way to see the sum over worker processes."""
+    """Polls tree_rss while a step runs: the only way to see the sum over child processes."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
@@ -387,7 +387,7 @@ Notes:
     person_keypoints, panoptic, stuff: the first by name wins) and skips the others, so an `all`
     comparison, when Datumaro succeeds, favours Datumaro.
   - Peak MB is the larger of the kernel's per-process high-water mark and the sampled RSS sum over
-    the step's processes (dsrepo's PNG workers); a PostgreSQL server's own memory is not counted.
+    the step's processes (dsrepo's PNG work runs in threads of one process); a PostgreSQL server's own memory is not counted.
   - With --repeat, every figure is its minimum over the runs."""
 
 
