@@ -88,12 +88,12 @@ def write_derivation(
     target = annotation_path(context.out_dir, derivation.task, derivation.subset)
     target.parent.mkdir(parents=True, exist_ok=True)
     if derivation.task == "panoptic":
-        composed, images, written, pngs = write_derived_panoptic(
+        composed, _, written, pngs = write_derived_panoptic(
             context, derivation, source_names, target, planned, result.left_out
         )
         result.pngs += pngs
     else:
-        composed, images, written = write_derived(context, derivation, source_names, target, rewrite, planned)
+        composed, _, written = write_derived(context, derivation, source_names, target, rewrite, planned)
     result.files.append(target)
     result.derived.append(derivation.line())
     result.annotations += written
