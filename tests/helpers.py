@@ -16,6 +16,9 @@ from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from click.testing import CliRunner, Result
+
+from repo.cli import main
 from repo.project import Project
 
 PG_ENV = "DSREPO_TEST_PG_URL"
@@ -164,3 +167,19 @@ def masks_of(annotation_file: Path) -> dict[int, np.ndarray]:
 def row_count(project: Project, table: str) -> int:
     with project.engine.connect() as connection:
         return connection.execute(select(text("count(*)")).select_from(text(table))).scalar_one()
+
+
+def invoke(*args: Any, code: int | None = 0) -> Result:
+    """`dsrepo ARGS` in-process; its exit code checked unless `code` is None."""
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if code is not None:
+        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+    return result
+
+
+def assert_one_line_error(result: Result, prefix: str = "") -> None:
+    """Exit 1, one line on stderr that starts with `Error: PREFIX`, no traceback."""
+    assert result.exit_code == 1, (result.stdout, result.stderr, result.exception)
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.stderr.startswith(f"Error: {prefix}"), result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr

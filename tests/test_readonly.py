@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
 from helpers import DATA
+from helpers import assert_one_line_error, invoke
 from helpers import assert_same_file, database_contents
-from repo.cli import main
 from repo.history import commit
 from repo.importing import import_dataset
 from repo.project import Project
@@ -44,19 +43,6 @@ WRITING = {
     "labels rename": ["labels", "rename", "a", "z"],
     "tag": ["tag", "v2"],
 }
-
-
-def invoke(*args: Any, code: int | None = 0) -> Result:
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if code is not None:
-        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    return result
-
-
-def assert_one_line_error(result: Result) -> None:
-    assert result.exit_code == 1, (result.stdout, result.stderr, result.exception)
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
 
 
 @pytest.fixture

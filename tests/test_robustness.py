@@ -27,15 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from helpers import DATA, Backend
+from helpers import assert_one_line_error, invoke
 from helpers import database_contents, json_difference, load_json
 from repo._internal.reports import staged_reports
-from repo.cli import main
 from repo.importing import import_dataset
 from repo.project import Project
 from repo.store.engine import WRITERS_LOCK
@@ -49,19 +48,6 @@ ENDLESS_PG = "SELECT pg_sleep(600)"
 
 
 # -- running dsrepo ---------------------------------------------------------------------------
-
-def invoke(*args: Any, code: int | None = 0) -> Result:
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if code is not None:
-        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    return result
-
-
-def assert_one_line_error(result: Result, prefix: str = "") -> None:
-    assert result.exit_code == 1, (result.stdout, result.stderr, result.exception)
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert result.stderr.startswith(f"Error: {prefix}") and result.stderr.count("\n") == 1, result.stderr
-
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key != "DSREPO_DB"} | (extra or {})

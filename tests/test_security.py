@@ -26,14 +26,14 @@ from typing import Any
 
 import pytest
 from alembic import command
-from click.testing import CliRunner, Result
+from click.testing import Result
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from helpers import DATA, Backend, PlainRoleBackend
+from helpers import assert_one_line_error, invoke
 from helpers import database_contents, load_json
-from repo.cli import main
 from repo.importing import import_dataset
 from repo.project import Project
 from repo.store.migrate import alembic_config
@@ -44,21 +44,6 @@ SECRET = b"TOP SECRET: not part of any dataset\n"
 
 
 # -- running dsrepo ---------------------------------------------------------------------------
-
-def invoke(*args: Any, code: int | None = 0) -> Result:
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if code is not None:
-        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    return result
-
-
-def assert_one_line_error(result: Result, prefix: str = "") -> None:
-    """Exit 1, one line on stderr that starts with `Error: PREFIX`, no traceback."""
-    assert result.exit_code == 1, (result.stdout, result.stderr, result.exception)
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert result.stderr.startswith(f"Error: {prefix}"), result.stderr
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
-
 
 def run(*args: Any, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`dsrepo ARGS` as a subprocess: for commands that might never end."""
