@@ -1,8 +1,12 @@
-"""dsrepo's benchmark: import + export times and peak memory, next to Datumaro's, in one run.
+"""dsrepo's benchmark: round-trip times and peak memory next to Datumaro's and the floor's, in one run.
 
-Figures for dsrepo alone mean little; the reference tool measured on the same data, on the
-same machine and in the same run turns them into ratios that survive hardware changes. Data
-comes from the seeded generator `gen_coco.py`, so every run sees the same files.
+Figures for dsrepo alone mean little; the reference tool and the raw libraries (bench_floor.py)
+measured on the same data, on the same machine and in the same run turn them into ratios that
+survive hardware changes. Data comes from the seeded generator `gen_coco.py`, so every run sees
+the same files. Scenarios: `all` (instances, captions, image_info, panoptic), `instances`,
+`panoptic`; wherever panoptic is in, a second export regenerates every PNG. Every dsrepo export
+is checked against the input (JSON equal, PNG pixels equal), so a fast wrong answer cannot pass.
+The database write path is compared with the bare driver by bench_writes.py.
 
 Every step (dsrepo create/import/export, the Datumaro script) runs as its own child process
 and is measured the same way: wall time, and peak memory as the larger of the kernel's
@@ -12,7 +16,7 @@ The high-water mark comes from GNU time: wait4() from this process would be wron
 child spawned from a big process inherits that process's high-water mark. Linux only: it
 needs /usr/bin/time and /proc.
 
-Usage: python scripts/bench.py [--images N] [--seed S] [--scenarios instances,panoptic,all]
+Usage: python scripts/bench.py [--images N] [--seed S] [--scenarios all,instances,panoptic]
        [--pg-url URL] [--data DIR] [--keep] [--json FILE] [--repeat R]
 """
 
@@ -28,13 +32,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+from bench_floor import UNCOUNTED
 from gen_coco import ALL_TASKS, generate
 from repo.store.engine import normalize_url
 
@@ -44,6 +49,8 @@ MB = 1024 * 1024
 SAMPLE_EVERY = 0.05  # seconds between RSS samples of a running step
 PAGE = os.sysconf("SC_PAGE_SIZE")
 GNU_TIME = Path("/usr/bin/time")
+FLOOR_SCRIPT = Path(__file__).with_name("bench_floor.py")
+WRITES_SCRIPT = Path(__file__).with_name("bench_writes.py")
 
 
 @dataclass(frozen=True)
@@ -54,11 +61,14 @@ class Scenario:
     relpath: str | None  # dsrepo's -r
 
 
+# The issue's "all tasks": every task Datumaro can round-trip one by one from one folder.
+ROUND_TRIP_TASKS = ("instances", "captions", "image_info", "panoptic")
 SCENARIOS = {
+    "all": Scenario("all", "coco", ROUND_TRIP_TASKS, None),
     "instances": Scenario("instances", "coco_instances", ("instances",), f"annotations/instances_{SUBSET}.json"),
     "panoptic": Scenario("panoptic", "coco_panoptic", ("panoptic",), None),
-    "all": Scenario("all", "coco", ALL_TASKS, None),
 }
+REGENERATE = {"DSREPO_REGENERATE_PNG": "1"}  # dsrepo's switch: paint and encode every PNG again
 
 # Run by the same interpreter as dsrepo so that both pay the same start-up; prints when the
 # data is loaded so that one process yields two phases. Datumaro parses COCO JSON eagerly
@@ -203,8 +213,18 @@ def describe_data(view: Path, scenario: Scenario) -> dict[str, Any]:
     return stats
 
 
+def png_pixels(path: Path) -> Any:
+    """A PNG's RGB pixels decoded by Pillow: the independent oracle of a panoptic export."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
 def check_export(view: Path, out: Path, scenario: Scenario) -> str:
-    """OK when every exported JSON parses equal to its input and the panoptic PNGs are the same files."""
+    """OK when every exported JSON parses equal to its input and every panoptic PNG decodes (Pillow)
+    to the input's pixels; says how many PNGs are also byte-identical."""
     wrong = []
     for task in scenario.tasks:
         name = json_name(task)
@@ -212,37 +232,54 @@ def check_export(view: Path, out: Path, scenario: Scenario) -> str:
         original = json.loads((view / "annotations" / name).read_bytes())
         if not exported.is_file() or json.loads(exported.read_bytes()) != original:
             wrong.append(name)
+    identical = 0
     if "panoptic" in scenario.tasks:
-        pngs = {p.name for p in (view / "annotations" / PANOPTIC_DIR).iterdir()}
+        originals = sorted((view / "annotations" / PANOPTIC_DIR).iterdir())
         written = out / "annotations" / PANOPTIC_DIR
-        if not written.is_dir() or {p.name for p in written.iterdir()} != pngs:
-            wrong.append(f"{PANOPTIC_DIR}/*.png")
-    return "OK" if not wrong else "MISMATCH " + ", ".join(wrong)
+        if not written.is_dir() or {p.name for p in written.iterdir()} != {p.name for p in originals}:
+            wrong.append(f"{PANOPTIC_DIR}/ (file names)")
+        else:
+            for original in originals:
+                copy = written / original.name
+                if copy.read_bytes() == original.read_bytes():
+                    identical += 1
+                elif not (png_pixels(copy) == png_pixels(original)).all():
+                    wrong.append(f"{PANOPTIC_DIR}/{original.name}")
+                    break
+    if wrong:
+        return "MISMATCH " + ", ".join(wrong)
+    return f"OK ({identical} PNG same bytes)" if "panoptic" in scenario.tasks else "OK"
 
 
 # -- the tools -------------------------------------------------------------------------------
 
+ROUND_TRIP = ("create", "import", "export")  # the steps a round trip's total adds up
+
+
 @dataclass
 class Result:
-    """One tool on one scenario, one run: steps by name, database size, export check."""
+    """One tool on one scenario, one run: steps by name, database size, export check; for
+    Datumaro, run task by task, also each task's own result."""
     steps: dict[str, Step]
     db_mb: float | None = None
     check: str | None = None
     notes: list[str] = field(default_factory=list)
+    by_task: dict[str, "Result"] = field(default_factory=dict)
 
     @property
     def total_s(self) -> float:
-        return self.steps["import"].seconds + self.steps["export"].seconds
+        return sum(step.seconds for name, step in self.steps.items() if name in ROUND_TRIP)
 
     @property
     def peak_mb(self) -> float:
-        return max(step.peak_mb for step in self.steps.values())
+        return max(step.peak_mb for name, step in self.steps.items() if name in ROUND_TRIP)
 
 
 class Postgres:
     """Throw-away databases on a server given by an admin URL."""
 
     def __init__(self, admin_url: str):
+        self.admin_url = admin_url
         self.url = sa.make_url(normalize_url(admin_url))
         self.engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
 
@@ -269,19 +306,25 @@ def dsrepo_step(env: dict[str, str], *args: str) -> Step:
 
 def run_dsrepo(scenario: Scenario, view: Path, work: Path, env: dict[str, str], pg: Postgres | None,
                db_name: str) -> Result:
-    """create, import, export in fresh places; the database size is read after the export."""
-    project, out = work / "project", work / "export"
+    """create, import, export in fresh places, then (panoptic) an export that regenerates every
+    PNG; the database size is read after the exports, and every export is checked."""
+    project, out, regenerated = work / "project", work / "export", work / "regenerated"
     url = pg.create(db_name) if pg else None
     try:
         steps = {"create": dsrepo_step(env, "create", "-p", str(project), *(["--db", url] if url else []))}
         relpath = ["-r", scenario.relpath] if scenario.relpath else []
         steps["import"] = dsrepo_step(env, "import", "-p", str(project), "-f", scenario.format, str(view), *relpath)
-        steps["export"] = dsrepo_step(env, "export", "-p", str(project), "-f", scenario.format, "-o", str(out))
+        export = ["export", "-p", str(project), "-f", scenario.format, "-o"]
+        steps["export"] = dsrepo_step(env, *export, str(out))
+        checks = [check_export(view, out, scenario)]
+        if "panoptic" in scenario.tasks:
+            steps["regenerate"] = dsrepo_step(env | REGENERATE, *export, str(regenerated))
+            checks.append("regenerated " + check_export(view, regenerated, scenario))
         db_mb = pg.size_mb(db_name) if pg else sum(p.stat().st_size for p in project.glob("project.db*")) / MB
     finally:
         if pg:
             pg.drop(db_name)
-    return Result(steps, db_mb, check_export(view, out, scenario))
+    return Result(steps, db_mb, "; ".join(checks))
 
 
 def error_text(stderr: str) -> str:
@@ -291,22 +334,55 @@ def error_text(stderr: str) -> str:
     return " <- ".join(reversed(lines))
 
 
-def run_datumaro(scenario: Scenario, view: Path, work: Path, env: dict[str, str]) -> Result | str:
-    """Datumaro's import (to fully loaded items) and export in one child; the failure text if it fails."""
-    child = run_child([sys.executable, "-c", DATUMARO_SCRIPT, str(view), scenario.format, str(work / "export")], env)
-    skipped = re.findall(r"conflicting source '([^']+)' is skipped", child.stderr)
-    notes = [f"Datumaro skipped {len(skipped)} of {len(scenario.tasks)} files: "
-             + ", ".join(Path(s).name for s in skipped)] if skipped else []
+def run_datumaro_task(task: str, data: Path, work: Path, env: dict[str, str]) -> Result | str:
+    """Datumaro's import (to fully loaded items) and export of one task, in one child."""
+    view = make_view(data, Scenario(task, f"coco_{task}", (task,), None), work / "views")
+    child = run_child([sys.executable, "-c", DATUMARO_SCRIPT, str(view), f"coco_{task}", str(work / f"export-{task}")],
+                      env)
     loaded = next((json.loads(line) for line in child.stdout.splitlines() if line.startswith('{"loaded_at"')), None)
     if child.status != 0 or loaded is None:
-        return "; ".join(notes + [f"FAILED ({'export' if loaded else 'import'}): {error_text(child.stderr)}"])
+        return f"{task} FAILED ({'export' if loaded else 'import'}): {error_text(child.stderr)}"
     before = [rss for at, rss in child.samples if at <= loaded["loaded_at"]]
     after = [rss for at, rss in child.samples if at > loaded["loaded_at"]]
     imported = Step(loaded["loaded_at"] - child.started_at, loaded["rss_kb"] * 1024 / MB, max(before, default=0) / MB)
     # The kernel's high-water mark cannot be split by phase: the export is the whole process's peak.
     exported = Step(child.step.seconds - imported.seconds, child.step.kernel_mb, max(after, default=0) / MB)
-    notes.append(f"Datumaro loaded {loaded['items']} items with {loaded['annotations']} annotation objects")
-    return Result({"import": imported, "export": exported}, notes=notes)
+    return Result({"import": imported, "export": exported},
+                  notes=[f"{task}: {loaded['items']} items, {loaded['annotations']} annotation objects"])
+
+
+def run_datumaro(scenario: Scenario, data: Path, work: Path, env: dict[str, str]) -> Result | str:
+    """Datumaro doing the scenario's tasks one by one, a process each (its `coco` importer keeps one
+    label-bearing task per folder); times add up, the peak is the largest process's. A task it
+    fails on is left out of its totals, which favours it, and said in the notes."""
+    results = {task: run_datumaro_task(task, data, work, env) for task in scenario.tasks}
+    done = {task: result for task, result in results.items() if isinstance(result, Result)}
+    failures = [result for result in results.values() if isinstance(result, str)]
+    if not done:
+        return "; ".join(failures)
+    steps = {name: Step(sum(r.steps[name].seconds for r in done.values()),
+                        max(r.steps[name].kernel_mb for r in done.values()),
+                        max(r.steps[name].tree_mb for r in done.values())) for name in ("import", "export")}
+    notes = [note for result in done.values() for note in result.notes]
+    notes += [f"{failure} (left out of Datumaro's totals)" for failure in failures]
+    return Result(steps, notes=notes, by_task=done)
+
+
+def run_floor(scenario: Scenario, view: Path, work: Path, env: dict[str, str]) -> Result:
+    """The raw-library floor (bench_floor.py), each phase its own process like dsrepo's steps."""
+    work.mkdir(parents=True, exist_ok=True)
+    phases = ["import", "export"] + (["regenerate"] if "panoptic" in scenario.tasks else [])
+    steps, notes = {}, []
+    for phase in phases:
+        child = run_child([sys.executable, str(FLOOR_SCRIPT), phase, str(view), str(work), ",".join(scenario.tasks)],
+                          env)
+        if child.status != 0:
+            raise RuntimeError(f"bench_floor.py {phase} failed: {error_text(child.stderr)}")
+        split = json.loads(child.stdout.splitlines()[-1])
+        uncounted = split.pop(UNCOUNTED, 0.0)
+        steps[phase] = replace(child.step, seconds=child.step.seconds - uncounted)
+        notes.append(f"{phase} " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in split.items()))
+    return Result(steps, notes=notes)
 
 
 def best(results: list[Result]) -> Result:
@@ -315,9 +391,10 @@ def best(results: list[Result]) -> Result:
     steps = {name: Step(*(min(getattr(r.steps[name], f) for r in results)
                           for f in ("seconds", "kernel_mb", "tree_mb"))) for name in names}
     checks = {r.check for r in results}
-    check = None if checks == {None} else ("OK" if checks == {"OK"} else next(c for c in checks if c != "OK"))
+    check = next((c for c in checks if c and "MISMATCH" in c), results[0].check)
     db = [r.db_mb for r in results if r.db_mb is not None]
-    return Result(steps, min(db) if db else None, check, results[0].notes)
+    by_task = {task: best([r.by_task[task] for r in results]) for task in results[0].by_task}
+    return Result(steps, min(db) if db else None, check, results[0].notes, by_task)
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -335,59 +412,85 @@ def data_line(name: str, stats: dict[str, Any]) -> str:
 def table(rows: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     def line(row: list[str]) -> str:
-        return "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        return "  ".join(cell.ljust(w) if i < 2 or i == len(row) - 1 else cell.rjust(w)
+                         for i, (cell, w) in enumerate(zip(row, widths)))
 
     return "\n".join(line(row).rstrip() for row in rows)
 
 
+def seconds(result: Result, step: str) -> str:
+    return f"{result.steps[step].seconds:.2f}" if step in result.steps else "-"
+
+
 def figures_row(scenario: str, tool: str, result: Result) -> list[str]:
     steps = result.steps
-    create = f"{steps['create'].seconds:.2f}" if "create" in steps else "-"
-    return [scenario, tool, create, f"{steps['import'].seconds:.2f}", f"{steps['export'].seconds:.2f}",
-            f"{result.total_s:.2f}", f"{steps['import'].peak_mb:.0f}", f"{steps['export'].peak_mb:.0f}",
-            f"{result.peak_mb:.0f}", f"{result.db_mb:.1f}" if result.db_mb is not None else "-", result.check or "-"]
+    megabytes = [f"{steps[name].peak_mb:.0f}" if name in steps else "-" for name in ("import", "export")]
+    return [scenario, tool, seconds(result, "create"), seconds(result, "import"), seconds(result, "export"),
+            f"{result.total_s:.2f}", *megabytes, f"{result.peak_mb:.0f}", seconds(result, "regenerate"),
+            f"{result.db_mb:.1f}" if result.db_mb is not None else "-", result.check or "-"]
 
 
-def comparison(dsrepo: Result, datumaro: Result) -> str:
-    speed = datumaro.total_s / dsrepo.total_s
-    memory = dsrepo.peak_mb / datumaro.peak_mb
-    pace = f"{speed:.1f}x faster" if speed >= 1 else f"{1 / speed:.1f}x slower"
-    return f"dsrepo is {pace} (Datumaro/dsrepo total time {speed:.2f}), uses {memory:.2f}x the memory"
+def ratio(numerator: float, denominator: float) -> str:
+    return f"{numerator / denominator:.2f}x" if denominator else "-"
+
+
+def comparisons(name: str, tool: str, dsrepo: Result, datumaro: Result | str, floor: Result) -> list[str]:
+    """The ratios that matter, one line each: against Datumaro, against the floor."""
+    lines = []
+    if isinstance(datumaro, Result):
+        lines.append(f"  {name:<10} {tool:<18} vs Datumaro: {ratio(datumaro.total_s, dsrepo.total_s)} faster "
+                     f"(total {dsrepo.total_s:.2f} vs {datumaro.total_s:.2f} s), "
+                     f"{ratio(dsrepo.peak_mb, datumaro.peak_mb)} the memory ({dsrepo.peak_mb:.0f} vs "
+                     f"{datumaro.peak_mb:.0f} MB)")
+        if "regenerate" in dsrepo.steps and "panoptic" in datumaro.by_task:
+            theirs = datumaro.by_task["panoptic"].steps["export"].seconds
+            lines.append(f"  {name:<10} {tool:<18} forced PNG regeneration vs Datumaro's panoptic export: "
+                         f"{ratio(theirs, dsrepo.steps['regenerate'].seconds)} faster "
+                         f"({dsrepo.steps['regenerate'].seconds:.2f} vs {theirs:.2f} s)")
+    else:
+        lines.append(f"  {name:<10} {tool:<18} vs Datumaro: no comparison, Datumaro failed")
+    floors = ", ".join(f"{step} {ratio(dsrepo.steps[step].seconds, floor.steps[step].seconds)}"
+                       for step in ("import", "export", "regenerate") if step in floor.steps and step in dsrepo.steps)
+    lines.append(f"  {name:<10} {tool:<18} vs the floor (dsrepo / raw libraries, whole processes): {floors}")
+    return lines
 
 
 def report(by_scenario: dict[str, dict[str, Any]]) -> str:
     header = ["scenario", "tool", "create s", "import s", "export s", "total s", "import MB", "export MB",
-              "peak MB", "DB MB", "check"]
+              "peak MB", "regen s", "DB MB", "check"]
     rows, ratios, notes = [header], [], []
     for name, entry in by_scenario.items():
-        datumaro = entry["tools"]["datumaro"]["best"]
+        datumaro, floor = entry["tools"]["datumaro"]["best"], entry["tools"]["floor"]["best"]
         for tool, figures in entry["tools"].items():
             if isinstance(figures["best"], str):
                 rows.append([name, tool, "FAILED"] + [""] * (len(header) - 3))
                 continue
             rows.append(figures_row(name, tool, figures["best"]))
-            if tool != "datumaro":
-                verdict = comparison(figures["best"], datumaro) if isinstance(datumaro, Result) else \
-                    "no comparison: Datumaro failed"
-                ratios.append(f"  {name:<10} vs {tool:<18} {verdict}")
-        failure = datumaro if isinstance(datumaro, str) else None
-        notes += [f"  {name}: {note}" for note in (datumaro.notes if failure is None else [failure])]
-    return "\n".join([table(rows), "", "Datumaro vs dsrepo (totals = import + export; peak = max over steps):",
-                      *ratios, "", "Datumaro:", *notes])
+            if tool.startswith("dsrepo"):
+                ratios += comparisons(name, tool, figures["best"], datumaro, floor)
+        notes += [f"  {name}: Datumaro {note}" for note in (datumaro.notes if isinstance(datumaro, Result) else [datumaro])]
+        notes += [f"  {name}: floor {note}" for note in floor.notes]
+    return "\n".join([table(rows), "", "Ratios (totals = create + import + export; peak = max over those steps):",
+                      *ratios, "", "Details:", *notes])
 
 
 NOTES = """\
 Notes:
-  - Each step is a fresh process (interpreter start-up included). dsrepo's total leaves out `create`,
-    which Datumaro has no counterpart for. Datumaro runs import and export in one process: its
-    'export MB' is that process's peak, which includes the loaded dataset.
+  - Each step is a fresh process (interpreter start-up included). dsrepo's total includes `create`,
+    which Datumaro has no counterpart for. Datumaro runs each task's import and export in one
+    process, task after task (its `coco` importer keeps one label-bearing task per folder); its
+    times add up over the tasks, its peak is the largest task process's, including the loaded dataset.
   - Datumaro decodes masks lazily: for panoptic it reads the PNGs during export, not import, so
     compare totals rather than the import column.
-  - Datumaro's `coco` importer keeps one label-bearing task per folder (instances, labels,
-    person_keypoints, panoptic, stuff: the first by name wins) and skips the others, so an `all`
-    comparison, when Datumaro succeeds, favours Datumaro.
+  - "regen s" is a second dsrepo export with DSREPO_REGENERATE_PNG=1 (every PNG painted and encoded
+    again); it is compared with Datumaro's panoptic export, which always encodes.
+  - The floor (bench_floor.py) is the same data through raw libraries: orjson, sqlite3 executemany,
+    OpenCV decode on every core; select + orjson dump + PNG bytes written; ISA-L encode. No
+    validation, versions or lossless bookkeeping. It runs on SQLite only.
+  - check: every export's JSON parses equal to the input, every PNG decodes (Pillow) to the input's
+    pixels; "same bytes" counts PNGs written byte for byte as imported.
   - Peak MB is the larger of the kernel's per-process high-water mark and the sampled RSS sum over
-    the step's processes (dsrepo's PNG work runs in threads of one process); a PostgreSQL server's own memory is not counted.
+    the step's processes; a PostgreSQL server's own memory is not counted.
   - With --repeat, every figure is its minimum over the runs."""
 
 
@@ -443,7 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             view = make_view(data, scenario, temp / "views")
             stats = describe_data(view, scenario)
             print(data_line(scenario.name, stats), flush=True)
-            runs: dict[str, list[Result | str]] = {f"dsrepo/{b}": [] for b in backends} | {"datumaro": []}
+            runs: dict[str, list[Result | str]] = {f"dsrepo/{b}": [] for b in backends} | {"datumaro": [], "floor": []}
             for attempt in range(args.repeat):
                 for backend in backends:
                     work = temp / "runs" / f"{scenario.name}-{backend}-{attempt}"
@@ -451,7 +554,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         scenario, view, work, env, pg if backend == "postgresql" else None,
                         f"bench_{scenario.name}_{os.getpid()}_{attempt}"))
                 work = temp / "runs" / f"{scenario.name}-datumaro-{attempt}"
-                runs["datumaro"].append(run_datumaro(scenario, view, work, env))
+                runs["datumaro"].append(run_datumaro(scenario, data, work, env))
+                runs["floor"].append(run_floor(scenario, view, temp / "runs" / f"{scenario.name}-floor-{attempt}", env))
                 if not args.keep:
                     shutil.rmtree(temp / "runs")
             tools = {}
@@ -461,6 +565,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             by_scenario[scenario.name] = {"data": stats, "tools": tools}
         print()
         print(report(by_scenario))
+        print()
+        print(writes(data, args, env))
         print()
         print(NOTES)
         machine = {"seconds": time.perf_counter() - started, "cpus": os.cpu_count(),
@@ -476,6 +582,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(temp, ignore_errors=True)
     return 0
+
+
+def writes(data: Path, args: argparse.Namespace, env: dict[str, str]) -> str:
+    """bench_writes.py on the instances file: dsrepo's inserts against the raw driver's."""
+    instances = data / "annotations" / json_name("instances")
+    if not instances.is_file():
+        return "Database writes: no instances file in the data"
+    pg = ["--pg-url", args.pg_url] if args.pg_url else []
+    child = run_child([sys.executable, str(WRITES_SCRIPT), str(instances), "--repeat", str(max(args.repeat, 2)), *pg],
+                      env)
+    if child.status != 0:
+        return f"Database writes: bench_writes.py failed: {error_text(child.stderr)}"
+    return "Database writes (insert_rows vs the bare driver, same rows, instances file):\n" + "\n".join(
+        f"  {line}" for line in child.stdout.splitlines())
 
 
 def as_json(result: Result | str) -> Any:
