@@ -26,9 +26,10 @@ from repo.formats.registry import DatasetReader, ImportRequest, ReadFile, get_fo
 from repo.labels import LabelMap, apply_label_map, load_label_map
 from repo.model.paths import read_real_file, real_file
 from repo.model.policy import ErrorPolicy
+from repo.model.records import TaskFile
 from repo.progress import Progress, Silent
 from repo.project import Project
-from repo.store.blobs import store_blob
+from repo.store.blobs import held_blobs, store_blob, store_blobs
 from repo.store.positions import fresh_position
 from repo.store.source_writer import ChangeCounts, ImageRef, SourceWriter
 from repo.store.sources import auto_name, insert_source
@@ -36,6 +37,7 @@ from repo.store.versions import VersionWriter
 
 PathLike = str | os.PathLike[str]
 ON_ERROR = ("fail", "skip")
+KEEP_BATCH = 256  # panoptic PNGs whose bytes are held at once on their way to the database
 
 
 @dataclass
@@ -145,6 +147,7 @@ def write_files(
         if label_map:
             apply_label_map(task_file, label_map)
         refs = finder.locate(read_file)
+        keep_pngs(connection, task_file)
         writer.write_file(task_file, fresh_position(index), refs)
         result.files.append(read_file.shown_as)
         for image in task_file.images:
@@ -175,6 +178,29 @@ def report_skipped(
     ]
     reports.write(report, records)
     result.error_report = report
+
+
+def keep_pngs(connection: Connection, task_file: TaskFile) -> None:
+    """Store the bytes of the panoptic PNGs the file's records were cut from (each once, a
+    batch at a time), so that an export of unchanged segments writes them as they were. A PNG
+    that changed since it was decoded is not kept: its record's PNG is painted at export."""
+    records = [record for record in task_file.panoptic if record.png_sha256 and record.png_path]
+    for start in range(0, len(records), KEEP_BATCH):
+        batch = [(record, str(record.png_sha256), Path(str(record.png_path))) for record in records[start:start + KEEP_BATCH]]
+        held = held_blobs(connection, {digest for _, digest, _ in batch})
+        files: dict[str, bytes] = {}
+        for record, digest, path in batch:
+            if digest in held or digest in files:
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError:
+                data = b""
+            if hashlib.sha256(data).hexdigest() == digest:
+                files[digest] = data
+            else:
+                record.png_sha256 = None
+        store_blobs(connection, files)
 
 
 class _ImageFinder:

@@ -168,7 +168,7 @@ def test_an_option_of_another_format_is_a_usage_error(cli, toy, project, tmp_pat
     assert result.stderr.endswith(
         "Error: --shout is not an option of format 'coco' (its options: --save-images, --reindex, --reindex-map, "
         "--tasks, --subsets, --sources, --segmentation-mode, --rle-form, --crop-covered, --allow-attributes, "
-        "--save-dataset-meta, --image-ext, --merge-images)\n"
+        "--save-dataset-meta, --image-ext, --merge-images, --regenerate-png)\n"
     )
     assert not (tmp_path / "o").exists()
 
@@ -198,7 +198,7 @@ def test_the_api_rejects_an_unknown_option_naming_the_valid_ones(project, tmp_pa
         "reindex (--reindex), reindex_map (--reindex-map), tasks (--tasks), subsets (--subsets), sources (--sources), "
         "segmentation_mode (--segmentation-mode), rle_form (--rle-form), crop_covered (--crop-covered), "
         "allow_attributes (--allow-attributes), save_dataset_meta (--save-dataset-meta), image_ext (--image-ext), "
-        "merge_images (--merge-images))"
+        "merge_images (--merge-images), regenerate_png (--regenerate-png))"
     )
     with pytest.raises(OptionError, match="format 'coco_instances' has no import option 'reindex'"):
         import_dataset(Project.open(project), "coco_instances", INSTANCES, name="x", reindex=True)

@@ -10,6 +10,7 @@ an image, sorted, become the id map with one `np.repeat`.
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import struct
 import zlib
@@ -24,7 +25,7 @@ from pycocotools import mask as coco_mask
 
 from repo.coco.rle import RleError, check_compressible, decode_string
 from repo.errors import InputError
-from repo.model.hashing import segment_hash
+from repo.model.hashing import segment_hash, segments_fingerprint
 from repo.model.records import RLE_STRING, PanopticRecord
 
 # Masks of this many pixels can have runs pycocotools' encoder cannot take (see repo.coco.rle).
@@ -78,16 +79,25 @@ def decode_id_map(data: bytes) -> np.ndarray:
 
 
 def read_id_map(path: Path, shown_as: str, record: str, width: int, height: int) -> np.ndarray:
-    """The segment id of every pixel of a panoptic PNG, checked against the image's size.
+    """The segment id of every pixel of a panoptic PNG, checked against the image's size."""
+    return id_map_of(read_png(path, shown_as, record), shown_as, record, width, height)
 
-    The size is read from the PNG's header first: a PNG of the wrong size is refused before
-    its pixels are decoded (a lying or huge one costs nothing)."""
+
+def read_png(path: Path, shown_as: str, record: str) -> bytes:
+    """A panoptic PNG's bytes; an InputError naming the file if there are none to read."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise InputError(shown_as, record, "file_name", "the PNG file does not exist") from None
     except OSError as exc:
         raise InputError(shown_as, record, "file_name", f"the PNG cannot be read ({exc})") from None
+
+
+def id_map_of(data: bytes, shown_as: str, record: str, width: int, height: int) -> np.ndarray:
+    """The id map of a PNG's bytes, checked against the image's size.
+
+    The size is read from the PNG's header first: a PNG of the wrong size is refused before
+    its pixels are decoded (a lying or huge one costs nothing)."""
     header = png_header(data)
     if header is not None and header[:2] != (width, height):
         raise _size_error(shown_as, record, header[:2], width, height)
@@ -188,13 +198,22 @@ class DecodeJob:
     segment_ids: tuple[int, ...]
 
 
-def decode_job(job: DecodeJob) -> list[bytes] | tuple[str, str | None, str | None, str]:
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded PNG: each listed segment's mask, and the SHA-256 of the bytes they came from."""
+
+    masks: list[bytes]
+    sha256: str
+
+
+def decode_job(job: DecodeJob) -> Decoded | tuple[str, str | None, str | None, str]:
     """The segments' masks, or the parts of an InputError, for the caller to report in order."""
+    record = f"annotation for image id {job.image_id}"
     try:
-        id_map = read_id_map(
-            Path(job.png_path), job.png_shown, f"annotation for image id {job.image_id}", job.width, job.height
-        )
-        return segment_masks(id_map, job.image_id, job.segment_ids, job.png_shown)
+        data = read_png(Path(job.png_path), job.png_shown, record)
+        id_map = id_map_of(data, job.png_shown, record, job.width, job.height)
+        masks = segment_masks(id_map, job.image_id, job.segment_ids, job.png_shown)
+        return Decoded(masks, hashlib.sha256(data).hexdigest())
     except InputError as error:
         return (error.file, error.record, error.field, error.problem)
 
@@ -287,10 +306,30 @@ def paint_job(job: PaintJob) -> tuple[int, int] | None:
     return None
 
 
+@dataclass(frozen=True)
+class KeptJob:
+    """A kept PNG to write as it was imported, on a worker thread."""
+
+    target: str
+    data: bytes
+
+
+def png_job(job: PaintJob | KeptJob) -> tuple[int, int] | None:
+    """Write a kept PNG, or paint one (see `paint_job`)."""
+    if isinstance(job, KeptJob):
+        Path(job.target).write_bytes(job.data)
+        return None
+    return paint_job(job)
+
+
 def attach_segment_masks(record: PanopticRecord, masks: Sequence[bytes]) -> None:
     """Give each segment of a panoptic record its mask (compressed RLE, from
-    `segment_masks`) and a content hash that covers the mask."""
+    `segment_masks`) and a content hash that covers the mask; the record gets the fingerprint
+    of the pixels its PNG paints."""
     for segment, rle in zip(record.segments, masks):
         segment["rle"] = rle
         segment["rle_form"] = RLE_STRING
         segment["hash"] = segment_hash(segment["hash"], rle)
+    record.png_segments_hash = segments_fingerprint(
+        (segment["coco_id"], rle) for segment, rle in zip(record.segments, masks)
+    )

@@ -8,15 +8,18 @@ panoptic file's PNGs are cut into per-segment masks on all cores.
 
 Export: each output file `annotations/<task>_<subset>.json` is composed from the stored files
 of that task and subset (see `repo._internal.compose`): one source's file comes back exactly as
-it was imported, several sources' files as their union. Panoptic PNGs are painted again from
-the stored segments. Annotation rows stream from the database into the JSON writer, so memory
+it was imported, several sources' files as their union. A panoptic PNG whose segments are
+those it was imported with (same fingerprint) is written as it was imported; any other is
+painted again from the stored segments, and so is every one with `--regenerate-png` or
+DSREPO_REGENERATE_PNG=1. Annotation rows stream from the database into the JSON writer, so memory
 holds one file's images, not its annotations.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,11 +30,11 @@ from repo._internal.compose import ComposedFile, Contributor, ImageFile, annotat
 from repo._internal.parallel import Workers
 from repo.coco.layout import AnnotationFile, annotation_path, discover
 from repo.coco.meta import DatasetMeta, check_categories, find_meta, read_meta
-from repo.coco.panoptic import DecodeJob, PaintJob, attach_segment_masks, decode_job, paint_job
+from repo.coco.panoptic import DecodeJob, KeptJob, PaintJob, attach_segment_masks, decode_job, png_job
 from repo.coco.reader import read_task_file
 from repo.coco.tasks import FORMAT_TASKS, LABELLED_TASKS, file_name_for
 from repo.coco.writer import panoptic_object, write_task_file
-from repo.errors import ConflictError, InputError
+from repo.errors import ConfigError, ConflictError, InputError
 from repo.exporting import copy_image
 from repo.formats import coco_images, coco_options
 from repo.formats.coco_derive import plan_derivations, write_derivation
@@ -49,10 +52,12 @@ from repo.formats.registry import (
     path,
     register,
 )
+from repo.model.hashing import segments_fingerprint
 from repo.model.policy import ErrorPolicy
 from repo.model.records import TaskFile
 from repo.progress import Progress
 from repo.store import fetch
+from repo.store.blobs import blob_datas
 from repo.transforms.attributes import without_attributes
 
 PAINT_BATCH = 1024  # panoptic records whose segments are held in memory at once
@@ -68,7 +73,11 @@ EXPORT_OPTIONS = (
          help="With --reindex, write the old -> new ids to this JSON file."),
     *coco_options.EXPORT_OPTIONS,
     *coco_images.EXPORT_OPTIONS,
+    flag("regenerate_png", "--regenerate-png",
+         help="Paint and encode every panoptic PNG again, also those whose segments did not change."),
 )
+PNG_FORMATS = ("coco", "coco_panoptic")  # the formats with --regenerate-png
+REGENERATE_PNG_VARIABLE = "DSREPO_REGENERATE_PNG"
 
 
 # -- import --------------------------------------------------------------------------------
@@ -127,12 +136,13 @@ def _cut_panoptic(annotation_file: AnnotationFile, task_file: TaskFile, policy: 
     progress.start(f"decoding {annotation_file.png_dir.name}/", len(jobs))
     kept = []
     with Workers(len(jobs)) as workers:
-        for record, outcome in zip(task_file.panoptic, workers.map(decode_job, jobs)):
+        for record, job, outcome in zip(task_file.panoptic, jobs, workers.map(decode_job, jobs)):
             progress.advance()
             if isinstance(outcome, tuple):
                 policy.report(InputError(*outcome))
                 continue
-            attach_segment_masks(record, outcome)
+            attach_segment_masks(record, outcome.masks)
+            record.png_path, record.png_sha256 = job.png_path, outcome.sha256
             kept.append(record)
     task_file.panoptic = kept
 
@@ -148,6 +158,7 @@ def open_reader(request: ImportRequest) -> DatasetReader:
 def write(context: ExportContext) -> ExportResult:
     """Write the format's tasks, one file per task and subset, as the snapshot holds them."""
     tasks = FORMAT_TASKS[context.format]
+    regenerate = "panoptic" in tasks and regenerate_png(context.options)
     connection, snapshot, reindex = context.connection, context.snapshot, context.options["reindex"]
     result = ExportResult()
     sources = {row.id: row for row in fetch.source_rows(connection, snapshot)}
@@ -174,7 +185,7 @@ def write(context: ExportContext) -> ExportResult:
             planned.rename(composed)
         target = annotation_path(context.out_dir, task, subset)
         target.parent.mkdir(parents=True, exist_ok=True)
-        written, pngs = _write_file(context, composed, target, rewrite)
+        written, pngs = _write_file(context, composed, target, rewrite, regenerate)
         if task in LABELLED_TASKS:
             categories.extend(composed.sections["categories"])
         result.files.append(target)
@@ -203,7 +214,20 @@ def write(context: ExportContext) -> ExportResult:
     return result
 
 
-def _write_file(context: ExportContext, composed: ComposedFile, target: Path, rewrite: Rewrite | None) -> tuple[int, int]:
+def regenerate_png(options: Mapping[str, Any]) -> bool:
+    """Whether every panoptic PNG is painted again: `--regenerate-png`, or the environment's
+    DSREPO_REGENERATE_PNG=1 (0 or unset: kept PNGs are written as they were)."""
+    raw = os.environ.get(REGENERATE_PNG_VARIABLE, "")
+    if raw not in ("", "0", "1"):
+        raise ConfigError(
+            f"{REGENERATE_PNG_VARIABLE} must be 1 (paint every panoptic PNG again) or 0 (write kept PNGs), got '{raw}'"
+        )
+    return bool(options.get("regenerate_png")) or raw == "1"
+
+
+def _write_file(
+    context: ExportContext, composed: ComposedFile, target: Path, rewrite: Rewrite | None, regenerate: bool
+) -> tuple[int, int]:
     """Write one output file; returns its numbers of annotations (panoptic: segments) and PNGs."""
     connection, snapshot, selected = context.connection, context.snapshot, context.selected
     if composed.task != "panoptic":
@@ -215,7 +239,7 @@ def _write_file(context: ExportContext, composed: ComposedFile, target: Path, re
         _, written = write_task_file(target, composed.layout, composed.sections, composed.images, records)
         return written, 0
     painted = _Painted()
-    records = _panoptic_objects(context, composed, target.with_suffix("").name, painted)
+    records = _panoptic_objects(context, composed, target.with_suffix("").name, painted, regenerate)
     if not context.options["allow_attributes"]:
         records = map(without_attributes, records)
     _, pngs = write_task_file(target, composed.layout, composed.sections, composed.images, records)
@@ -227,20 +251,18 @@ class _Painted:
     segments: int = 0
 
 
-def _panoptic_objects(context: ExportContext, composed: ComposedFile, png_folder: str, painted: _Painted) -> Iterator[dict[str, Any]]:
-    """Panoptic records in output order; their PNGs are painted in batches, on all cores."""
+def _panoptic_objects(
+    context: ExportContext, composed: ComposedFile, png_folder: str, painted: _Painted, regenerate: bool
+) -> Iterator[dict[str, Any]]:
+    """Panoptic records in output order; their PNGs are written in batches, on all cores: a
+    kept PNG whose segments did not change as it was imported, any other painted again."""
     pending = list(panoptic_records(context.connection, context.snapshot, composed, context.selected))
     context.progress.start(f"painting {png_folder}/", len(pending))
     with Workers(len(pending)) as workers:
         for start in range(0, len(pending), PAINT_BATCH):
             batch = pending[start:start + PAINT_BATCH]
-            jobs = []
-            for record, segments, placement in batch:
-                target = context.output_path("annotations", png_folder, record.png_name)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                masks = tuple((row.coco_id, bytes(row.rle)) for row in segments)
-                jobs.append(PaintJob(str(target), masks, placement.height, placement.width))
-            for (record, segments, placement), overlap in zip(batch, workers.map(paint_job, jobs)):
+            jobs = _png_jobs(context, png_folder, batch, regenerate)
+            for (record, segments, placement), overlap in zip(batch, workers.map(png_job, jobs)):
                 if overlap is not None:
                     raise ConflictError(
                         f"{composed.name}: image id {placement.coco_id}: segments {overlap[0]} and {overlap[1]} "
@@ -252,6 +274,26 @@ def _panoptic_objects(context: ExportContext, composed: ComposedFile, png_folder
                     placement.coco_id, record.png_name, record.extra,
                     [composed.segment_object(row, record.file_id) for row in segments],
                 )
+
+
+def _png_jobs(
+    context: ExportContext, png_folder: str, batch: list[tuple[Row[Any], list[Row[Any]], Any]], regenerate: bool
+) -> list[PaintJob | KeptJob]:
+    """A batch's PNGs to write: the kept bytes where the segments have the fingerprint of the
+    imported PNG (fetched for this batch only), else a painting."""
+    paintings, kept = [], {}
+    for index, (record, segments, placement) in enumerate(batch):
+        target = context.output_path("annotations", png_folder, record.png_name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        masks = tuple((row.coco_id, bytes(row.rle)) for row in segments)
+        paintings.append(PaintJob(str(target), masks, placement.height, placement.width))
+        if not regenerate and record.png_sha256 and record.png_segments_hash == segments_fingerprint(masks):
+            kept[index] = record.png_sha256
+    datas = blob_datas(context.connection, set(kept.values()))
+    return [
+        KeptJob(job.target, datas[kept[index]]) if kept.get(index) in datas else job
+        for index, job in enumerate(paintings)
+    ]
 
 
 def _save_images(
@@ -291,5 +333,8 @@ for _name, _tasks in FORMAT_TASKS.items():
         reader=open_reader,
         writer=write,
         import_options=IMPORT_OPTIONS,
-        export_options=EXPORT_OPTIONS if _name == "coco" else tuple(o for o in EXPORT_OPTIONS if o.name != "tasks"),
+        export_options=tuple(
+            option for option in EXPORT_OPTIONS
+            if (option.name != "tasks" or _name == "coco") and (option.name != "regenerate_png" or _name in PNG_FORMATS)
+        ),
     ))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -37,6 +38,17 @@ def segment_hash(record_digest: bytes, rle: bytes) -> bytes:
     """The digest of a panoptic segment: its `segments_info` record and its pixels together
     (the compressed RLE cut from the PNG), so that repainting a segment changes its digest."""
     return record_hash([record_digest.hex(), rle.decode("ascii")])
+
+
+def segments_fingerprint(segments: Iterable[tuple[int, bytes]]) -> bytes:
+    """The digest of the pixels of a panoptic PNG as (segment id, compressed RLE) pairs, in any
+    order: equal fingerprints paint the same id map, so a kept PNG with the fingerprint of the
+    segments an export writes is that export's PNG, byte for byte."""
+    digest = hashlib.blake2b(digest_size=16)
+    for segment_id, rle in sorted(segments):
+        digest.update(b"%d:%d:" % (segment_id, len(rle)))
+        digest.update(rle)
+    return digest.digest()
 
 
 def too_deep(value: Any) -> bool:

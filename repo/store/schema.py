@@ -7,7 +7,8 @@ to records by this id), and visible at revision r when `rev_from <= r` and (`rev
 `rev_from = pending`, rows they replace get `rev_to = pending`, and `commit` merely records that
 revision. So the working state is simply `rev_to IS NULL`, a change stores only the rows it
 touches, and reading any revision is one WHERE clause. `hash` is a digest of the record's
-content, so updates and diffs compare rows without reading them whole.
+content, so updates and diffs compare rows without reading them whole. A few columns are
+caches, not content (`files.content_sha256`, the kept panoptic PNG): see `source_writer`.
 
 Per-file tables (`files`, `file_images`, `categories`, `panoptic_records`) keep what each JSON
 file had, so that every file comes back as it was; `items` and `annotations` hold the data
@@ -154,6 +155,7 @@ files = _versioned(
     Column("info", Json),
     Column("licenses", Json),
     Column("extra", Json),  # top-level keys COCO does not define
+    Column("content_sha256", String(64)),  # the bytes last read (update skips a file that kept them)
 )
 
 categories = _versioned(
@@ -224,6 +226,10 @@ panoptic_records = _versioned(
     Column("position", BigInteger, nullable=False),
     Column("png_name", Text, nullable=False),
     Column("extra", Json),
+    # The imported PNG (its bytes in `blobs`) and the digest of the segments it paints: an
+    # export whose segments have that digest writes the PNG as it was (migration 0006).
+    Column("png_sha256", String(64)),
+    Column("png_segments_hash", LargeBinary(16)),
 )
 
 VERSIONED = (sources, labels, files, categories, items, file_images, annotations, panoptic_records)

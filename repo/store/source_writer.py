@@ -36,6 +36,12 @@ COMPARED: dict[str, tuple[str, ...]] = {
     "annotations": ("hash", "position", "item_id"),
     "panoptic_records": ("hash", "position"),
 }
+# Caches, not content (the kept panoptic PNG and the fingerprint of the segments it paints: an
+# export checks one against the other). A stored row with the same content gets them in place,
+# not as a new version, so no commit, status or diff reports them.
+FILLED_IN_PLACE: dict[str, tuple[str, ...]] = {
+    "panoptic_records": ("png_sha256", "png_segments_hash"),
+}
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,7 @@ class SourceWriter:
                 (item_ids[record.image_id], {
                     "file_id": file_id, "item_id": item_ids[record.image_id], "png_name": record.png_name,
                     "extra": record.extra, "hash": record.hash,
+                    "png_sha256": record.png_sha256, "png_segments_hash": record.png_segments_hash,
                 })
                 for record in task_file.panoptic
             ]
@@ -208,8 +215,8 @@ class SourceWriter:
             old = [stored[key].position if key in stored else None for key, _ in wanted]
             for (_, row), position in zip(wanted, reuse_positions(old)):
                 row["position"] = position
-        compared = COMPARED[table.name]
-        new_rows, versions, closing, ids = [], [], [], []
+        compared, cached = COMPARED[table.name], FILLED_IN_PLACE.get(table.name, ())
+        new_rows, versions, closing, ids, refills = [], [], [], [], []
         for key, row in wanted:
             current = stored.pop(key, None)
             if current is None:
@@ -222,6 +229,9 @@ class SourceWriter:
                 ids.append(current.id)
             else:
                 ids.append(current.id)
+                if any(row[column] is not None and getattr(current, column) != row[column] for column in cached):
+                    refills.append({"row_id": current.row_id, **{column: row[column] for column in cached}})
+        self.versions.fill_in_place(table, refills)
         closing.extend(row.row_id for row in stored.values())
         self.versions.close_rows(table, closing)
         new_ids = iter(self.versions.insert(table, new_rows))

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, delete, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, delete, func, or_, select, text, update
 
 from repo.store.bulk import insert_rows
 from repo.store.engine import LABELS_LOCK
@@ -120,6 +120,20 @@ class VersionWriter:
         """Close the working `rows` and insert their new `versions` (see `version_values`)."""
         self.close_rows(table, [row.row_id for row in rows])
         self.insert_versions(table, versions)
+
+    def fill_in_place(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Set cache columns (not content, see `source_writer.FILLED_IN_PLACE`) of stored rows,
+        each row a dict of `row_id` and the columns' values, without a new version."""
+        if not rows:
+            return
+        columns = [name for name in rows[0] if name != "row_id"]
+        statement = (
+            update(table).where(table.c.row_id == bindparam("target_row"))
+            .values({name: bindparam(f"new_{name}") for name in columns})
+        )
+        self.connection.execute(
+            statement, [{"target_row": row["row_id"], **{f"new_{name}": row[name] for name in columns}} for row in rows]
+        )
 
     def _execute_insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         for start in range(0, len(rows), BATCH_ROWS):
