@@ -43,7 +43,7 @@ from repo.coco.panoptic import attach_segment_masks, segment_masks
 from repo.coco.reader import PANOPTIC_ID_LIMIT, read_task_document
 from repo.coco.tasks import LABELLED_TASKS, TASKS, file_name_for
 from repo.errors import ConflictError, InputError, OptionError
-from repo.formats.registry import ReadFile
+from repo.formats.registry import PreviousImport, ReadFile, UnchangedFile
 from repo.importing import ImportResult, import_from_reader
 from repo.model.paths import output_path, unsafe_path_problem
 from repo.model.policy import ErrorPolicy
@@ -346,7 +346,10 @@ class _BuiltReader:
         self.root = root
         self.store_images = store_images
 
-    def read(self, policy: ErrorPolicy, progress: Progress) -> Iterator[ReadFile]:
+    def read(
+        self, policy: ErrorPolicy, progress: Progress, previous: PreviousImport | None = None
+    ) -> Iterator[ReadFile | UnchangedFile]:
+        """Every document, read: a dataset built from code has no earlier bytes to compare."""
         for task, subset, document, id_maps in self.builder.documents():
             name = file_name_for(task, subset)
             shown = f"{self.builder.shown}/{name}"

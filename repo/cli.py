@@ -513,6 +513,8 @@ def update(
     )
     _report_outside(result)
     _report_skipped(result)
+    for note in result.notes:
+        _echo(note, quiet)
     changes = result.changes
     if changes.empty:
         _echo(f"source '{name}' is unchanged", quiet)

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from repo._internal.reports import StagedReports, staged_reports
 from repo.coco.writer import image_record_object
 from repo.errors import ConflictError, InputError, OptionError
-from repo.formats.registry import DatasetReader, ImportRequest, ReadFile, get_format
+from repo.formats.registry import DatasetReader, ImportRequest, ReadFile, UnchangedFile, get_format
 from repo.labels import LabelMap, apply_label_map, load_label_map
 from repo.model.paths import read_real_file, real_file
 from repo.model.policy import ErrorPolicy
@@ -54,6 +54,7 @@ class ImportResult:
     skipped: list[InputError] = field(default_factory=list)
     error_report: Path | None = None  # where the skipped records were written
     changes: ChangeCounts = field(default_factory=ChangeCounts)
+    notes: list[str] = field(default_factory=list)  # what an update did not read again
 
 
 def import_dataset(
@@ -142,8 +143,16 @@ def write_files(
     finder = _ImageFinder(connection, reader.root, reader.store_images, progress)
     result = ImportResult(source=name)
     seen_items: set[tuple[str, str]] = set()
-    for index, read_file in enumerate(reader.read(policy, progress)):
+    for index, read_file in enumerate(reader.read(policy, progress, writer if writer.updating else None)):
+        if isinstance(read_file, UnchangedFile):
+            kept = writer.keep_file(read_file.task, read_file.subset, fresh_position(index))
+            result.missing_images += sum(not found for key, found in kept.items() if key not in seen_items)
+            seen_items.update(kept)
+            result.files.append(read_file.shown_as)
+            result.notes.append(f"{read_file.shown_as}: unchanged, skipped")
+            continue
         task_file = read_file.task_file
+        result.notes.extend(read_file.notes)
         if label_map:
             apply_label_map(task_file, label_map)
         refs = finder.locate(read_file)

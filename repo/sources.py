@@ -45,7 +45,7 @@ def update_source(
         assert reader_format.reader is not None
         reader = reader_format.reader(ImportRequest(source.format, Path(path), stored.get("relpath"), options))
         source_id = move_source(versions, source, str(reader.root.resolve()))
-        writer = SourceWriter(versions, source_id, new_source=False, image_object=image_record_object)
+        writer = SourceWriter(versions, source_id, new_source=False, image_object=image_record_object, root=reader.root)
         result = write_files(connection, writer, name, reader, on_error, stored.get("label_map"), progress)
         report_skipped(project, result, error_report, reports)
     project.refresh_statistics()

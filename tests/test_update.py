@@ -16,7 +16,8 @@ from gen_coco import generate
 from helpers import assert_same_file, database_contents, id_map, load_json, row_count
 from repo.errors import NotFoundError
 from repo.exporting import export_dataset
-from repo.history import commit, status
+from repo.formats import coco as coco_format
+from repo.history import checkout, commit, status
 from repo.importing import import_dataset
 from repo.sources import update_source
 
@@ -66,7 +67,8 @@ def test_one_changed_annotation_is_one_new_row(backend, dataset, copy_of, tmp_pa
     result = update_source(project, "src", copy_of)
     assert result.changes.changed == {"annotations": 1} and not result.changes.added and not result.changes.removed
     after = _counts(project)
-    assert after == {**before, "annotations": before["annotations"] + 1}  # the old version stays as history
+    # The old version stays as history; the file's row gets a new version with the new digest.
+    assert after == {**before, "annotations": before["annotations"] + 1, "files": before["files"] + 1}
     commit(project, "moved one box")
     out = tmp_path / "out"
     export_dataset(project, "coco", out)
@@ -138,3 +140,137 @@ def test_update_of_an_unknown_source(backend, dataset):
     project = backend.create()
     with pytest.raises(NotFoundError, match="no source named 'nope'"):
         update_source(project, "nope", dataset)
+
+
+# -- what an update leaves unread ---------------------------------------------------------------
+
+ANNOTATIONS = ("instances_val2017.json", "captions_val2017.json", "panoptic_val2017.json")
+
+
+@pytest.fixture
+def reads(monkeypatch) -> list[str]:
+    """The names of the annotation files the COCO reader parses (the real reader, watched)."""
+    seen: list[str] = []
+    real = coco_format.read_task_file
+
+    def watched(path, *args, **kwargs):
+        seen.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(coco_format, "read_task_file", watched)
+    return seen
+
+
+def _assert_same_as_a_fresh_import(backend, project, folder: Path, tmp_path: Path) -> None:
+    """Exports of the updated project and of a new import of `folder` are equal: every JSON
+    value, every PNG pixel (Pillow)."""
+    fresh = backend.create("fresh")
+    import_dataset(fresh, "coco", folder, name="src")
+    updated, new = tmp_path / "export-updated", tmp_path / "export-fresh"
+    export_dataset(project, "coco", updated)
+    export_dataset(fresh, "coco", new)
+    for name in ANNOTATIONS:
+        assert_same_file(new / "annotations" / name, updated / "annotations" / name)
+        assert_same_file(folder / "annotations" / name, updated / "annotations" / name)
+    pngs = sorted((folder / "annotations" / "panoptic_val2017").glob("*.png"))
+    for png in pngs:
+        written = updated / "annotations" / "panoptic_val2017" / png.name
+        np.testing.assert_array_equal(id_map(png), id_map(written))
+
+
+def test_unchanged_files_are_not_read_again(backend, dataset, copy_of, tmp_path, reads):
+    project = backend.create()
+    import_dataset(project, "coco", dataset, name="src")
+    commit(project, "imported")
+    _edit(copy_of, "instances_val2017.json", lambda d: d["annotations"][3].update(bbox=[1, 2, 3, 4]))
+    reads.clear()
+    result = update_source(project, "src", copy_of)
+    assert reads == ["instances_val2017.json"]
+    assert result.notes == [
+        f"{copy_of}/annotations/captions_val2017.json: unchanged, skipped",
+        f"{copy_of}/annotations/panoptic_val2017.json: unchanged, skipped",
+    ]
+    assert result.changes.changed == {"annotations": 1} and not result.changes.added and not result.changes.removed
+    _assert_same_as_a_fresh_import(backend, project, copy_of, tmp_path)
+    reads.clear()
+    again = update_source(project, "src", copy_of)  # the changed file is now the one last read
+    assert reads == [] and again.changes.empty
+
+
+def test_the_cli_says_what_it_skipped(backend, dataset, copy_of, cli):
+    project = backend.create()
+    import_dataset(project, "coco", dataset, name="src")
+    _edit(copy_of, "captions_val2017.json", lambda d: d["annotations"][0].update(caption="a changed caption"))
+    output = cli.text("update", "-p", project.directory, "src", copy_of)
+    assert output.splitlines() == [
+        f"{copy_of}/annotations/instances_val2017.json: unchanged, skipped",
+        f"{copy_of}/annotations/panoptic_val2017.json: unchanged, skipped",
+        "updated source 'src': changed 1 annotations",
+    ]
+
+
+def test_a_changed_panoptic_json_does_not_decode_unchanged_pngs(backend, dataset, copy_of, tmp_path):
+    """Segment ids and categories come from the JSON, masks from the kept PNG: reordered
+    segments and a changed category must come out as a fresh import gives them."""
+    project = backend.create()
+    import_dataset(project, "coco", dataset, name="src")
+    commit(project, "imported")
+
+    def change(document: dict[str, Any]) -> None:
+        records = [r for r in document["annotations"] if len(r["segments_info"]) >= 2]
+        records[0]["segments_info"].reverse()
+        records[1]["segments_info"][0]["category_id"] = records[1]["segments_info"][1]["category_id"]
+
+    _edit(copy_of, "panoptic_val2017.json", change)
+    result = update_source(project, "src", copy_of)
+    assert f"{copy_of}/annotations/panoptic_val2017.json: 40 of 40 PNGs unchanged, not decoded" in result.notes
+    assert set(result.changes.changed) == {"annotations", "panoptic_records"}
+    assert not result.changes.added and not result.changes.removed
+    _assert_same_as_a_fresh_import(backend, project, copy_of, tmp_path)
+
+
+def test_a_changed_png_is_decoded_again(backend, dataset, copy_of, tmp_path):
+    project = backend.create()
+    import_dataset(project, "coco", dataset, name="src")
+    commit(project, "imported")
+    panoptic = load_json(copy_of / "annotations" / "panoptic_val2017.json")
+    record = next(r for r in panoptic["annotations"] if len(r["segments_info"]) >= 2)
+    png_path = copy_of / "annotations" / "panoptic_val2017" / record["file_name"]
+    ids = id_map(png_path)
+    dropped = record["segments_info"].pop()["id"]
+    ids[ids == dropped] = 0
+    Image.fromarray(np.stack([(ids >> s) & 255 for s in (0, 8, 16)], axis=-1).astype("uint8"), "RGB").save(png_path)
+    (copy_of / "annotations" / "panoptic_val2017.json").write_text(json.dumps(panoptic))
+    result = update_source(project, "src", copy_of)
+    assert f"{copy_of}/annotations/panoptic_val2017.json: 39 of 40 PNGs unchanged, not decoded" in result.notes
+    assert result.changes.removed == {"annotations": 1}
+    _assert_same_as_a_fresh_import(backend, project, copy_of, tmp_path)
+
+
+def test_a_file_is_read_again_when_another_changed_an_image_it_lists(backend, dataset, copy_of, tmp_path, reads):
+    """instances (read first) changes an image's record that captions lists unchanged:
+    captions must keep its own record of that image, so it is read again."""
+    project = backend.create()
+    import_dataset(project, "coco", dataset, name="src")
+    commit(project, "imported")
+    captioned = {image["id"] for image in load_json(dataset / "annotations" / "captions_val2017.json")["images"]}
+    _edit(copy_of, "instances_val2017.json",
+          lambda d: next(i for i in d["images"] if i["id"] in captioned).update(date_captured="2001-01-01"))
+    reads.clear()
+    update_source(project, "src", copy_of)
+    assert "captions_val2017.json" in reads
+    _assert_same_as_a_fresh_import(backend, project, copy_of, tmp_path)
+
+
+def test_after_a_checkout_the_files_are_read_again(backend, dataset, copy_of, tmp_path, reads):
+    project = backend.create()
+    import_dataset(project, "coco", dataset, name="src")
+    first = commit(project, "imported")
+    _edit(copy_of, "instances_val2017.json", lambda d: d["annotations"][3].update(bbox=[1, 2, 3, 4]))
+    update_source(project, "src", copy_of)
+    commit(project, "moved a box")
+    checkout(project, first.hash)
+    reads.clear()
+    update_source(project, "src", copy_of)
+    assert "instances_val2017.json" in reads
+    _assert_same_as_a_fresh_import(backend, project, copy_of, tmp_path)

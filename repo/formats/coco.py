@@ -17,6 +17,7 @@ holds one file's images, not its annotations.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 from collections.abc import Iterator, Mapping
@@ -46,7 +47,9 @@ from repo.formats.registry import (
     ExportResult,
     Format,
     ImportRequest,
+    PreviousImport,
     ReadFile,
+    UnchangedFile,
     boolean,
     flag,
     path,
@@ -54,7 +57,7 @@ from repo.formats.registry import (
 )
 from repo.model.hashing import segments_fingerprint
 from repo.model.policy import ErrorPolicy
-from repo.model.records import TaskFile
+from repo.model.records import KeptPng, TaskFile
 from repo.progress import Progress
 from repo.store import fetch
 from repo.store.blobs import blob_datas
@@ -91,19 +94,55 @@ class CocoReader:
         self.root = self.files[0].root
         self.store_images = bool(request.options["copy_images"])
 
-    def read(self, policy: ErrorPolicy, progress: Progress) -> Iterator[ReadFile]:
-        """Validated task files, panoptic masks cut from their PNGs."""
+    def read(
+        self, policy: ErrorPolicy, progress: Progress, previous: PreviousImport | None = None
+    ) -> Iterator[ReadFile | UnchangedFile]:
+        """Validated task files, panoptic masks cut from their PNGs. In an update (`previous`),
+        a file whose bytes and PNGs are those last read is not read, and a PNG whose bytes
+        are those last read is not decoded again."""
         metas: dict[Path, tuple[DatasetMeta, str] | None] = {}
         for annotation_file in self.files:
+            digest = file_sha256(annotation_file.path)
+            if previous is not None and _unchanged(annotation_file, digest, previous):
+                yield UnchangedFile(annotation_file.task, annotation_file.subset, annotation_file.shown_as)
+                continue
             progress.start(f"reading {annotation_file.path.name}", 1)
             task_file = read_task_file(
                 annotation_file.path, annotation_file.shown_as, annotation_file.task, annotation_file.subset, policy
             )
+            task_file.sha256 = digest
             _check_meta(annotation_file, task_file, metas)
             progress.advance()
+            notes: list[str] = []
             if task_file.task == "panoptic":
-                _cut_panoptic(annotation_file, task_file, policy, progress)
-            yield ReadFile(task_file, annotation_file.shown_as, annotation_file.image_dirs())
+                kept = previous.kept_pngs(task_file.task, task_file.subset) if previous is not None else {}
+                reused = _cut_panoptic(annotation_file, task_file, policy, progress, kept)
+                if previous is not None:
+                    notes.append(
+                        f"{annotation_file.shown_as}: {reused} of {len(task_file.panoptic)} PNGs unchanged, not decoded"
+                    )
+            yield ReadFile(task_file, annotation_file.shown_as, annotation_file.image_dirs(), notes)
+
+
+def file_sha256(path: Path) -> str | None:
+    """The SHA-256 of a file's bytes, read in chunks; None if it cannot be read (the reader
+    then says why)."""
+    try:
+        with path.open("rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def _unchanged(annotation_file: AnnotationFile, digest: str | None, previous: PreviousImport) -> bool:
+    """Whether a file, and for panoptic every PNG it names, has the bytes last read."""
+    task, subset = annotation_file.task, annotation_file.subset
+    if digest is None or not previous.unchanged(task, subset, digest):
+        return False
+    if task != "panoptic":
+        return True
+    kept = previous.kept_pngs(task, subset)
+    return all(file_sha256(annotation_file.png_dir / name) == png.sha256 for name, png in kept.items())
 
 
 def _check_meta(
@@ -120,21 +159,34 @@ def _check_meta(
         check_categories(found[0], found[1], annotation_file.shown_as, task_file.categories)
 
 
-def _cut_panoptic(annotation_file: AnnotationFile, task_file: TaskFile, policy: ErrorPolicy, progress: Progress) -> None:
+def _cut_panoptic(
+    annotation_file: AnnotationFile, task_file: TaskFile, policy: ErrorPolicy, progress: Progress,
+    kept: Mapping[str, KeptPng],
+) -> int:
     """Decode each record's PNG into per-segment masks, on all cores; a bad PNG fails the
-    import, or under `skip` drops its record."""
+    import, or under `skip` drops its record. A PNG in `kept` whose bytes did not change, for
+    an image of the same size and the same segment ids, is not decoded: the kept masks are its
+    masks. Returns how many PNGs were not decoded."""
     images = {image["coco_id"]: image for image in task_file.images}
     shown_dir = annotation_file.shown_as.removesuffix(".json")
-    jobs = [
-        DecodeJob(
-            str(annotation_file.png_dir / record.png_name), f"{shown_dir}/{record.png_name}", record.image_id,
-            images[record.image_id]["width"], images[record.image_id]["height"],
-            tuple(segment["coco_id"] for segment in record.segments),
+    jobs = []
+    for record in task_file.panoptic:
+        image = images[record.image_id]
+        segment_ids = tuple(segment["coco_id"] for segment in record.segments)
+        known = kept.get(record.png_name)
+        reusable = (
+            known is not None and (known.width, known.height) == (image["width"], image["height"])
+            and len(set(segment_ids)) == len(segment_ids) and set(segment_ids) == set(known.masks)
         )
-        for record in task_file.panoptic
-    ]
+        jobs.append(DecodeJob(
+            str(annotation_file.png_dir / record.png_name), f"{shown_dir}/{record.png_name}", record.image_id,
+            image["width"], image["height"], segment_ids,
+            known.sha256 if known is not None and reusable else None,
+            tuple(known.masks[i] for i in segment_ids) if known is not None and reusable else None,
+        ))
     progress.start(f"decoding {annotation_file.png_dir.name}/", len(jobs))
-    kept = []
+    decoded = []
+    reused = 0
     with Workers(len(jobs)) as workers:
         for record, job, outcome in zip(task_file.panoptic, jobs, workers.map(decode_job, jobs)):
             progress.advance()
@@ -143,9 +195,10 @@ def _cut_panoptic(annotation_file: AnnotationFile, task_file: TaskFile, policy: 
                 continue
             attach_segment_masks(record, outcome.masks)
             record.png_path, record.png_sha256 = job.png_path, outcome.sha256
-            kept.append(record)
-    task_file.panoptic = kept
-
+            reused += not outcome.decoded
+            decoded.append(record)
+    task_file.panoptic = decoded
+    return reused
 
 
 def open_reader(request: ImportRequest) -> DatasetReader:

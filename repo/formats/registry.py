@@ -35,11 +35,13 @@ export's read transaction and receives, in the context:
 A reader is a function `open_reader(request: ImportRequest) -> DatasetReader`. It finds the
 files under `request.path` (or `request.path / request.relpath`) and raises a DsrepoError if
 there are none; nothing is read yet and no transaction is open. The import then calls
-`reader.read(policy, progress)`, which yields one `ReadFile` per file: its validated records
+`reader.read(policy, progress, previous)`, which yields one `ReadFile` per file: its validated records
 (`repo.model.records.TaskFile`, with content hashes and masks) and where its images are. A bad
 record goes to `policy.report(InputError(...))`, which fails the import or, with
 `--on-error skip`, drops the record. The import writes the records, finds and hashes the
 images, applies `--label-map`, and stores image files when `reader.store_images` is true.
+An update passes `previous` (see `PreviousImport`): a reader may then yield an `UnchangedFile`
+for a file whose bytes are those last read, and reuse the masks of unchanged PNGs.
 
 Options are declared with `flag`, `boolean`, `choice`, `comma_list`, `path`, `integer` and
 `text`, e.g.
@@ -69,7 +71,7 @@ from repo._internal.reports import StagedReports
 from repo.errors import NotFoundError, OptionError
 from repo.model.paths import output_path
 from repo.model.policy import ErrorPolicy
-from repo.model.records import TaskFile
+from repo.model.records import KeptPng, TaskFile
 from repo.progress import Progress
 from repo.store.versions import Snapshot
 
@@ -238,6 +240,29 @@ class ReadFile:
     task_file: TaskFile
     shown_as: str  # how messages and the import's result name the file
     image_dirs: Sequence[Path]  # folders that may hold its images, most specific first
+    notes: Sequence[str] = ()  # what an update did not redo (e.g. PNGs not decoded again)
+
+
+@dataclass(frozen=True)
+class UnchangedFile:
+    """A file an update did not read: its bytes (and its PNGs') are those last read."""
+
+    task: str
+    subset: str
+    shown_as: str
+
+
+class PreviousImport(Protocol):
+    """What an update knows of the files the source was last read from."""
+
+    def unchanged(self, task: str, subset: str, sha256: str) -> bool:
+        """Whether a file with these bytes can be left unread: its rows are what they gave."""
+        ...
+
+    def kept_pngs(self, task: str, subset: str) -> Mapping[str, KeptPng]:
+        """The file's panoptic PNGs as last imported, by PNG name (those whose stored
+        segments are still the ones cut from them)."""
+        ...
 
 
 class DatasetReader(Protocol):
@@ -246,7 +271,9 @@ class DatasetReader(Protocol):
     root: Path  # the dataset folder: the source's origin; image paths are stored relative to it
     store_images: bool  # whether the import stores the image files in the database
 
-    def read(self, policy: ErrorPolicy, progress: Progress) -> Iterator[ReadFile]: ...
+    def read(
+        self, policy: ErrorPolicy, progress: Progress, previous: PreviousImport | None = None
+    ) -> Iterator[ReadFile | UnchangedFile]: ...
 
 
 @dataclass

@@ -108,3 +108,15 @@ class TaskFile:
     images: list[ImageRecord]
     annotations: list[AnnotationRecord]
     panoptic: list[PanopticRecord]
+    sha256: str | None = None  # of the file's bytes, when read from a file (an update skips it if unchanged)
+
+
+@dataclass(frozen=True)
+class KeptPng:
+    """A panoptic PNG as last imported: its SHA-256, the size of its image, and the mask of
+    each segment it paints (compressed RLE by segment id), which the same bytes give again."""
+
+    sha256: str
+    width: int
+    height: int
+    masks: dict[int, bytes]

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Row, Table, select
 
 from repo.model.hashing import record_hash
-from repo.model.records import ANNOTATION_FIELDS, AnnotationRecord, ImageRecord, TaskFile
+from repo.model.records import ANNOTATION_FIELDS, AnnotationRecord, ImageRecord, KeptPng, TaskFile
 from repo.store import schema
 from repo.store.labels import ensure_labels
 from repo.store.positions import reuse_positions
-from repo.store.versions import VersionWriter
+from repo.store.previous import file_links, kept_pngs, newest_row
+from repo.store.versions import VersionWriter, version_values
 
 # Besides its key, what makes a stored row differ from a freshly read record.
 COMPARED: dict[str, tuple[str, ...]] = {
@@ -67,6 +69,10 @@ class ChangeCounts:
             bucket[table.name] = bucket.get(table.name, 0) + number
 
     @property
+    def total(self) -> int:
+        return sum(sum(bucket.values()) for bucket in (self.added, self.changed, self.removed))
+
+    @property
     def empty(self) -> bool:
         return not (self.added or self.changed or self.removed)
 
@@ -76,16 +82,21 @@ class SourceWriter:
 
     def __init__(
         self, versions: VersionWriter, source_id: int, *, new_source: bool,
-        image_object: Callable[[ImageRecord], dict[str, Any]],
+        image_object: Callable[[ImageRecord], dict[str, Any]], root: Path | None = None,
     ):
         """`image_object` renders an image record as its file wrote it: stored for a file whose
-        record of a shared image differs from the item's."""
+        record of a shared image differs from the item's. `root` is the folder the files are
+        read from (image paths are relative to it)."""
         self.versions = versions
+        self.root = root
+        self.updating = not new_source
         self.image_object = image_object
         self.source_id = source_id
         self.counts = ChangeCounts()
         self._stored_files: dict[tuple[str, str], Row[Any]] = {}
         self._stored_items: dict[tuple[str, str], Row[Any]] = {}
+        self._items_by_id: dict[int, Row[Any]] = {}  # every stored item, also once written again
+        self._kept_pngs: dict[int, tuple[dict[str, KeptPng], int]] = {}
         if not new_source:
             self._load_source()
         self._items: dict[tuple[str, str], tuple[int, bytes]] = {}  # written this run: id, record hash
@@ -97,6 +108,7 @@ class SourceWriter:
             self._stored_files[(row.task, row.subset)] = row
         for row in connection.execute(select(items).where(items.c.source_id == self.source_id, items.c.rev_to.is_(None))):
             self._stored_items[(row.subset, row.file_name)] = row
+            self._items_by_id[row.id] = row
 
     # -- one file ---------------------------------------------------------------------------
 
@@ -109,13 +121,92 @@ class SourceWriter:
         file_row = {
             "source_id": self.source_id, "task": task_file.task, "subset": task_file.subset,
             "name": task_file.name, "position": position, "hash": record_hash(header), **header,
+            "content_sha256": task_file.sha256,
         }
+        written_before = self.counts.total
+        versioned = stored is not None and any(getattr(stored, c) != file_row[c] for c in COMPARED["files"])
         [file_id] = self._sync(
             schema.files, {"file": stored} if stored else {}, [("file", file_row)], positioned=False
         )
         self._write_categories(file_id, task_file, stored is not None)
         item_ids = self._write_images(file_id, task_file, image_refs, stored is not None)
         self._write_annotations(file_id, task_file, item_ids, stored is not None)
+        if stored is not None and not versioned:
+            self._restamp_file(stored, task_file.sha256, self.counts.total != written_before)
+
+    def _restamp_file(self, stored: Row[Any], sha256: str | None, rows_changed: bool) -> None:
+        """Keep the file's row the newest of its rows, with the digest of the bytes they came
+        from, so that the next update can tell whether they still are what those bytes give.
+        A new version of the row, not a change of content: `ChangeCounts` does not count it.
+        A row without a digest (from before migration 0006) that is otherwise current gets it
+        in place."""
+        if not rows_changed and stored.content_sha256 == sha256:
+            if stored.rev_from >= newest_row(self.versions.connection, stored.id):
+                return
+        elif not rows_changed and stored.content_sha256 is None:
+            if stored.rev_from >= newest_row(self.versions.connection, stored.id):
+                self.versions.fill_in_place(schema.files, [{"row_id": stored.row_id, "content_sha256": sha256}])
+                return
+        self.versions.replace(schema.files, [stored], [version_values(schema.files, stored, content_sha256=sha256)])
+
+    # -- files an update leaves unread ---------------------------------------------------------
+
+    def unchanged(self, task: str, subset: str, sha256: str) -> bool:
+        """Whether a file whose bytes have this digest can be left unread (see repo.store.previous):
+        its rows are still those these bytes gave, the items it lists were not written again
+        differently by a file read before it in this update, their image files have the sizes
+        stored, and for panoptic every PNG is kept."""
+        stored = self._stored_files.get((task, subset))
+        if stored is None or stored.content_sha256 != sha256:
+            return False
+        connection = self.versions.connection
+        if newest_row(connection, stored.id) > stored.rev_from:
+            return False
+        for link in file_links(connection, stored.id):
+            item = self._items_by_id.get(link.item_id)
+            if item is None:
+                return False
+            written = self._items.get((item.subset, item.file_name))
+            if written is not None and written != (item.id, item.hash):
+                return False
+            if not self._image_unchanged(item):
+                return False
+        if task == "panoptic":
+            kept, records = self._kept(stored.id)
+            return len(kept) == records
+        return True
+
+    def _image_unchanged(self, item: Row[Any]) -> bool:
+        if self.root is None or item.image_path is None:
+            return True
+        try:
+            return (self.root / item.image_path).stat().st_size == item.image_size
+        except OSError:
+            return False
+
+    def kept_pngs(self, task: str, subset: str) -> Mapping[str, KeptPng]:
+        stored = self._stored_files.get((task, subset))
+        return self._kept(stored.id)[0] if stored is not None else {}
+
+    def _kept(self, file_id: int) -> tuple[dict[str, KeptPng], int]:
+        if file_id not in self._kept_pngs:
+            self._kept_pngs = {file_id: kept_pngs(self.versions.connection, file_id)}  # one file's at a time
+        return self._kept_pngs[file_id]
+
+    def keep_file(self, task: str, subset: str, position: int) -> dict[tuple[str, str], bool]:
+        """Leave an unread file's rows as they are (see `unchanged`); returns the keys of the
+        items it lists, which stay, and whether each one's image file was found."""
+        stored = self._stored_files.pop((task, subset))
+        if stored.position != position:
+            self.versions.replace(schema.files, [stored], [version_values(schema.files, stored, position=position)])
+        keys = {}
+        for link in file_links(self.versions.connection, stored.id):
+            item = self._items_by_id[link.item_id]
+            key = (item.subset, item.file_name)
+            self._stored_items.pop(key, None)
+            self._items.setdefault(key, (item.id, item.hash))
+            keys[key] = item.image_path is not None
+        return keys
 
     def _stored(self, table: Table, file_id: int, exists: bool, key: Any) -> dict[Hashable, Row[Any]]:
         if not exists:

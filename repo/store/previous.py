@@ -1,0 +1,67 @@
+"""What an update needs to know of the rows a file gave when it was last read.
+
+An update leaves a file unread when its bytes are those last read (`files.content_sha256`)
+and its rows are still the ones those bytes gave: no row of the file was written or closed
+after the file's own row, which is written again whenever an update changes its rows (see
+`source_writer`); a label change, a checkout or a merge after that makes the file be read again. A panoptic
+PNG is not decoded again when its bytes are those kept (`panoptic_records.png_sha256`) and its
+stored segments still have the fingerprint of the segments cut from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, select
+
+from repo.model.hashing import segments_fingerprint
+from repo.model.records import KeptPng
+from repo.store import schema
+
+FILE_TABLES = (schema.categories, schema.file_images, schema.annotations, schema.panoptic_records)
+
+
+def newest_row(connection: Connection, file_id: int) -> int:
+    """The newest revision stamp among a file's rows: a working row's `rev_from`, a closed
+    row's `rev_to` (0 if it has none). A change to the file's rows after its own row was
+    written (a new version, a closed row, a restored one) makes it newer than that row."""
+    newest = 0
+    for table in FILE_TABLES:
+        stamp = connection.execute(
+            select(func.max(func.coalesce(table.c.rev_to, table.c.rev_from))).where(table.c.file_id == file_id)
+        ).scalar()
+        newest = max(newest, stamp or 0)
+    return newest
+
+
+def file_links(connection: Connection, file_id: int) -> list[Row[Any]]:
+    """The working image links of a file (which items it lists)."""
+    links = schema.file_images
+    return list(connection.execute(
+        select(links.c.item_id).where(links.c.file_id == file_id, links.c.rev_to.is_(None))
+    ))
+
+
+def kept_pngs(connection: Connection, file_id: int) -> tuple[dict[str, KeptPng], int]:
+    """The file's kept PNGs whose stored segments are those cut from them, by PNG name; and
+    how many panoptic records the file has."""
+    records, items, annotations = schema.panoptic_records, schema.items, schema.annotations
+    rows = connection.execute(
+        select(records.c.item_id, records.c.png_name, records.c.png_sha256, records.c.png_segments_hash,
+               items.c.width, items.c.height)
+        .join(items, (items.c.id == records.c.item_id) & items.c.rev_to.is_(None))
+        .where(records.c.file_id == file_id, records.c.rev_to.is_(None))
+    ).all()
+    masks: dict[int, dict[int, bytes]] = {}
+    segments = select(annotations.c.item_id, annotations.c.coco_id, annotations.c.rle).where(
+        annotations.c.file_id == file_id, annotations.c.rev_to.is_(None)
+    )
+    for item_id, coco_id, rle in connection.execute(segments):
+        if rle is not None:
+            masks.setdefault(item_id, {})[coco_id] = bytes(rle)
+    kept = {}
+    for row in rows:
+        item_masks = masks.get(row.item_id, {})
+        if row.png_sha256 and row.png_segments_hash == segments_fingerprint(item_masks.items()):
+            kept[row.png_name] = KeptPng(row.png_sha256, row.width, row.height, item_masks)
+    return kept, len(rows)
