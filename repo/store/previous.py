@@ -35,10 +35,12 @@ def newest_row(connection: Connection, file_id: int) -> int:
 
 
 def file_links(connection: Connection, file_id: int) -> list[Row[Any]]:
-    """The working image links of a file (which items it lists)."""
+    """The working image links of a file: which items it lists, and whether it has a record
+    of its own for the image (one that differs from the item's)."""
     links = schema.file_images
     return list(connection.execute(
-        select(links.c.item_id).where(links.c.file_id == file_id, links.c.rev_to.is_(None))
+        select(links.c.item_id, links.c.record.is_not(None).label("own_record"))
+        .where(links.c.file_id == file_id, links.c.rev_to.is_(None))
     ))
 
 

@@ -153,9 +153,10 @@ class SourceWriter:
 
     def unchanged(self, task: str, subset: str, sha256: str) -> bool:
         """Whether a file whose bytes have this digest can be left unread (see repo.store.previous):
-        its rows are still those these bytes gave, the items it lists were not written again
-        differently by a file read before it in this update, their image files have the sizes
-        stored, and for panoptic every PNG is kept."""
+        its rows are still those these bytes gave, the items it lists are what reading it would
+        make them (written, the same, by a file read before it in this update; or else already
+        its own records), their image files have the sizes stored, and for panoptic every PNG
+        is kept."""
         stored = self._stored_files.get((task, subset))
         if stored is None or stored.content_sha256 != sha256:
             return False
@@ -167,8 +168,10 @@ class SourceWriter:
             if item is None:
                 return False
             written = self._items.get((item.subset, item.file_name))
+            if written is None and link.own_record:
+                return False  # the file lists the image first now: the item must be its record
             if written is not None and written != (item.id, item.hash):
-                return False
+                return False  # written again, differently, by a file read before
             if not self._image_unchanged(item):
                 return False
         if task == "panoptic":
