@@ -141,8 +141,8 @@ def _unchanged(annotation_file: AnnotationFile, digest: str | None, previous: Pr
         return False
     if task != "panoptic":
         return True
-    kept = previous.kept_pngs(task, subset)
-    return all(file_sha256(annotation_file.png_dir / name) == png.sha256 for name, png in kept.items())
+    digests = previous.png_digests(task, subset)
+    return all(digest is not None and file_sha256(annotation_file.png_dir / name) == digest for name, digest in digests.items())
 
 
 def _check_meta(

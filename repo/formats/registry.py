@@ -259,6 +259,11 @@ class PreviousImport(Protocol):
         """Whether a file with these bytes can be left unread: its rows are what they gave."""
         ...
 
+    def png_digests(self, task: str, subset: str) -> Mapping[str, str | None]:
+        """The SHA-256 of each panoptic PNG of the file as last read, by PNG name (None: not
+        known); an unchanged panoptic file is left unread only if its PNGs are too."""
+        ...
+
     def kept_pngs(self, task: str, subset: str) -> Mapping[str, KeptPng]:
         """The file's panoptic PNGs as last imported, by PNG name (those whose stored
         segments are still the ones cut from them)."""

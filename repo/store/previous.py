@@ -10,9 +10,7 @@ stored segments still have the fingerprint of the segments cut from it.
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, func, select
 
 from repo.model.hashing import segments_fingerprint
 from repo.model.records import KeptPng
@@ -34,19 +32,27 @@ def newest_row(connection: Connection, file_id: int) -> int:
     return newest
 
 
-def file_links(connection: Connection, file_id: int) -> list[Row[Any]]:
-    """The working image links of a file: which items it lists, and whether it has a record
-    of its own for the image (one that differs from the item's)."""
+def file_links(connection: Connection, file_id: int) -> list[tuple[int, bool]]:
+    """The working image links of a file: (item id, whether the file has a record of its own
+    for the image, one that differs from the item's)."""
     links = schema.file_images
-    return list(connection.execute(
-        select(links.c.item_id, links.c.record.is_not(None).label("own_record"))
-        .where(links.c.file_id == file_id, links.c.rev_to.is_(None))
-    ))
+    query = select(links.c.item_id, links.c.record.is_not(None)).where(
+        links.c.file_id == file_id, links.c.rev_to.is_(None)
+    )
+    return [(item_id, bool(own_record)) for item_id, own_record in connection.execute(query)]
 
 
-def kept_pngs(connection: Connection, file_id: int) -> tuple[dict[str, KeptPng], int]:
-    """The file's kept PNGs whose stored segments are those cut from them, by PNG name; and
-    how many panoptic records the file has."""
+def png_digests(connection: Connection, file_id: int) -> dict[str, str | None]:
+    """The SHA-256 of each PNG of the file as last read, by PNG name (None: not known)."""
+    records = schema.panoptic_records
+    query = select(records.c.png_name, records.c.png_sha256).where(
+        records.c.file_id == file_id, records.c.rev_to.is_(None)
+    )
+    return {name: digest for name, digest in connection.execute(query)}
+
+
+def kept_pngs(connection: Connection, file_id: int) -> dict[str, KeptPng]:
+    """The file's kept PNGs whose stored segments are those cut from them, by PNG name."""
     records, items, annotations = schema.panoptic_records, schema.items, schema.annotations
     rows = connection.execute(
         select(records.c.item_id, records.c.png_name, records.c.png_sha256, records.c.png_segments_hash,
@@ -66,4 +72,4 @@ def kept_pngs(connection: Connection, file_id: int) -> tuple[dict[str, KeptPng],
         item_masks = masks.get(row.item_id, {})
         if row.png_sha256 and row.png_segments_hash == segments_fingerprint(item_masks.items()):
             kept[row.png_name] = KeptPng(row.png_sha256, row.width, row.height, item_masks)
-    return kept, len(rows)
+    return kept

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, Table, select
 
@@ -26,7 +26,7 @@ from repo.model.records import ANNOTATION_FIELDS, AnnotationRecord, ImageRecord,
 from repo.store import schema
 from repo.store.labels import ensure_labels
 from repo.store.positions import reuse_positions
-from repo.store.previous import file_links, kept_pngs, newest_row
+from repo.store.previous import file_links, kept_pngs, newest_row, png_digests
 from repo.store.versions import VersionWriter, version_values
 
 # Besides its key, what makes a stored row differ from a freshly read record.
@@ -77,6 +77,15 @@ class ChangeCounts:
         return not (self.added or self.changed or self.removed)
 
 
+class _StoredItem(NamedTuple):
+    """What an update compares of a stored item when it leaves a file unread."""
+
+    key: tuple[str, str]  # subset, file_name
+    hash: bytes
+    image_path: str | None
+    image_size: int | None
+
+
 class SourceWriter:
     """Brings one source's working rows in line with its files, one file at a time."""
 
@@ -95,8 +104,8 @@ class SourceWriter:
         self.counts = ChangeCounts()
         self._stored_files: dict[tuple[str, str], Row[Any]] = {}
         self._stored_items: dict[tuple[str, str], Row[Any]] = {}
-        self._items_by_id: dict[int, Row[Any]] = {}  # every stored item, also once written again
-        self._kept_pngs: dict[int, tuple[dict[str, KeptPng], int]] = {}
+        self._items_by_id: dict[int, _StoredItem] = {}  # every stored item, also once written again
+        self._links: tuple[int, list[tuple[int, bool]]] = (0, [])  # the last file `unchanged` looked at
         if not new_source:
             self._load_source()
         self._items: dict[tuple[str, str], tuple[int, bytes]] = {}  # written this run: id, record hash
@@ -108,7 +117,7 @@ class SourceWriter:
             self._stored_files[(row.task, row.subset)] = row
         for row in connection.execute(select(items).where(items.c.source_id == self.source_id, items.c.rev_to.is_(None))):
             self._stored_items[(row.subset, row.file_name)] = row
-            self._items_by_id[row.id] = row
+            self._items_by_id[row.id] = _StoredItem((row.subset, row.file_name), row.hash, row.image_path, row.image_size)
 
     # -- one file ---------------------------------------------------------------------------
 
@@ -155,46 +164,43 @@ class SourceWriter:
         """Whether a file whose bytes have this digest can be left unread (see repo.store.previous):
         its rows are still those these bytes gave, the items it lists are what reading it would
         make them (written, the same, by a file read before it in this update; or else already
-        its own records), their image files have the sizes stored, and for panoptic every PNG
-        is kept."""
+        its own records), and their image files have the sizes stored. (The reader compares a
+        panoptic file's PNGs with `png_digests`.)"""
         stored = self._stored_files.get((task, subset))
         if stored is None or stored.content_sha256 != sha256:
             return False
         connection = self.versions.connection
         if newest_row(connection, stored.id) > stored.rev_from:
             return False
-        for link in file_links(connection, stored.id):
-            item = self._items_by_id.get(link.item_id)
+        self._links = (stored.id, file_links(connection, stored.id))
+        for item_id, own_record in self._links[1]:
+            item = self._items_by_id.get(item_id)
             if item is None:
                 return False
-            written = self._items.get((item.subset, item.file_name))
-            if written is None and link.own_record:
+            written = self._items.get(item.key)
+            if written is None and own_record:
                 return False  # the file lists the image first now: the item must be its record
-            if written is not None and written != (item.id, item.hash):
+            if written is not None and written != (item_id, item.hash):
                 return False  # written again, differently, by a file read before
-            if not self._image_unchanged(item):
+            if item.image_path is not None and not self._image_unchanged(item.image_path, item.image_size):
                 return False
-        if task == "panoptic":
-            kept, records = self._kept(stored.id)
-            return len(kept) == records
         return True
 
-    def _image_unchanged(self, item: Row[Any]) -> bool:
-        if self.root is None or item.image_path is None:
+    def _image_unchanged(self, image_path: str, image_size: int | None) -> bool:
+        if self.root is None:
             return True
         try:
-            return (self.root / item.image_path).stat().st_size == item.image_size
+            return (self.root / image_path).stat().st_size == image_size
         except OSError:
             return False
 
+    def png_digests(self, task: str, subset: str) -> Mapping[str, str | None]:
+        stored = self._stored_files.get((task, subset))
+        return png_digests(self.versions.connection, stored.id) if stored is not None else {}
+
     def kept_pngs(self, task: str, subset: str) -> Mapping[str, KeptPng]:
         stored = self._stored_files.get((task, subset))
-        return self._kept(stored.id)[0] if stored is not None else {}
-
-    def _kept(self, file_id: int) -> tuple[dict[str, KeptPng], int]:
-        if file_id not in self._kept_pngs:
-            self._kept_pngs = {file_id: kept_pngs(self.versions.connection, file_id)}  # one file's at a time
-        return self._kept_pngs[file_id]
+        return kept_pngs(self.versions.connection, stored.id) if stored is not None else {}
 
     def keep_file(self, task: str, subset: str, position: int) -> dict[tuple[str, str], bool]:
         """Leave an unread file's rows as they are (see `unchanged`); returns the keys of the
@@ -203,18 +209,22 @@ class SourceWriter:
         if stored.position != position:
             self.versions.replace(schema.files, [stored], [version_values(schema.files, stored, position=position)])
         keys = {}
-        for link in file_links(self.versions.connection, stored.id):
-            item = self._items_by_id[link.item_id]
-            key = (item.subset, item.file_name)
-            self._stored_items.pop(key, None)
-            self._items.setdefault(key, (item.id, item.hash))
-            keys[key] = item.image_path is not None
+        links = self._links[1] if self._links[0] == stored.id else file_links(self.versions.connection, stored.id)
+        for item_id, _ in links:
+            item = self._items_by_id[item_id]
+            self._stored_items.pop(item.key, None)
+            self._items.setdefault(item.key, (item_id, item.hash))
+            keys[item.key] = item.image_path is not None
         return keys
 
     def _stored(self, table: Table, file_id: int, exists: bool, key: Any) -> dict[Hashable, Row[Any]]:
+        """The file's working rows of `table` by `key`: only the columns matching needs (a
+        changed file is read again, its other rows are not)."""
         if not exists:
             return {}
-        query = select(table).where(table.c.file_id == file_id, table.c.rev_to.is_(None))
+        wanted = ("row_id", "id", "item_id", "coco_id", *COMPARED[table.name], *FILLED_IN_PLACE.get(table.name, ()))
+        columns = [table.c[name] for name in dict.fromkeys(wanted) if name in table.c]
+        query = select(*columns).where(table.c.file_id == file_id, table.c.rev_to.is_(None))
         return {key(row): row for row in self.versions.connection.execute(query)}
 
     def _write_categories(self, file_id: int, task_file: TaskFile, exists: bool) -> None:
