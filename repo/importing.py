@@ -29,6 +29,7 @@ from repo.model.policy import ErrorPolicy
 from repo.model.records import TaskFile
 from repo.progress import Progress, Silent
 from repo.project import Project
+from repo.store import schema
 from repo.store.blobs import held_blobs, store_blob, store_blobs
 from repo.store.positions import fresh_position
 from repo.store.source_writer import ChangeCounts, ImageRef, SourceWriter
@@ -196,7 +197,7 @@ def keep_pngs(connection: Connection, task_file: TaskFile) -> None:
     records = [record for record in task_file.panoptic if record.png_sha256 and record.png_path]
     for start in range(0, len(records), KEEP_BATCH):
         batch = [(record, str(record.png_sha256), Path(str(record.png_path))) for record in records[start:start + KEEP_BATCH]]
-        held = held_blobs(connection, {digest for _, digest, _ in batch})
+        held = held_blobs(connection, schema.panoptic_pngs, {digest for _, digest, _ in batch})
         files: dict[str, bytes] = {}
         for record, digest, path in batch:
             if digest in held or digest in files:
@@ -209,7 +210,7 @@ def keep_pngs(connection: Connection, task_file: TaskFile) -> None:
                 files[digest] = data
             else:
                 record.png_sha256 = None
-        store_blobs(connection, files)
+        store_blobs(connection, schema.panoptic_pngs, files)
 
 
 class _ImageFinder:

@@ -59,7 +59,7 @@ from repo.model.hashing import segments_fingerprint
 from repo.model.policy import ErrorPolicy
 from repo.model.records import KeptPng, TaskFile
 from repo.progress import Progress
-from repo.store import fetch
+from repo.store import fetch, schema
 from repo.store.blobs import blob_datas
 from repo.transforms.attributes import without_attributes
 
@@ -342,7 +342,7 @@ def _png_jobs(
         paintings.append(PaintJob(str(target), masks, placement.height, placement.width))
         if not regenerate and record.png_sha256 and record.png_segments_hash == segments_fingerprint(masks):
             kept[index] = record.png_sha256
-    datas = blob_datas(context.connection, set(kept.values()))
+    datas = blob_datas(context.connection, schema.panoptic_pngs, set(kept.values()))
     return [
         KeptJob(job.target, datas[kept[index]]) if kept.get(index) in datas else job
         for index, job in enumerate(paintings)

@@ -131,6 +131,16 @@ blobs = Table(
     Column("data", LargeBinary, nullable=False),
 )
 
+# The panoptic PNGs imports read, each once by content (migration 0006): an export writes one
+# as it was when its record's segments still are those cut from it. Append-only, like blobs.
+panoptic_pngs = Table(
+    "panoptic_pngs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
 sources = _versioned(
     "sources",
     Column("name", String(200), nullable=False),
@@ -226,7 +236,7 @@ panoptic_records = _versioned(
     Column("position", BigInteger, nullable=False),
     Column("png_name", Text, nullable=False),
     Column("extra", Json),
-    # The imported PNG (its bytes in `blobs`) and the digest of the segments it paints: an
+    # The imported PNG (its bytes in `panoptic_pngs`) and the digest of the segments it paints: an
     # export whose segments have that digest writes the PNG as it was (migration 0006).
     Column("png_sha256", String(64)),
     Column("png_segments_hash", LargeBinary(16)),
