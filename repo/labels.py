@@ -30,6 +30,7 @@ from repo.model.records import ANNOTATION_FIELDS, AnnotationRecord, TaskFile
 from repo.project import Project
 from repo.store import labels as stored
 from repo.store import schema
+from repo.store.previous import forget_digests
 from repo.store.versions import VersionWriter, version_values
 
 LabelMap = dict[str, str | None]
@@ -66,6 +67,7 @@ def delete_label(project: Project, name: str) -> int:
         label = stored.require_label(connection, name)
         categories = stored.categories_of(connection, label.id)
         removed = sum(stored.close_annotations_of(versions, category) for category in categories)
+        forget_digests(versions.connection, {category.file_id for category in categories})
         stored.close_categories(versions, categories)
         stored.close_label(versions, label)
         return removed
@@ -108,6 +110,7 @@ def _recategorize(versions: VersionWriter, categories: list[Row[Any]], **changes
         values["hash"] = category_hash(values)
         renewed.append(values)
     versions.replace(schema.categories, categories, renewed)
+    forget_digests(versions.connection, {row.file_id for row in categories})
 
 
 def _move_annotations(versions: VersionWriter, file_id: int, old_id: int, new_id: int) -> None:
@@ -119,6 +122,7 @@ def _move_annotations(versions: VersionWriter, file_id: int, old_id: int, new_id
         values["hash"] = annotation_hash(values, task, row.image_coco_id, size["height"], size["width"])
         renewed.append(values)
     versions.replace(schema.annotations, rows, renewed)
+    forget_digests(versions.connection, {file_id})
 
 
 # -- label maps, applied at import ----------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from sqlalchemy import text
 
 from gen_coco import generate
 from helpers import assert_same_file, database_contents, id_map, load_json, row_count
@@ -19,6 +20,7 @@ from repo.exporting import export_dataset
 from repo.formats import coco as coco_format
 from repo.history import checkout, commit, status
 from repo.importing import import_dataset
+from repo.labels import rename_label
 from repo.sources import update_source
 
 
@@ -274,3 +276,54 @@ def test_after_a_checkout_the_files_are_read_again(backend, dataset, copy_of, tm
     update_source(project, "src", copy_of)
     assert "instances_val2017.json" in reads
     _assert_same_as_a_fresh_import(backend, project, copy_of, tmp_path)
+
+
+def _working_items(project) -> list[tuple[Any, ...]]:
+    with project.engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT subset, file_name, coco_id, width, height, extra FROM items WHERE rev_to IS NULL"
+        )).all()
+    return sorted((tuple(row) for row in rows), key=repr)
+
+
+def test_a_file_that_now_lists_an_image_first_is_read_again(backend, dataset, tmp_path, reads):
+    """captions has its own record of an image that instances (read first) no longer lists:
+    the item must become captions' record, as a fresh import makes it."""
+    base, newer = tmp_path / "base", tmp_path / "newer"
+    shutil.copytree(dataset, base)
+    image_id = load_json(base / "annotations" / "captions_val2017.json")["images"][0]["id"]
+    _edit(base, "captions_val2017.json",
+          lambda d: next(i for i in d["images"] if i["id"] == image_id).update(flickr_url="http://x/1.jpg"))
+    project = backend.create()
+    import_dataset(project, "coco", base, name="src")
+    commit(project, "imported")
+    shutil.copytree(base, newer)
+
+    def drop(document: dict[str, Any]) -> None:
+        document["images"] = [i for i in document["images"] if i["id"] != image_id]
+        document["annotations"] = [a for a in document["annotations"] if a["image_id"] != image_id]
+
+    _edit(newer, "instances_val2017.json", drop)
+    reads.clear()
+    update_source(project, "src", newer)
+    assert "captions_val2017.json" in reads
+    fresh = backend.create("fresh")
+    import_dataset(fresh, "coco", newer, name="src")
+    assert _working_items(project) == _working_items(fresh)
+
+
+@pytest.mark.parametrize("committed", [True, False])
+def test_a_file_whose_rows_changed_since_it_was_read_is_read_again(backend, dataset, tmp_path, reads, committed):
+    """A label renamed after the import (committed or not): the files naming it are read
+    again, as before there were digests, and the update brings back what they say."""
+    project = backend.create()
+    import_dataset(project, "coco", dataset, name="src")
+    if committed:
+        commit(project, "imported")
+    name = load_json(dataset / "annotations" / "instances_val2017.json")["categories"][0]["name"]
+    rename_label(project, name, "renamed")
+    reads.clear()
+    result = update_source(project, "src", dataset)
+    assert "instances_val2017.json" in reads and "captions_val2017.json" not in reads
+    assert f"{dataset}/annotations/captions_val2017.json: unchanged, skipped" in result.notes
+    _assert_same_as_a_fresh_import(backend, project, dataset, tmp_path)

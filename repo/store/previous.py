@@ -3,14 +3,18 @@
 An update leaves a file unread when its bytes are those last read (`files.content_sha256`)
 and its rows are still the ones those bytes gave: no row of the file was written or closed
 after the file's own row, which is written again whenever an update changes its rows (see
-`source_writer`); a label change, a checkout or a merge after that makes the file be read again. A panoptic
+`source_writer`); a checkout after that makes the file be read again, and a label change
+forgets the digests of the files it touches (also within one uncommitted revision, where
+row stamps cannot tell). A panoptic
 PNG is not decoded again when its bytes are those kept (`panoptic_records.png_sha256`) and its
 stored segments still have the fingerprint of the segments cut from it.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, select
+from collections.abc import Collection
+
+from sqlalchemy import Connection, func, select, update
 
 from repo.model.hashing import segments_fingerprint
 from repo.model.records import KeptPng
@@ -30,6 +34,16 @@ def newest_row(connection: Connection, file_id: int) -> int:
         ).scalar()
         newest = max(newest, stamp or 0)
     return newest
+
+
+def forget_digests(connection: Connection, file_ids: Collection[int]) -> None:
+    """Make the next update read these files again: their rows were changed by something else
+    than reading them (a label change). Done in place: a missing digest only costs a read."""
+    files = schema.files
+    if file_ids:
+        connection.execute(
+            update(files).where(files.c.id.in_(list(file_ids)), files.c.rev_to.is_(None)).values(content_sha256=None)
+        )
 
 
 def file_links(connection: Connection, file_id: int) -> list[tuple[int, bool]]:
