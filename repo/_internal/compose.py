@@ -209,16 +209,17 @@ class Candidate:
 
 def candidates(
     connection: Connection, snapshot: Snapshot, composed: ComposedFile, selected: set[int] | None,
-    rewrite: RowRewrite | None = None,
+    rewrite: RowRewrite | None = None, *, copied_json: bool = False,
 ) -> Iterator[Candidate]:
     """Every stored annotation of the output file (panoptic aside), in output order;
-    `rewrite` changes the rows (with their placements) of one contributing file."""
+    `rewrite` changes the rows (with their placements) of one contributing file. With
+    `copied_json`, polygons, keypoints and attributes stay the JSON text they are stored as
+    (see `fetch.annotation_rows`): for a writer that copies them."""
     for contributor in composed.contributors:
         file_id = contributor.file.id
         pairs: Iterable[tuple[Any, Placement]] = (
             (row, composed.placements[(file_id, row.item_id)])
-            for row in fetch.annotation_rows(connection, snapshot, file_id)
-            if selected is None or row.row_id in selected
+            for row in fetch.annotation_rows(connection, snapshot, file_id, selected, copied_json=copied_json)
         )
         if rewrite is not None:
             pairs = rewrite(((row._mapping, placement) for row, placement in pairs), composed.name)
@@ -242,8 +243,9 @@ def annotations(
     connection: Connection, snapshot: Snapshot, composed: ComposedFile, selected: set[int] | None,
     rewrite: RowRewrite | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The output file's annotations (every task but panoptic), streamed in output order."""
-    for candidate in candidates(connection, snapshot, composed, selected, rewrite):
+    """The output file's annotations (every task but panoptic), streamed in output order, as
+    the JSON writer takes them."""
+    for candidate in candidates(connection, snapshot, composed, selected, rewrite, copied_json=rewrite is None):
         yield with_output_id(composed, candidate)
 
 
