@@ -75,6 +75,24 @@ def test_export_without_where_copies_the_stored_json_exactly(backend, dataset, t
         assert difference is None, (task, difference)
 
 
+def test_copied_json_beside_a_value_orjson_refuses(backend, tmp_path):
+    """Polygons spliced as stored, in an annotation whose extra key holds an integer beyond 64
+    bits (which orjson cannot write)."""
+    document = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+        "categories": [{"id": 1, "name": "x"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[1, 1.5, 5, 1, 5, -0.0]],
+                         "area": 8, "bbox": [1, 1, 4, 4], "iscrowd": 0, "x_note": 2**80}],
+    }
+    source = tmp_path / "coco" / "annotations" / "instances_val.json"
+    source.parent.mkdir(parents=True)
+    source.write_text(json.dumps(document), encoding="utf-8")
+    with backend.create() as project:
+        import_dataset(project, "coco", tmp_path / "coco")
+        export_dataset(project, "coco", tmp_path / "out")
+    assert json_difference(document, load_json(tmp_path / "out" / "annotations" / "instances_val.json")) is None
+
+
 def test_sqlite_has_planner_statistics_after_import(dataset, tmp_path):
     with Project.create(tmp_path / "project") as project:
         import_dataset(project, "coco", dataset)
