@@ -23,8 +23,10 @@ import helpers  # noqa: F401  (puts scripts/ on sys.path for gen_coco)
 from gen_coco import generate
 from helpers import json_difference, load_json
 from repo.exporting import export_dataset
+from repo.history import commit
 from repo.importing import import_dataset
 from repo.project import Project
+from repo.query import run_query
 from repo.store import migrate
 
 SUBSET = "val2017"
@@ -73,6 +75,23 @@ def test_export_without_where_copies_the_stored_json_exactly(backend, dataset, t
         name = f"{task}_{SUBSET}.json"
         difference = json_difference(load_json(dataset / "annotations" / name), load_json(tmp_path / "out" / "annotations" / name))
         assert difference is None, (task, difference)
+
+
+def test_image_id_is_each_annotation_s_image_in_its_file(backend, dataset):
+    """annotations_v (SQLite looks image_id up: migration 0007), also at a revision, against
+    the input files' own (annotation id, image id) pairs."""
+    with backend.create() as project:
+        import_dataset(project, "coco", dataset)
+        commit(project, "imported")
+        sql = "SELECT task, coco_id, image_id FROM annotations_v WHERE task <> 'captions'"
+        now = sorted(run_query(project, sql).rows)
+        then = sorted(run_query(project, sql, rev="HEAD").rows)
+    given = sorted(
+        (task, annotation["id"], annotation["image_id"])
+        for task in ("instances", "person_keypoints")
+        for annotation in load_json(dataset / "annotations" / f"{task}_{SUBSET}.json")["annotations"]
+    )
+    assert now == then == given
 
 
 def test_copied_json_beside_a_value_orjson_refuses(backend, tmp_path):
