@@ -318,6 +318,9 @@ def describe(value: Any) -> str:
     return "an object"
 
 
+WRITE_BATCH = 1000  # array elements joined into one write
+
+
 class ObjectStreamWriter:
     """Writes one top-level JSON object whose big lists are fed one element at a time."""
 
@@ -333,16 +336,22 @@ class ObjectStreamWriter:
         self._out.write(dumps(value))
 
     def array(self, key: str, elements: Any) -> int:
-        """Write `key: [...]` from an iterable of JSON-ready values; returns how many."""
+        """Write `key: [...]` from an iterable of JSON-ready values, WRITE_BATCH elements per
+        write; returns how many."""
         self._key(key)
         out = self._out
         out.write(b"[")
         count = 0
+        batch: list[bytes] = []
         for element in elements:
-            if count:
-                out.write(b",")
-            out.write(dumps(element))
-            count += 1
+            batch.append(dumps(element))
+            if len(batch) == WRITE_BATCH:
+                out.write((b"," if count else b"") + b",".join(batch))
+                count += len(batch)
+                batch = []
+        if batch:
+            out.write((b"," if count else b"") + b",".join(batch))
+            count += len(batch)
         out.write(b"]")
         return count
 
