@@ -206,17 +206,17 @@ class Candidate:
 
 def candidates(
     connection: Connection, snapshot: Snapshot, composed: ComposedFile, selected: set[int] | None,
-    rewrite: RowRewrite | None = None, *, copied_json: bool = False,
+    rewrite: RowRewrite | None = None, *, for_writer: bool = False,
 ) -> Iterator[Candidate]:
     """Every stored annotation of the output file (panoptic aside), in output order;
     `rewrite` changes the rows (with their placements) of one contributing file. With
-    `copied_json`, polygons, keypoints and attributes stay the JSON text they are stored as
-    (see `fetch.annotation_rows`): for a writer that copies them."""
+    `for_writer`, the rows hold what the JSON writer needs, polygons, keypoints and attributes
+    as the JSON text they are stored as (see `fetch.annotation_rows`)."""
     for contributor in composed.contributors:
         file_id = contributor.file.id
         pairs: Iterable[tuple[Any, Placement]] = (
             (row, composed.placements[(file_id, row.item_id)])
-            for row in fetch.annotation_rows(connection, snapshot, file_id, selected, copied_json=copied_json)
+            for row in fetch.annotation_rows(connection, snapshot, file_id, selected, for_writer=for_writer)
         )
         if rewrite is not None:
             pairs = rewrite(((row._mapping, placement) for row, placement in pairs), composed.name)
@@ -242,7 +242,7 @@ def annotations(
 ) -> Iterator[dict[str, Any]]:
     """The output file's annotations (every task but panoptic), streamed in output order, as
     the JSON writer takes them."""
-    for candidate in candidates(connection, snapshot, composed, selected, rewrite, copied_json=rewrite is None):
+    for candidate in candidates(connection, snapshot, composed, selected, rewrite, for_writer=rewrite is None):
         yield with_output_id(composed, candidate)
 
 

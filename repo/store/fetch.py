@@ -38,6 +38,11 @@ from repo.store.versions import Snapshot
 STREAM_BATCH = 2000
 _a, _fi, _i, _pr = schema.annotations, schema.file_images, schema.items, schema.panoptic_records
 COPIED_JSON = ("polygons", "keypoints", "attributes")  # annotation columns an export writes as they are
+# The columns a COCO annotation record is written from (repo.coco.writer), and its item.
+RECORD_COLUMNS = (
+    "item_id", "coco_id", "category_id", "iscrowd", "score", "area", "bbox_x", "bbox_y", "bbox_w", "bbox_h",
+    "number_forms", "polygons", "rle", "rle_form", "keypoints", "num_keypoints", "caption", "attributes", "extra",
+)
 
 
 class _JsonAsStored(TypeDecorator[Any]):
@@ -94,15 +99,15 @@ def image_rows(connection: Connection, snapshot: Snapshot, file_id: int) -> Iter
 
 def annotation_rows(
     connection: Connection, snapshot: Snapshot, file_id: int, selected: Collection[int] | None = None,
-    *, copied_json: bool = False,
+    *, for_writer: bool = False,
 ) -> Iterator[Row[Any]]:
     """The file's annotations (or panoptic segments) in file order, with their item id; only
-    those whose row ids are `selected`, unless that is None. With `copied_json`, the columns
-    of COPIED_JSON hold orjson Fragments of their stored text."""
+    those whose row ids are `selected`, unless that is None. `for_writer` reads only
+    RECORD_COLUMNS, those of COPIED_JSON as orjson Fragments of their stored text."""
     query = _in_file(_a, snapshot, file_id)
-    if copied_json:
+    if for_writer:
         query = query.with_only_columns(*(
-            _as_stored(connection, column) if column.name in COPIED_JSON else column for column in _a.c
+            _as_stored(connection, _a.c[name]) if name in COPIED_JSON else _a.c[name] for name in RECORD_COLUMNS
         ))
     if selected is not None:
         query = query.where(among(connection, _a.c.row_id, selected))
