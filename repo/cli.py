@@ -18,14 +18,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
 
 from repo.changes import AnnotationChange, DiffDetails, diff_details
 from repo.errors import DsrepoError, OptionError
-from repo.exporting import convert, export_dataset
 from repo.formats.registry import (
     BOOLEAN,
     CHOICE,
@@ -38,16 +37,18 @@ from repo.formats.registry import (
     list_formats,
 )
 from repo.history import REPORTED, checkout, commit, diff_revisions, log, status, tag
-from repo.importing import ImportResult, import_dataset
 from repo.info import summarize
-from repo.labels import delete_label, merge_labels, rename_label
-from repo.merge import STRATEGIES, merge_sources
 from repo.progress import Progress, Silent, eta_seconds, format_eta
 from repo.project import Project
 from repo.query import open_query
-from repo.sources import remove_source, update_source
-from repo.stats import compute_stats
 from repo.store.user_sql import DEFAULT_TIMEOUT, Rows
+
+if TYPE_CHECKING:
+    from repo.importing import ImportResult
+
+# The commands that read and write COCO files import their modules when they run: numpy,
+# pycocotools and Pillow come with those, and `query`, `log` or `status` need none of them.
+MERGE_STRATEGIES = ("union", "exact", "intersect")  # repo.merge.STRATEGIES, which checks them too
 
 
 class BarProgress:
@@ -329,6 +330,8 @@ def import_command(
         dsrepo import -p myproject -f coco path/to/coco -- --copy-images
         dsrepo import -p myproject -f coco path/to/coco --label-map labels.json
     """
+    from repo.importing import import_dataset
+
     format_options = _format_options_given(ctx, "import", format_name)
     result = import_dataset(
         Project.open(project_dir, db), format_name, path, name=name, relpath=relpath, on_error=on_error,
@@ -389,6 +392,8 @@ def export_command(
         dsrepo export -p myproject -f coco -o out/ --where "label = 'person' AND area > 1000"
         dsrepo export -p myproject -f coco -o out/ -- --reindex --reindex-map ids.json
     """
+    from repo.exporting import export_dataset
+
     format_options = _format_options_given(ctx, "export", format_name)
     result = export_dataset(
         Project.open(project_dir, db), format_name, out_dir, rev=rev, where=where, overwrite=overwrite,
@@ -441,6 +446,8 @@ def convert_command(
     Example:
         dsrepo convert -if coco -i path/to/coco -f coco_instances -o out/
     """
+    from repo.exporting import convert
+
     export_options = _format_options_given(ctx, "export", format_name)
     with user_errors():
         result = convert(
@@ -506,6 +513,8 @@ def update(
     Example:
         dsrepo update -p myproject vendor_a path/to/new/coco
     """
+    from repo.sources import update_source
+
     format_options = _format_options_given(ctx, "import", None)  # the source's format checks them
     result = update_source(
         Project.open(project_dir, db), name, path, on_error=on_error, error_report=error_report,
@@ -538,6 +547,8 @@ def remove(project_dir: Path, db: str | None, quiet: bool, name: str) -> None:
         dsrepo remove -p myproject vendor_a
         dsrepo commit -p myproject -m "drop vendor_a"
     """
+    from repo.sources import remove_source
+
     remove_source(Project.open(project_dir, db), name)
     _echo(f"removed source '{name}'", quiet)
 
@@ -751,6 +762,8 @@ def labels_rename(project_dir: Path, db: str | None, quiet: bool, old: str, new:
     Example:
         dsrepo labels rename -p myproject pedestrian person
     """
+    from repo.labels import rename_label
+
     rename_label(Project.open(project_dir, db), old, new)
     _echo(f"renamed label '{old}' to '{new}'", quiet)
 
@@ -766,6 +779,8 @@ def labels_merge(project_dir: Path, db: str | None, quiet: bool, names: tuple[st
     Example:
         dsrepo labels merge -p myproject people persons --into person
     """
+    from repo.labels import merge_labels
+
     merge_labels(Project.open(project_dir, db), list(names), into=into)
     _echo(f"merged {', '.join(repr(n) for n in names)} into '{into}'", quiet)
 
@@ -780,6 +795,8 @@ def labels_delete(project_dir: Path, db: str | None, quiet: bool, name: str) -> 
     Example:
         dsrepo labels delete -p myproject junk
     """
+    from repo.labels import delete_label
+
     removed = delete_label(Project.open(project_dir, db), name)
     _echo(f"deleted label '{name}' and {removed} annotations", quiet)
 
@@ -850,7 +867,7 @@ def _jsonable(value: Any) -> Any:
 @main.command("merge")
 @project_options
 @click.option("-n", "--name", "new_name", required=True, help="Name of the merged source.")
-@click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="union", show_default=True,
+@click.option("--strategy", type=click.Choice(MERGE_STRATEGIES), default="union", show_default=True,
               help="union: keep all annotations; exact: shared images must have the same annotations; "
                    "intersect: match annotations by IoU/OKS and keep those enough sources agree on.")
 @click.option("--reindex", is_flag=True, help="New ids 1..N where ids would collide.")
@@ -872,6 +889,8 @@ def merge_command(
         dsrepo merge -p myproject -n all vendor_a vendor_b
         dsrepo merge -p myproject -n agreed --strategy intersect --iou 0.5 --quorum 2 a b c
     """
+    from repo.merge import merge_sources
+
     result = merge_sources(
         Project.open(project_dir, db), new_name, list(sources_), strategy=strategy, reindex=reindex, iou=iou,
         quorum=quorum, report=report, progress=_progress(quiet),
@@ -978,6 +997,8 @@ def stats_command(project_dir: Path, db: str | None, quiet: bool, rev: str | Non
         dsrepo stats -p myproject
         dsrepo stats -p myproject --format json --plot stats.png
     """
+    from repo.stats import compute_stats
+
     figures = compute_stats(Project.open(project_dir, db), rev=rev, plot=plot)
     if plot:
         _echo_err(f"wrote the plots to {plot}", quiet)

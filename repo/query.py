@@ -30,13 +30,18 @@ from repo.store.user_sql import DEFAULT_TIMEOUT, Rows, user_statement
 from repo.store.versions import WORKING_STATE, Snapshot
 
 
-def annotations_view(snapshot: Snapshot = WORKING_STATE) -> Select[Any]:
+def annotations_view(snapshot: Snapshot = WORKING_STATE, *, image_id_lookup: bool = False) -> Select[Any]:
+    """The body of annotations_v at `snapshot`. With `image_id_lookup`, image_id is a subquery
+    in the select list rather than a join, as SQLite's stored view has it (migration 0007): a
+    query that does not read image_id then does not look it up."""
     a, f, i, s = schema.annotations, schema.files, schema.items, schema.sources
     fi, c, lb = schema.file_images, schema.categories, schema.labels
-    return (
+    image_link = and_(fi.c.file_id == a.c.file_id, fi.c.item_id == a.c.item_id, snapshot.visible(fi))
+    image_id = select(fi.c.coco_id).where(image_link).scalar_subquery() if image_id_lookup else fi.c.coco_id
+    view = (
         select(
             a.c.row_id, i.c.subset, i.c.file_name, s.c.name.label("source"), f.c.task, a.c.kind,
-            lb.c.name.label("label"), a.c.coco_id, a.c.category_id, fi.c.coco_id.label("image_id"),
+            lb.c.name.label("label"), a.c.coco_id, a.c.category_id, image_id.label("image_id"),
             a.c.bbox_x, a.c.bbox_y, a.c.bbox_w, a.c.bbox_h, a.c.area, a.c.iscrowd, a.c.score,
             a.c.num_keypoints, a.c.caption,
         )
@@ -44,11 +49,20 @@ def annotations_view(snapshot: Snapshot = WORKING_STATE) -> Select[Any]:
         .join(f, and_(f.c.id == a.c.file_id, snapshot.visible(f)))
         .join(i, and_(i.c.id == a.c.item_id, snapshot.visible(i)))
         .join(s, and_(s.c.id == f.c.source_id, snapshot.visible(s)))
-        .outerjoin(fi, and_(fi.c.file_id == a.c.file_id, fi.c.item_id == a.c.item_id, snapshot.visible(fi)))
+    )
+    if not image_id_lookup:
+        view = view.outerjoin(fi, image_link)
+    return (
+        view
         .outerjoin(c, and_(c.c.file_id == a.c.file_id, c.c.coco_id == a.c.category_id, snapshot.visible(c)))
         .outerjoin(lb, and_(lb.c.id == c.c.label_id, snapshot.visible(lb)))
         .where(snapshot.visible(a))
     )
+
+
+def user_view(connection: Connection, snapshot: Snapshot) -> Select[Any]:
+    """annotations_v's body at `snapshot` as the database's stored view has it."""
+    return annotations_view(snapshot, image_id_lookup=connection.dialect.name == "sqlite")
 
 
 def items_view(snapshot: Snapshot = WORKING_STATE) -> Select[Any]:
@@ -78,7 +92,7 @@ def at_revision(connection: Connection, sql: str, rev: str) -> str:
     snapshot = revisions.snapshot(connection, rev)
     views = (
         f"items_v AS ({view_sql(items_view(snapshot), connection)}), "
-        f"annotations_v AS ({view_sql(annotations_view(snapshot), connection)})"
+        f"annotations_v AS ({view_sql(user_view(connection, snapshot), connection)})"
     )
     leading = _LEADING_WITH.match(sql)
     if leading:
@@ -93,7 +107,7 @@ def selected_annotations(
 
     Runs inside the caller's (the export's) transaction, so it sees the same data; whatever
     the condition does is rolled back before the export's next statement."""
-    body = view_sql(annotations_view(snapshot), connection)
+    body = view_sql(user_view(connection, snapshot), connection)
     sql = f"SELECT row_id FROM ({body}) AS annotations_v WHERE {condition}"
     with user_statement(connection, sql, what="--where", timeout=timeout) as rows:
         return {row[0] for row in rows}

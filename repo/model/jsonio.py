@@ -262,11 +262,38 @@ def load_json_file(path: Path, shown_as: str) -> Any:
 
 def dumps(value: Any) -> bytes:
     """Serialize compactly; what orjson refuses (integers beyond 64 bits, lone surrogates from
-    `\\udXXX` escapes) takes the slow path."""
+    `\\udXXX` escapes) takes the slow path. The value may hold orjson Fragments (stored JSON
+    copied as it is), which both paths write as they are."""
     try:
         return orjson.dumps(value)
-    except TypeError:  # ASCII escapes also carry lone surrogates, which UTF-8 cannot
+    except TypeError:
+        pass
+    try:
+        return orjson.dumps(_refused_as_fragments(value))
+    except TypeError:  # a key orjson cannot write: ASCII escapes also carry lone surrogates
         return json.dumps(value, separators=(",", ":")).encode("ascii")
+
+
+def _refused_as_fragments(value: Any) -> Any:
+    """The value with each integer or string orjson refuses replaced by the standard library's
+    text for it, as a Fragment."""
+    if isinstance(value, dict):
+        return {key: _refused_as_fragments(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_refused_as_fragments(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return orjson.Fragment(str(value))
+    if isinstance(value, str) and not _utf8_encodable(value):
+        return orjson.Fragment(json.dumps(value))
+    return value
+
+
+def _utf8_encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def dumps_text(value: Any) -> str:
@@ -291,6 +318,9 @@ def describe(value: Any) -> str:
     return "an object"
 
 
+WRITE_BATCH = 1000  # array elements joined into one write
+
+
 class ObjectStreamWriter:
     """Writes one top-level JSON object whose big lists are fed one element at a time."""
 
@@ -306,16 +336,22 @@ class ObjectStreamWriter:
         self._out.write(dumps(value))
 
     def array(self, key: str, elements: Any) -> int:
-        """Write `key: [...]` from an iterable of JSON-ready values; returns how many."""
+        """Write `key: [...]` from an iterable of JSON-ready values, WRITE_BATCH elements per
+        write; returns how many."""
         self._key(key)
         out = self._out
         out.write(b"[")
         count = 0
+        batch: list[bytes] = []
         for element in elements:
-            if count:
-                out.write(b",")
-            out.write(dumps(element))
-            count += 1
+            batch.append(dumps(element))
+            if len(batch) == WRITE_BATCH:
+                out.write((b"," if count else b"") + b",".join(batch))
+                count += len(batch)
+                batch = []
+        if batch:
+            out.write((b"," if count else b"") + b",".join(batch))
+            count += len(batch)
         out.write(b"]")
         return count
 

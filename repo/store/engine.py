@@ -269,18 +269,23 @@ def discarded_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 def refresh_statistics(engine: Engine, tables: list[str]) -> None:
-    """After a bulk write, let PostgreSQL's planner know the new sizes.
+    """After a bulk write, let the planner know the new sizes.
 
-    Until autovacuum gets to them, freshly filled tables look empty to the planner, which can
-    then choose plans that compare every row with every row. (SQLite's plans rest on the
-    partial indexes alone, and ANALYZE there would be a write.)
+    Until autovacuum gets to them, freshly filled PostgreSQL tables look empty to the planner,
+    which can then choose plans that compare every row with every row. SQLite keeps no
+    statistics unless asked (ANALYZE fills `sqlite_stat1`): without them it guesses, and
+    answers the per-label questions through the wrong indexes.
     """
-    if engine.dialect.name != "postgresql":
-        return
     with _connect(engine) as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT")
         try:
-            connection.exec_driver_sql("ANALYZE " + ", ".join(tables))
+            if engine.dialect.name == "postgresql":
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+                connection.exec_driver_sql("ANALYZE " + ", ".join(tables))
+            else:
+                connection.execution_options(dsrepo_write=True)
+                with connection.begin():
+                    for table in tables:
+                        connection.exec_driver_sql(f"ANALYZE {table}")
         except OperationalError as exc:
             if not _is_busy(exc):
-                raise  # busy: autovacuum will get to them; the user's change is committed
+                raise  # busy: the statistics stay as they were; the user's change is committed

@@ -1,21 +1,58 @@
 """Reading a project's files back, streamed from cursors, at any snapshot.
 
 Each function returns rows in file order; the big ones (images, annotations, segments) are
-generators over a streaming cursor, so an export holds one batch in memory, not a file.
+generators over a streaming cursor, so an export holds one batch in memory, not a file. An
+export that copies an annotation's JSON values (polygons, keypoints, attributes) unchanged
+reads them as the text they are stored as, which its JSON writer splices in unparsed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, Table, and_, select
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    Table,
+    Text,
+    TypeDecorator,
+    and_,
+    any_,
+    cast,
+    func,
+    literal,
+    select,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
+from repo.model.jsonio import dumps_text
 from repo.store import schema
 from repo.store.versions import Snapshot
 
 STREAM_BATCH = 2000
 _a, _fi, _i, _pr = schema.annotations, schema.file_images, schema.items, schema.panoptic_records
+COPIED_JSON = ("polygons", "keypoints", "attributes")  # annotation columns an export writes as they are
+# The columns a COCO annotation record is written from (repo.coco.writer), and its item.
+RECORD_COLUMNS = (
+    "item_id", "coco_id", "category_id", "iscrowd", "score", "area", "bbox_x", "bbox_y", "bbox_w", "bbox_h",
+    "number_forms", "polygons", "rle", "rle_form", "keypoints", "num_keypoints", "caption", "attributes", "extra",
+)
+
+
+class _JsonAsStored(TypeDecorator[Any]):
+    """A JSON column's stored text, as an orjson Fragment: written out as it is, never parsed."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_result_value(self, value: str | None, dialect: Any) -> orjson.Fragment | None:
+        return None if value is None else orjson.Fragment(value)
 
 
 def _stream(connection: Connection, query: Any) -> Iterator[Row[Any]]:
@@ -60,11 +97,39 @@ def image_rows(connection: Connection, snapshot: Snapshot, file_id: int) -> Iter
     return _stream(connection, query)
 
 
-def annotation_rows(connection: Connection, snapshot: Snapshot, file_id: int) -> Iterator[Row[Any]]:
-    """The file's annotations (or panoptic segments) in file order, with their item id."""
-    return _stream(connection, _in_file(_a, snapshot, file_id))
+def annotation_rows(
+    connection: Connection, snapshot: Snapshot, file_id: int, selected: Collection[int] | None = None,
+    *, for_writer: bool = False,
+) -> Iterator[Row[Any]]:
+    """The file's annotations (or panoptic segments) in file order, with their item id; only
+    those whose row ids are `selected`, unless that is None. `for_writer` reads only
+    RECORD_COLUMNS, those of COPIED_JSON as orjson Fragments of their stored text."""
+    query = _in_file(_a, snapshot, file_id)
+    if for_writer:
+        query = query.with_only_columns(*(
+            _as_stored(connection, _a.c[name]) if name in COPIED_JSON else _a.c[name] for name in RECORD_COLUMNS
+        ))
+    if selected is not None:
+        query = query.where(among(connection, _a.c.row_id, selected))
+    return _stream(connection, query)
+
+
+def _as_stored(connection: Connection, column: Any) -> ColumnElement[Any]:
+    text = cast(column, Text) if connection.dialect.name == "postgresql" else column  # SQLite stores TEXT
+    return type_coerce(text, _JsonAsStored()).label(column.name)
+
+
+def among(connection: Connection, column: ColumnElement[Any], ids: Collection[int]) -> ColumnElement[bool]:
+    """`column IN ids`, the ids sent as one parameter that the database unpacks: a statement
+    with a quarter of a million literals takes longer to send and to plan than to run.
+    PostgreSQL hashes an array compared with `= ANY` and keeps reading in index order; SQLite
+    gets a JSON array (`column + 0` keeps it reading in the index order the caller asked
+    for, not id by id and then sorting the rows)."""
+    if connection.dialect.name == "postgresql":
+        return column == any_(literal(list(ids), ARRAY(BigInteger)))
+    values = func.json_each(dumps_text(list(ids))).table_valued("value")
+    return (column + 0).in_(select(values.c.value))
 
 
 def panoptic_rows(connection: Connection, snapshot: Snapshot, file_id: int) -> Iterator[Row[Any]]:
     return _stream(connection, _in_file(_pr, snapshot, file_id))
-

@@ -1,40 +1,70 @@
 """Schema versions of a project database, managed by Alembic.
 
 The migration scripts ship inside the package (`repo.migrations`, the repository's top-level
-`migrations/` folder), so `create` and `upgrade` work from any install.
+`migrations/` folder), so `create` and `upgrade` work from any install. Every command checks
+the project's revision first; that check reads the `alembic_version` table and the revision ids
+the scripts declare, without loading Alembic (a quarter of a second at every start): Alembic
+is imported only when a migration runs.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
+import re
 from importlib.resources import files
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, inspect, text
 
 from repo.errors import SchemaError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+VERSION_TABLE = "alembic_version"  # where Alembic records a database's revision
+_DECLARATION = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.MULTILINE)
+
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(files("repo.migrations")))
     config.attributes["connection"] = connection
     return config
 
 
+@functools.cache
+def _chain() -> dict[str, str | None]:
+    """Each migration script's revision id -> the revision it follows (None for the first)."""
+    chain: dict[str, str | None] = {}
+    for script in files("repo.migrations").joinpath("versions").iterdir():
+        if not script.name.endswith(".py") or script.name.startswith("__"):
+            continue
+        declared = {name: ast.literal_eval(value) for name, value in _DECLARATION.findall(script.read_text("utf-8"))}
+        chain[declared["revision"]] = declared.get("down_revision")
+    return chain
+
+
 def latest_schema_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
-    return head
+    """The head of the scripts' chain: the one revision no other script follows."""
+    chain = _chain()
+    heads = set(chain) - set(chain.values())
+    assert len(heads) == 1, f"the migration scripts have {len(heads)} heads: {sorted(heads)}"
+    return heads.pop()
 
 
 def schema_revision(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    """The revision Alembic recorded in the database, None if it holds no schema."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    return connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
 
 
 def upgrade(connection: Connection) -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(connection), "head")
 
 
@@ -46,8 +76,7 @@ def check_current(connection: Connection, where: str) -> str:
         return current
     if current is None:
         raise SchemaError(f"{where} is not a dsrepo project (no schema); create one with `dsrepo create`")
-    known = {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
-    if current in known:
+    if current in _chain():
         raise SchemaError(
             f"{where} has the older schema {current} (this dsrepo needs {head}); "
             "run `dsrepo upgrade` to migrate it"
