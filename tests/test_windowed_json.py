@@ -129,6 +129,19 @@ def edge_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 _STORED_TABLES = ("files", "categories", "labels", "items", "file_images", "annotations", "panoptic_records")
+_ROW_IDS = frozenset({"row_id", "id", "file_id", "item_id", "label_id", "source_id"})
+
+
+def _stored_rows(project) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows of the tables an import writes, without the row ids PostgreSQL draws from one
+    sequence for all tables (so they depend on the order tables are written in)."""
+    contents = database_contents(project)
+    rows = {}
+    for table in _STORED_TABLES:
+        [columns] = contents[f"schema:{table}"]
+        kept = [place for place, column in enumerate(columns) if column not in _ROW_IDS]
+        rows[table] = sorted((tuple(row[place] for place in kept) for row in contents[table]), key=repr)
+    return rows
 
 
 def test_a_windowed_import_writes_the_same_rows_and_exports_losslessly(backend, edge_dataset, tmp_path, monkeypatch):
@@ -138,9 +151,8 @@ def test_a_windowed_import_writes_the_same_rows_and_exports_losslessly(backend, 
     project = backend.create("windowed")
     result = import_dataset(project, "coco", edge_dataset)
     assert result.images == 24
-    expected, actual = database_contents(whole), database_contents(project)
-    for table in _STORED_TABLES:
-        assert actual[table] == expected[table], table
+    expected, actual = _stored_rows(whole), _stored_rows(project)
+    assert actual == expected
     out = tmp_path / "out"
     export_dataset(project, "coco", out)
     for path in (edge_dataset / "annotations").glob("*.json"):

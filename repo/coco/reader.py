@@ -75,7 +75,7 @@ _NUMBER_TYPES = frozenset({int, float})
 
 def all_numbers(values: list[Any]) -> bool:
     """Every value is a JSON number (not a boolean): one pass in C over long coordinate lists."""
-    return {type(value) for value in values} <= _NUMBER_TYPES
+    return _NUMBER_TYPES.issuperset(map(type, values))
 
 
 def text_problem(value: str) -> str | None:
