@@ -182,7 +182,7 @@ def _broken_files(root: Path) -> dict[str, bytes]:
         "a bad record": text.encode(),
         "bad JSON after a bad record": text[:-40].encode() + b"]}",
         "a repeated key late in the file": (head + '"iscrowd": 0, "iscrowd"' + tail).encode(),
-        "an image listed twice": json.dumps({**document, "images": document["images"] + document["images"][:1]}).encode(),
+        "an image listed twice": json.dumps({**document, "images": [*document["images"], document["images"][0]]}).encode(),
     }
 
 

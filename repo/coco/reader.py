@@ -113,8 +113,8 @@ def _parts_or_whole_file_error(
     reader: _FileReader, chunked: ChunkedObject, task_file: TaskFile, path: Path
 ) -> Iterator[FilePart]:
     """The file's parts; on the first problem (bad JSON, a bad record under `fail`) the whole
-    file is read the usual way, which fails with the message it always gave, naming the first
-    problem of the file (one further on may be found first here). The import rolls back."""
+    file is read the usual way, which fails with the message it always gave (its first problem
+    in the whole-file reader's order, not necessarily the one met here). The import rolls back."""
     with chunked.file:
         try:
             yield from reader.read_windows(chunked, task_file)
@@ -188,7 +188,8 @@ class _FileReader:
             images = self._collect(raw, "images", self._image, check, first)
             first += len(raw)
             for image in images:
-                sizes[image["coco_id"]] = {"coco_id": image["coco_id"], "width": image["width"], "height": image["height"]}  # type: ignore[typeddict-item]
+                kept = {"coco_id": image["coco_id"], "width": image["width"], "height": image["height"]}
+                sizes[image["coco_id"]] = kept  # type: ignore[assignment]
             yield FilePart(images=images)
         known_categories, keypoint_counts = _category_facts(task_file.categories)
         parse, check = self._annotation_steps(sizes, known_categories, keypoint_counts)

@@ -11,8 +11,9 @@ Every byte of the file is parsed in exactly one piece: the top-level object with
 container values replaced by an empty one of the same kind (`{"images": [], ...}`), each
 small container whole, each window as `[element, ...]` (a window after the first keeps the
 comma before its first element, and is parsed after a stand-in element, so that a missing or
-extra comma fails). So the pieces parse if and only if the file does. A problem found here raises ChunkError; the caller then reads the whole file
-the usual way, which refuses it with the message it always gave.
+extra comma fails). So the pieces parse if and only if the file does. A problem found here
+raises ChunkError; the caller then reads the whole file the usual way, which refuses it with
+the message it always gave.
 """
 
 from __future__ import annotations
