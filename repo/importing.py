@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from repo.formats.registry import DatasetReader, ImportRequest, ReadFile, Unchan
 from repo.labels import LabelMap, apply_label_map, load_label_map
 from repo.model.paths import read_real_file, real_file
 from repo.model.policy import ErrorPolicy
-from repo.model.records import TaskFile
+from repo.model.records import FilePart, ImageRecord, TaskFile, gather_parts
 from repo.progress import Progress, Silent
 from repo.project import Project
 from repo.store import schema
@@ -144,6 +144,21 @@ def write_files(
     finder = _ImageFinder(connection, reader.root, reader.store_images, progress)
     result = ImportResult(source=name)
     seen_items: set[tuple[str, str]] = set()
+
+    def count(subset: str, images: list[ImageRecord], refs: Mapping[str, ImageRef]) -> None:
+        for image in images:
+            key = (subset, image["file_name"])
+            if key not in seen_items:
+                seen_items.add(key)
+                result.missing_images += image["file_name"] not in refs
+
+    def located(read_file: ReadFile, parts: Iterator[FilePart]) -> Iterator[tuple[FilePart, Mapping[str, ImageRef]]]:
+        for part in parts:
+            refs = finder.locate(read_file, part.images)
+            count(read_file.task_file.subset, part.images, refs)
+            result.annotations += len(part.annotations)
+            yield part, refs
+
     for index, read_file in enumerate(reader.read(policy, progress, writer if writer.updating else None)):
         if isinstance(read_file, UnchangedFile):
             kept = writer.keep_file(read_file.task, read_file.subset, fresh_position(index))
@@ -154,17 +169,18 @@ def write_files(
             continue
         task_file = read_file.task_file
         result.notes.extend(read_file.notes)
+        if label_map or writer.stores_file(task_file):
+            gather_parts(task_file)
         if label_map:
             apply_label_map(task_file, label_map)
-        refs = finder.locate(read_file)
+        result.files.append(read_file.shown_as)
+        if task_file.parts is not None:  # a big file, a window at a time
+            writer.write_parts(task_file, fresh_position(index), located(read_file, task_file.parts))
+            continue
+        refs = finder.locate(read_file, task_file.images)
         keep_pngs(connection, task_file)
         writer.write_file(task_file, fresh_position(index), refs)
-        result.files.append(read_file.shown_as)
-        for image in task_file.images:
-            key = (task_file.subset, image["file_name"])
-            if key not in seen_items:
-                seen_items.add(key)
-                result.missing_images += image["file_name"] not in refs
+        count(task_file.subset, task_file.images, refs)
         result.annotations += len(task_file.annotations) + sum(len(r.segments) for r in task_file.panoptic)
     result.images = len(seen_items)
     result.outside_images = len(finder.outside)
@@ -228,9 +244,8 @@ class _ImageFinder:
         self.outside: set[tuple[str, str]] = set()  # (subset, file_name) found only through symlinks leading out
         self._found: dict[Path, ImageRef | None] = {}
 
-    def locate(self, read_file: ReadFile) -> dict[str, ImageRef]:
+    def locate(self, read_file: ReadFile, images: list[ImageRecord]) -> dict[str, ImageRef]:
         folders: Sequence[Path] = read_file.image_dirs
-        images = read_file.task_file.images
         refs: dict[str, ImageRef] = {}
         self.progress.start(f"hashing images of {Path(read_file.shown_as).name}", len(images))
         for image in images:

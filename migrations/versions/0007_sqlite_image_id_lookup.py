@@ -1,7 +1,7 @@
 """SQLite's annotations_v looks image_id up only for the queries that use it.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 
 SQLite joins by looking rows up, one index search per annotation, and keeps a LEFT JOIN whose
 columns nobody reads. Written as a subquery in the select list, the file's image id is looked
@@ -15,7 +15,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

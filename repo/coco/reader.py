@@ -15,7 +15,8 @@ nesting (at most jsonio.MAX_DEPTH levels), so that every stored value can be wri
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ from repo.coco.rle import RleError, check_runs, compress_runs, decode_string
 from repo.coco.tasks import LABELLED_TASKS
 from repo.errors import InputError
 from repo.model.hashing import NestingError, record_hash, too_deep
+from repo.model.chunked_json import ChunkedObject, ChunkError, read_chunked
 from repo.model.jsonio import MAX_DEPTH, describe, load_json_file
 from repo.model.paths import unsafe_path_problem
 from repo.model.policy import ErrorPolicy
@@ -34,6 +36,7 @@ from repo.model.records import (
     RLE_STRING,
     AnnotationRecord,
     CategoryRecord,
+    FilePart,
     ImageRecord,
     PanopticRecord,
     TaskFile,
@@ -47,6 +50,10 @@ R = TypeVar("R")
 PANOPTIC_ID_LIMIT = 1 << 24  # a PNG pixel holds 24 bits
 
 _CATEGORIES_REQUIRED = LABELLED_TASKS
+# Files larger than this are read in windows (see repo.model.chunked_json): parsing one whole
+# takes ten times its size in memory. Smaller ones are parsed whole, which is faster.
+WINDOWED_BYTES = int(os.environ.get("DSREPO_WINDOWED_JSON_BYTES", 64 << 20))
+_WINDOWED_SECTIONS = frozenset({"images", "annotations"})
 _SECTIONS = ("info", "licenses", "categories", "images", "annotations")
 
 _IMAGE_KEYS = frozenset({"id", "file_name", "width", "height"})
@@ -68,7 +75,7 @@ _NUMBER_TYPES = frozenset({int, float})
 
 def all_numbers(values: list[Any]) -> bool:
     """Every value is a JSON number (not a boolean): one pass in C over long coordinate lists."""
-    return {type(value) for value in values} <= _NUMBER_TYPES
+    return _NUMBER_TYPES.issuperset(map(type, values))
 
 
 def text_problem(value: str) -> str | None:
@@ -79,8 +86,44 @@ def text_problem(value: str) -> str | None:
 def read_task_file(
     path: Path, shown_as: str, task: str, subset: str, policy: ErrorPolicy
 ) -> TaskFile:
+    if task != "panoptic" and path.is_file() and path.stat().st_size > WINDOWED_BYTES:
+        task_file = _read_in_windows(path, shown_as, task, subset, policy)
+        if task_file is not None:
+            return task_file
     document = load_json_file(path, shown_as)
     return read_task_document(document, shown_as, task, subset, path.name, policy)
+
+
+def _read_in_windows(path: Path, shown_as: str, task: str, subset: str, policy: ErrorPolicy) -> TaskFile | None:
+    """A big file with its images and annotations in `parts`, or None for one that is not a
+    valid JSON object with valid sections: the whole-file reader names its problem."""
+    file = path.open("rb")
+    try:
+        chunked = read_chunked(file, _WINDOWED_SECTIONS)
+        reader = _FileReader(shown_as, task, policy)
+        task_file = reader.read_header(chunked.document, subset, path.name)
+    except (ChunkError, InputError):
+        file.close()
+        return None
+    task_file.parts = _parts_or_whole_file_error(reader, chunked, task_file, path)
+    return task_file
+
+
+def _parts_or_whole_file_error(
+    reader: _FileReader, chunked: ChunkedObject, task_file: TaskFile, path: Path
+) -> Iterator[FilePart]:
+    """The file's parts; on the first problem (bad JSON, a bad record under `fail`) the whole
+    file is read the usual way, which fails with the message it always gave (its first problem
+    in the whole-file reader's order, not necessarily the one met here). The import rolls back."""
+    with chunked.file:
+        try:
+            yield from reader.read_windows(chunked, task_file)
+        except (ChunkError, InputError) as problem:
+            document = load_json_file(path, reader.file)
+            read_task_document(document, reader.file, task_file.task, task_file.subset, task_file.name, reader.policy)
+            if isinstance(problem, InputError):
+                raise
+            raise reader.error(None, None, f"not valid JSON ({problem})") from None
 
 
 def read_task_document(
@@ -110,38 +153,51 @@ class _FileReader:
     # -- the file --------------------------------------------------------------------------
 
     def read(self, document: Any, subset: str, name: str) -> TaskFile:
+        task_file = self.read_header(document, subset, name)
+        task_file.images = self._collect(document["images"], "images", self._image, self._image_check())
+        image_ids = {image["coco_id"]: image for image in task_file.images}
+        known_categories, keypoint_counts = _category_facts(task_file.categories)
+        raw_annotations = document.get("annotations", [])
+        if self.task == "panoptic":
+            task_file.panoptic = self._panoptic(raw_annotations, image_ids, known_categories)
+        else:
+            task_file.annotations = self._annotations(raw_annotations, image_ids, known_categories, keypoint_counts)
+        return task_file
+
+    def read_header(self, document: Any, subset: str, name: str) -> TaskFile:
+        """The file's checks and records but for its images and annotations."""
         if not isinstance(document, dict):
             raise self.error(None, None, f"the top-level value is {describe(document)}, expected an object")
         self._check_sections(document)
         self._check_nesting(document)
         categories = self._categories(document.get("categories", []))
-        images = self._images(document["images"])
-        keypoint_counts = {
-            c["coco_id"]: len(c["extra"]["keypoints"])
-            for c in categories
-            if c["extra"] and isinstance(c["extra"].get("keypoints"), list)
-        }
-        known_categories = {c["coco_id"] for c in categories} if categories else None
-        image_ids = {image["coco_id"]: image for image in images}
-        annotations: list[AnnotationRecord] = []
-        panoptic: list[PanopticRecord] = []
-        raw_annotations = document.get("annotations", [])
-        if self.task == "panoptic":
-            panoptic = self._panoptic(raw_annotations, image_ids, known_categories)
-        elif self.task == "image_info":
-            if raw_annotations:
-                raise self.error(
-                    "annotations[0]", None,
-                    "image_info files list images only; their 'annotations' must be empty",
-                )
-        else:
-            annotations = self._annotations(raw_annotations, image_ids, known_categories, keypoint_counts)
         extra = {key: value for key, value in document.items() if key not in _SECTIONS}
         return TaskFile(
             task=self.task, subset=subset, name=name, layout=list(document),
             info=document.get("info"), licenses=document.get("licenses"), extra=extra or None,
-            categories=categories, images=images, annotations=annotations, panoptic=panoptic,
+            categories=categories, images=[], annotations=[], panoptic=[],
         )
+
+    def read_windows(self, chunked: ChunkedObject, task_file: TaskFile) -> Iterator[FilePart]:
+        """The images, then the annotations, of a file read in windows, checked as `read`
+        checks them; of each image only what its annotations are checked against is kept."""
+        check = self._image_check()
+        sizes: dict[int, ImageRecord] = {}
+        first = 0
+        for raw in chunked.windows("images"):
+            images = self._collect(raw, "images", self._image, check, first)
+            first += len(raw)
+            for image in images:
+                kept = {"coco_id": image["coco_id"], "width": image["width"], "height": image["height"]}
+                sizes[image["coco_id"]] = kept  # type: ignore[assignment]
+            yield FilePart(images=images)
+        known_categories, keypoint_counts = _category_facts(task_file.categories)
+        parse, check = self._annotation_steps(sizes, known_categories, keypoint_counts)
+        first = 0
+        for raw in chunked.windows("annotations"):
+            self._check_image_info(raw)
+            yield FilePart(annotations=self._collect(raw, "annotations", parse, check, first))
+            first += len(raw)
 
     def _check_sections(self, document: dict[str, Any]) -> None:
         required = ["images"]
@@ -175,12 +231,14 @@ class _FileReader:
                 )
 
     def _collect(
-        self, raw: list[Any], section: str, parse: Callable[[Any, str], R], check: Callable[[R], None]
+        self, raw: list[Any], section: str, parse: Callable[[Any, str], R], check: Callable[[R], None],
+        first: int = 0,
     ) -> list[R]:
-        """Parse each element of a section; `check` refuses one that clashes with those before
-        (a repeated id). A bad element goes to the error policy, which may skip it."""
+        """Parse each element of a section (`raw` starts at index `first` of it); `check`
+        refuses one that clashes with those before (a repeated id). A bad element goes to the
+        error policy, which may skip it."""
         records: list[R] = []
-        for index, obj in enumerate(raw):
+        for index, obj in enumerate(raw, first):
             try:
                 record = parse(obj, f"{section}[{index}]")
                 check(record)
@@ -231,7 +289,8 @@ class _FileReader:
             hash=self._hash(obj, where),
         )
 
-    def _images(self, raw: list[Any]) -> list[ImageRecord]:
+    def _image_check(self) -> Callable[[ImageRecord], None]:
+        """A `check` refusing an image whose id or file name an earlier one has."""
         ids: set[int] = set()
         names: dict[str, int] = {}
 
@@ -245,7 +304,7 @@ class _FileReader:
             ids.add(record["coco_id"])
             names[record["file_name"]] = record["coco_id"]
 
-        return self._collect(raw, "images", self._image, check)
+        return check
 
     def _image(self, obj: Any, where: str) -> ImageRecord:
         if not isinstance(obj, dict):
@@ -284,9 +343,22 @@ class _FileReader:
         categories: set[int] | None,
         keypoint_counts: dict[int, int],
     ) -> list[AnnotationRecord]:
+        self._check_image_info(raw)
+        return self._collect(raw, "annotations", *self._annotation_steps(images, categories, keypoint_counts))
+
+    def _check_image_info(self, raw: list[Any]) -> None:
+        if self.task == "image_info" and raw:
+            raise self.error(
+                "annotations[0]", None, "image_info files list images only; their 'annotations' must be empty"
+            )
+
+    def _annotation_steps(
+        self, images: dict[int, ImageRecord], categories: set[int] | None, keypoint_counts: dict[int, int]
+    ) -> tuple[Callable[[Any, str], AnnotationRecord], Callable[[AnnotationRecord], None]]:
+        """How `_collect` parses and checks the annotations of this file's task."""
         parse = {"captions": self._caption, "labels": self._label}.get(self.task, self._object)
-        return self._collect(
-            raw, "annotations", lambda obj, where: parse(obj, where, images, categories, keypoint_counts),
+        return (
+            lambda obj, where: parse(obj, where, images, categories, keypoint_counts),
             self._unique("annotation id {}", "coco_id", "the id is listed twice"),
         )
 
@@ -606,3 +678,14 @@ class _FileReader:
         if not _INT64_MIN <= value <= _INT64_MAX:
             raise self.error(where, key, f"the id {value} does not fit in 64 bits")
         return value
+
+
+def _category_facts(categories: list[CategoryRecord]) -> tuple[set[int] | None, dict[int, int]]:
+    """The ids annotations may name (None: any, for a file without categories) and the number
+    of keypoints of each category that lists them."""
+    keypoint_counts = {
+        c["coco_id"]: len(c["extra"]["keypoints"])
+        for c in categories
+        if c["extra"] and isinstance(c["extra"].get("keypoints"), list)
+    }
+    return ({c["coco_id"] for c in categories} if categories else None), keypoint_counts

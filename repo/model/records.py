@@ -11,6 +11,7 @@ INTEGER_BIT): as an integer or not, and -0.0 with its sign.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -94,8 +95,20 @@ class PanopticRecord:
 
 
 @dataclass
+class FilePart:
+    """A window of a file too big to hold at once: some of its images or annotations."""
+
+    images: list[ImageRecord] = field(default_factory=list)
+    annotations: list[AnnotationRecord] = field(default_factory=list)
+
+
+@dataclass
 class TaskFile:
-    """One COCO annotation file, validated, in the order the file had everything."""
+    """One COCO annotation file, validated, in the order the file had everything.
+
+    A file too big to hold comes with `parts`: its images, then its annotations, validated
+    a window at a time as they are taken (`images` and `annotations` stay empty until
+    `gather_parts`)."""
 
     task: str
     subset: str
@@ -109,6 +122,7 @@ class TaskFile:
     annotations: list[AnnotationRecord]
     panoptic: list[PanopticRecord]
     sha256: str | None = None  # of the file's bytes, when read from a file (an update skips it if unchanged)
+    parts: Iterator[FilePart] | None = None
 
 
 @dataclass(frozen=True)
@@ -120,3 +134,14 @@ class KeptPng:
     width: int
     height: int
     masks: dict[int, bytes]
+
+
+def gather_parts(task_file: TaskFile) -> None:
+    """Hold all of a windowed file's records in `images` and `annotations`, for the steps that
+    need them all at once (an update's matching, a label map's merges)."""
+    if task_file.parts is None:
+        return
+    for part in task_file.parts:
+        task_file.images.extend(part.images)
+        task_file.annotations.extend(part.annotations)
+    task_file.parts = None

@@ -2,7 +2,7 @@
 
 SQLAlchemy's executemany runs every value of every row through Python-level processing
 (parameter dicts, type processors); for tens of thousands of annotations that was most of an
-import's time. Here each row becomes a tuple once, JSON values are serialized by our own
+import's time. Here each row becomes a list of values once, JSON values are serialized by our own
 writer (the same one the engine uses, so stored text is identical either way), and the
 driver does the rest, inside the caller's transaction.
 """
@@ -22,14 +22,14 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
     if not rows:
         return
     names = [column.name for column in table.c]
-    json_names = {column.name for column in table.c if isinstance(column.type, JSON)}
-    tuples = [
-        tuple(
-            dumps_text(row[name]) if name in json_names and row.get(name) is not None else row.get(name)
-            for name in names
-        )
-        for row in rows
-    ]
+    json_places = [place for place, column in enumerate(table.c) if isinstance(column.type, JSON)]
+    tuples = []
+    for row in rows:
+        values = list(map(row.get, names))
+        for place in json_places:
+            if values[place] is not None:
+                values[place] = dumps_text(values[place])
+        tuples.append(values)
     raw = connection.connection.driver_connection
     columns = ", ".join(names)
     if connection.dialect.name == "postgresql":

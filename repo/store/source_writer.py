@@ -14,7 +14,7 @@ Core; nothing here creates an object per annotation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -22,10 +22,10 @@ from typing import Any, NamedTuple
 from sqlalchemy import Row, Table, select
 
 from repo.model.hashing import record_hash
-from repo.model.records import ANNOTATION_FIELDS, AnnotationRecord, ImageRecord, KeptPng, TaskFile
+from repo.model.records import ANNOTATION_FIELDS, AnnotationRecord, FilePart, ImageRecord, KeptPng, TaskFile
 from repo.store import schema
 from repo.store.labels import ensure_labels
-from repo.store.positions import reuse_positions
+from repo.store.positions import fresh_position, reuse_positions
 from repo.store.previous import file_links, kept_pngs, newest_row, png_digests
 from repo.store.versions import VersionWriter, version_values
 
@@ -122,6 +122,37 @@ class SourceWriter:
     # -- one file ---------------------------------------------------------------------------
 
     def write_file(self, task_file: TaskFile, position: int, image_refs: Mapping[str, ImageRef]) -> None:
+        written_before = self.counts.total
+        file_id, stored, versioned = self._write_header(task_file, position)
+        exists = stored is not None
+        item_ids = self._write_images(file_id, task_file.subset, task_file.images, image_refs, exists)
+        self._write_annotations(file_id, task_file, item_ids, exists)
+        if exists and not versioned:
+            self._restamp_file(stored, task_file.sha256, self.counts.total != written_before)
+
+    def stores_file(self, task_file: TaskFile) -> bool:
+        """Does the source already hold this file (so that an update matches its rows)?"""
+        return (task_file.task, task_file.subset) in self._stored_files
+
+    def write_parts(
+        self, task_file: TaskFile, position: int, parts: Iterable[tuple[FilePart, Mapping[str, ImageRef]]]
+    ) -> None:
+        """Write a file the source does not hold yet a part at a time (each with its images'
+        refs), its records numbered as `write_file` numbers them."""
+        file_id, stored, _ = self._write_header(task_file, position)
+        assert stored is None, "a stored file is matched whole: gather its parts first"
+        item_ids: dict[int, int] = {}
+        images = annotations = 0
+        for part, image_refs in parts:
+            item_ids.update(self._write_images(file_id, task_file.subset, part.images, image_refs, False, images))
+            images += len(part.images)
+            wanted = [(a["coco_id"], _annotation_row(a, file_id, item_ids[a["image_id"]])) for a in part.annotations]
+            self._sync(schema.annotations, {}, wanted, first=annotations)
+            annotations += len(wanted)
+
+    def _write_header(self, task_file: TaskFile, position: int) -> tuple[int, Row[Any] | None, bool]:
+        """The file's row and its categories; returns its id, its stored row if there was one,
+        and whether its content changed (a new version of the row)."""
         stored = self._stored_files.pop((task_file.task, task_file.subset), None)
         header = {
             "layout": task_file.layout, "info": task_file.info, "licenses": task_file.licenses,
@@ -132,16 +163,12 @@ class SourceWriter:
             "name": task_file.name, "position": position, "hash": record_hash(header), **header,
             "content_sha256": task_file.sha256,
         }
-        written_before = self.counts.total
         versioned = stored is not None and any(getattr(stored, c) != file_row[c] for c in COMPARED["files"])
         [file_id] = self._sync(
             schema.files, {"file": stored} if stored else {}, [("file", file_row)], positioned=False
         )
         self._write_categories(file_id, task_file, stored is not None)
-        item_ids = self._write_images(file_id, task_file, image_refs, stored is not None)
-        self._write_annotations(file_id, task_file, item_ids, stored is not None)
-        if stored is not None and not versioned:
-            self._restamp_file(stored, task_file.sha256, self.counts.total != written_before)
+        return file_id, stored, versioned
 
     def _restamp_file(self, stored: Row[Any], sha256: str | None, rows_changed: bool) -> None:
         """Keep the file's row the newest of its rows, with the digest of the bytes they came
@@ -241,12 +268,13 @@ class SourceWriter:
         self._sync(schema.categories, stored, wanted)
 
     def _write_images(
-        self, file_id: int, task_file: TaskFile, image_refs: Mapping[str, ImageRef], exists: bool
+        self, file_id: int, subset: str, images: list[ImageRecord], image_refs: Mapping[str, ImageRef], exists: bool,
+        first: int = 0,
     ) -> dict[int, int]:
-        """Items for the file's images (new, changed or shared); returns coco id -> item id."""
-        subset = task_file.subset
+        """Items for the file's images (new, changed or shared; `first` of the file's images
+        are written already); returns coco id -> item id."""
         fresh = {}
-        for image in task_file.images:
+        for image in images:
             key = (subset, image["file_name"])
             if key not in self._items and key not in fresh:
                 fresh[key] = self._item_row(subset, image, image_refs.get(image["file_name"]))
@@ -256,7 +284,7 @@ class SourceWriter:
             self._items[key] = (item_id, row["hash"])
         item_ids: dict[int, int] = {}
         wanted = []
-        for image in task_file.images:
+        for image in images:
             item_id, item_hash = self._items[(subset, image["file_name"])]
             item_ids[image["coco_id"]] = item_id
             wanted.append((item_id, {
@@ -264,7 +292,7 @@ class SourceWriter:
                 "record": None if image["hash"] == item_hash else self.image_object(image),
             }))
         stored_links = self._stored(schema.file_images, file_id, exists, lambda row: row.item_id)
-        self._sync(schema.file_images, stored_links, wanted)
+        self._sync(schema.file_images, stored_links, wanted, first=first)
         return item_ids
 
     def _item_row(self, subset: str, image: ImageRecord, ref: ImageRef | None) -> dict[str, Any]:
@@ -313,11 +341,14 @@ class SourceWriter:
         stored: dict[Hashable, Row[Any]],
         wanted: Sequence[tuple[Hashable, dict[str, Any]]],
         positioned: bool = True,
+        first: int = 0,
     ) -> list[int]:
-        """Write `wanted` (key, row) over the `stored` rows; returns the records' ids in order."""
+        """Write `wanted` (key, row) over the `stored` rows; returns the records' ids in order.
+        `first` records of the file come before `wanted` (written already, none stored)."""
         if positioned:
             old = [stored[key].position if key in stored else None for key, _ in wanted]
-            for (_, row), position in zip(wanted, reuse_positions(old)):
+            positions = reuse_positions(old) if stored else [fresh_position(first + i) for i in range(len(wanted))]
+            for (_, row), position in zip(wanted, positions):
                 row["position"] = position
         compared, cached = COMPARED[table.name], FILLED_IN_PLACE.get(table.name, ())
         new_rows, versions, closing, ids, refills = [], [], [], [], []

@@ -1,0 +1,210 @@
+"""Reading a big JSON object a piece at a time: its small values whole, its big arrays in
+windows of whole elements, so that a 600 MB COCO file never becomes 6 GB of Python objects.
+
+A first pass scans the bytes (a block at a time, with numpy) for the structure alone: where
+strings begin and end (escapes included), how deep each bracket nests, where each top-level
+value lies, and inside the arrays to be windowed the ends of elements about every
+WINDOW_BYTES. Each piece is then parsed by `jsonio.parse_json`, the same parse as a whole
+file, so numbers and strings come out exactly as they would from it.
+
+Every byte of the file is parsed in exactly one piece: the top-level object with each of its
+container values replaced by an empty one of the same kind (`{"images": [], ...}`), each
+small container whole, each window as `[element, ...]` (a window after the first keeps the
+comma before its first element, and is parsed after a stand-in element, so that a missing or
+extra comma fails). So the pieces parse if and only if the file does. A problem found here
+raises ChunkError; the caller then reads the whole file the usual way, which refuses it with
+the message it always gave.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import numpy as np
+
+from repo.model.jsonio import MAX_DEPTH, duplicate_key, parse_json
+
+BLOCK_BYTES = 16 << 20  # read and scanned at a time
+WINDOW_BYTES = 4 << 20  # about this much of a big array is parsed at a time
+# A valid record nests at most MAX_DEPTH levels inside the top-level object and its array;
+# a deeper file is left to the whole-file reader (and stdlib's recursion limit never differs
+# between a window and the whole file).
+_DEEPEST = MAX_DEPTH + 2
+
+_QUOTE, _BACKSLASH, _OPEN_LIST, _OPEN_OBJECT, _CLOSE = 1, 2, 3, 4, 5
+_KINDS = np.zeros(256, dtype=np.uint8)
+_KINDS[ord('"')] = _QUOTE
+_KINDS[ord("\\")] = _BACKSLASH
+_KINDS[ord("[")] = _OPEN_LIST
+_KINDS[ord("{")] = _OPEN_OBJECT
+_KINDS[ord("]")] = _KINDS[ord("}")] = _CLOSE
+
+
+class ChunkError(Exception):
+    """The file is not valid JSON, or not of a shape read in pieces (its value is no object)."""
+
+
+@dataclass
+class Span:
+    """A container value of the top-level object: bytes [start, end] (both brackets), and for a
+    windowed array the positions of the closing brackets after which a window ends."""
+
+    start: int
+    end: int = -1
+    is_list: bool = False
+    cuts: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ChunkedObject:
+    """A scanned top-level object: `document` holds every value, except that the keys named
+    in `windowed` hold an empty list whose elements `windows(key)` yields."""
+
+    file: IO[bytes]
+    document: dict[str, Any]
+    spans: dict[str, Span]
+
+    def windows(self, key: str) -> Iterator[list[Any]]:
+        """The elements of the windowed array `key`, a list of whole elements at a time."""
+        span = self.spans.get(key)
+        if span is None:
+            return
+        bounds = [span.start + 1, *(cut + 1 for cut in span.cuts), span.end]
+        for index, (start, end) in enumerate(zip(bounds, bounds[1:])):
+            piece = _read(self.file, start, end)
+            if not index:
+                yield _parse(b"[" + piece + b"]")
+            else:  # `, element, ...` after a stand-in element: a missing or extra comma fails
+                yield _parse(b"[0" + piece + b"]")[1:]
+
+
+def read_chunked(file: IO[bytes], windowed: frozenset[str]) -> ChunkedObject:
+    """Scan `file` (a JSON object, maybe after a UTF-8 byte order mark) and parse all but the
+    top-level arrays named in `windowed`."""
+    head = file.read(3)
+    offset = 3 if head == b"\xef\xbb\xbf" else 0
+    spans = _scan(file, offset)
+    skeleton = bytearray()
+    previous = offset
+    for span in spans:
+        skeleton += _read(file, previous, span.start)
+        skeleton += b"[]" if span.is_list else b"{}"
+        previous = span.end + 1
+    skeleton += _read(file, previous, None)
+    document = _parse(bytes(skeleton))
+    if not isinstance(document, dict):
+        raise ChunkError("the top-level value is not an object")
+    containers = [key for key, value in document.items() if isinstance(value, (dict, list))]
+    if len(containers) != len(spans):
+        raise ChunkError("the scan and the parse disagree")  # cannot happen for valid JSON
+    kept: dict[str, Span] = {}
+    for key, span in zip(containers, spans):
+        if key in windowed and span.is_list:
+            kept[key] = span
+        else:
+            document[key] = _parse(_read(file, span.start, span.end + 1))
+    return ChunkedObject(file, document, kept)
+
+
+def _read(file: IO[bytes], start: int, end: int | None) -> bytes:
+    file.seek(start)
+    return file.read() if end is None else file.read(end - start)
+
+
+def _parse(text: bytes) -> Any:
+    try:
+        value = parse_json(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ChunkError(str(exc)) from None
+    if duplicate_key(text, value) is not None:
+        raise ChunkError("a duplicate key")
+    return value
+
+
+def _scan(file: IO[bytes], offset: int) -> list[Span]:
+    """The container values of the top-level object, with window cuts in its arrays.
+
+    Per block, only the bytes that matter (quotes, backslashes, brackets) are looked at: a
+    backslash escapes the byte after it unless itself escaped; a bracket counts when an even
+    number of unescaped quotes precedes it; depth is a running sum of +1 and -1."""
+    spans: list[Span] = []
+    depth, in_string, escape_next = 0, 0, False
+    base = offset
+    file.seek(offset)
+    while block := file.read(BLOCK_BYTES):
+        data = np.frombuffer(block, dtype=np.uint8)
+        places = np.flatnonzero(_KINDS[data])
+        kinds = _KINDS[data[places]]
+        backslashes = places[kinds == _BACKSLASH]
+        if escape_next or len(backslashes):
+            escaped, escape_next = _escaped(backslashes.tolist(), escape_next, len(block))
+            keep = kinds != _BACKSLASH
+            if escaped:
+                keep &= ~np.isin(places, np.fromiter(escaped, dtype=places.dtype))
+            places, kinds = places[keep], kinds[keep]
+        quotes = kinds == _QUOTE
+        parity = (np.cumsum(quotes) + in_string) & 1
+        if len(parity):
+            in_string = int(parity[-1])
+        structural = ~quotes & (parity == 0)
+        places, kinds = places[structural] + base, kinds[structural]
+        steps = np.where(kinds == _CLOSE, -1, 1)
+        after = depth + np.cumsum(steps)
+        if len(after):
+            if after.min() < 0 or after.max() > _DEEPEST:
+                raise ChunkError("a bracket closes nothing, or they nest too deep")
+            depth = int(after[-1])
+        _record(spans, places, kinds, after - steps, after)
+        base += len(block)
+    if depth or in_string:
+        raise ChunkError("the text ends inside a value")
+    if spans and spans[-1].end < 0:
+        raise ChunkError("the text ends inside a value")
+    return spans
+
+
+def _escaped(backslashes: list[int], escape_first: bool, size: int) -> tuple[set[int], bool]:
+    """The places in a block that a backslash escapes, and whether the next block's first
+    byte is escaped."""
+    escaped = {0} if escape_first else set()
+    for place in backslashes:
+        if place not in escaped:
+            escaped.add(place + 1)
+    return escaped, size in escaped
+
+
+def _record(spans: list[Span], places: Any, kinds: Any, before: Any, after: Any) -> None:
+    """Note the top-level values that open or close among these brackets, and the element ends
+    (closing brackets back at depth 2) of the array open meanwhile, about WINDOW_BYTES apart."""
+    opens = np.flatnonzero((kinds != _CLOSE) & (before == 1))
+    closes = np.flatnonzero((kinds == _CLOSE) & (after == 1))
+    ends = places[(kinds == _CLOSE) & (after == 2)]
+    events = sorted([(index, True) for index in opens.tolist()] + [(index, False) for index in closes.tolist()])
+    done = 0  # ends before this index of `ends` are dealt with
+    for index, opening in events:
+        place = int(places[index])
+        upto = int(np.searchsorted(ends, place))
+        _cut(spans, ends[done:upto])
+        done = upto
+        if opening:
+            spans.append(Span(place, is_list=bool(kinds[index] == _OPEN_LIST)))
+        else:
+            spans[-1].end = place
+    _cut(spans, ends[done:])
+
+
+def _cut(spans: list[Span], ends: Any) -> None:
+    """Choose window cuts among element ends of the open array."""
+    if not len(ends) or not spans or spans[-1].end >= 0 or not spans[-1].is_list:
+        return
+    span = spans[-1]
+    last = span.cuts[-1] if span.cuts else span.start
+    while True:
+        index = int(np.searchsorted(ends, last + WINDOW_BYTES))
+        if index == len(ends):
+            return
+        last = int(ends[index])
+        span.cuts.append(last)
