@@ -118,14 +118,20 @@ def test_reordering_and_removal(backend, dataset, copy_of, tmp_path):
         assert_same_file(copy_of / "annotations" / name, out / "annotations" / name)
 
 
-def test_a_changed_png_is_a_changed_segment(backend, dataset, copy_of, tmp_path):
+def _committed_with_a_two_segment_png(backend, dataset, copy_of):
+    """A committed import of `dataset`; the copy's panoptic JSON, a record with two segments or
+    more, its PNG's path and id map (to be changed by the test)."""
     project = backend.create()
     import_dataset(project, "coco", dataset, name="src")
     commit(project, "imported")
     panoptic = load_json(copy_of / "annotations" / "panoptic_val2017.json")
     record = next(r for r in panoptic["annotations"] if len(r["segments_info"]) >= 2)
     png_path = copy_of / "annotations" / "panoptic_val2017" / record["file_name"]
-    ids = id_map(png_path)
+    return project, panoptic, record, png_path, id_map(png_path)
+
+
+def test_a_changed_png_is_a_changed_segment(backend, dataset, copy_of, tmp_path):
+    project, panoptic, record, png_path, ids = _committed_with_a_two_segment_png(backend, dataset, copy_of)
     first, second = record["segments_info"][0]["id"], record["segments_info"][1]["id"]
     ys, xs = (ids == first).nonzero()
     ids[ys[0], xs[0]] = second  # one pixel moves from one segment to the other
@@ -232,13 +238,7 @@ def test_a_changed_panoptic_json_does_not_decode_unchanged_pngs(backend, dataset
 
 
 def test_a_changed_png_is_decoded_again(backend, dataset, copy_of, tmp_path):
-    project = backend.create()
-    import_dataset(project, "coco", dataset, name="src")
-    commit(project, "imported")
-    panoptic = load_json(copy_of / "annotations" / "panoptic_val2017.json")
-    record = next(r for r in panoptic["annotations"] if len(r["segments_info"]) >= 2)
-    png_path = copy_of / "annotations" / "panoptic_val2017" / record["file_name"]
-    ids = id_map(png_path)
+    project, panoptic, record, png_path, ids = _committed_with_a_two_segment_png(backend, dataset, copy_of)
     dropped = record["segments_info"].pop()["id"]
     ids[ids == dropped] = 0
     Image.fromarray(np.stack([(ids >> s) & 255 for s in (0, 8, 16)], axis=-1).astype("uint8"), "RGB").save(png_path)
