@@ -123,23 +123,23 @@ tags = Table(
     Column("seq", Integer, nullable=False),
 )
 
-blobs = Table(
-    "blobs",
-    metadata,
-    Column("sha256", String(64), primary_key=True),
-    Column("size", BigInteger, nullable=False),
-    Column("data", LargeBinary, nullable=False),
-)
+
+def _content_addressed(name: str) -> Table:
+    """Bytes stored once by their SHA-256, append-only."""
+    return Table(
+        name,
+        metadata,
+        Column("sha256", String(64), primary_key=True),
+        Column("size", BigInteger, nullable=False),
+        Column("data", LargeBinary, nullable=False),
+    )
+
+
+blobs = _content_addressed("blobs")  # image files
 
 # The panoptic PNGs imports read, each once by content (migration 0006): an export writes one
-# as it was when its record's segments still are those cut from it. Append-only, like blobs.
-panoptic_pngs = Table(
-    "panoptic_pngs",
-    metadata,
-    Column("sha256", String(64), primary_key=True),
-    Column("size", BigInteger, nullable=False),
-    Column("data", LargeBinary, nullable=False),
-)
+# as it was when its record's segments still are those cut from it.
+panoptic_pngs = _content_addressed("panoptic_pngs")
 
 sources = _versioned(
     "sources",
