@@ -9,6 +9,7 @@ neighbours have no room left between them is the whole file renumbered.
 
 from __future__ import annotations
 
+import operator
 from bisect import bisect_left
 from collections.abc import Sequence
 
@@ -51,6 +52,8 @@ def _increasing_run(values: Sequence[int | None]) -> set[int]:
 def reuse_positions(old_positions: Sequence[int | None]) -> list[int]:
     """New positions for records in their new order, given each one's old position (or None)."""
     count = len(old_positions)
+    if None not in old_positions and all(map(operator.lt, old_positions, old_positions[1:])):
+        return list(old_positions)  # the common case of an update: every record kept its place
     kept = _increasing_run(old_positions)
     positions: list[int | None] = [old_positions[i] if i in kept else None for i in range(count)]
     index = 0
