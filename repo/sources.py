@@ -22,6 +22,8 @@ from repo.store.source_writer import SourceWriter
 from repo.store.sources import close_source, find_source, move_source
 from repo.store.versions import VersionWriter
 
+STATISTICS_SHARE = 10  # an update refreshes the statistics once it wrote rows for 1 record in 10 read
+
 
 def update_source(
     project: Project,
@@ -48,8 +50,18 @@ def update_source(
         writer = SourceWriter(versions, source_id, new_source=False, image_object=image_record_object, root=reader.root)
         result = write_files(connection, writer, name, reader, on_error, stored.get("label_map"), progress)
         report_skipped(project, result, error_report, reports)
-    project.refresh_statistics()
+    if needs_statistics(result):
+        project.refresh_statistics()
     return result
+
+
+def needs_statistics(result: ImportResult) -> bool:
+    """Whether an update wrote enough for the planner's statistics to be refreshed: rows for
+    a tenth of the records it read or more (much as PostgreSQL's autovacuum analyzes a table
+    once a tenth of it changed). The refresh reads every table of the project, so an update
+    that changed a few records, or none, leaves the statistics as they were: they still
+    describe the tables' sizes."""
+    return result.changes.total * STATISTICS_SHARE >= result.images + result.annotations
 
 
 def remove_source(project: Project, name: str) -> None:

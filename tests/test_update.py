@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -327,3 +328,79 @@ def test_a_file_whose_rows_changed_since_it_was_read_is_read_again(backend, data
     assert "instances_val2017.json" in reads and "captions_val2017.json" not in reads
     assert f"{dataset}/annotations/captions_val2017.json: unchanged, skipped" in result.notes
     _assert_same_as_a_fresh_import(backend, project, dataset, tmp_path)
+
+
+def test_changed_moved_added_and_removed_records_in_one_file(backend, dataset, copy_of, tmp_path):
+    """Matching builds rows only for the records it writes: every kind of change at once,
+    in instances and in panoptic, gives what a fresh import of the folder gives."""
+    project = backend.create()
+    import_dataset(project, "coco", dataset, name="src")
+    commit(project, "imported")
+
+    def instances(document: dict[str, Any]) -> None:
+        annotations = document["annotations"]
+        other_image = next(a["image_id"] for a in annotations if a["image_id"] != annotations[0]["image_id"])
+        annotations[0].update(image_id=other_image)  # moved to another image
+        annotations[1].update(category_id=document["categories"][-1]["id"], iscrowd=0)
+        annotations[2]["bbox"][0] += 0.25
+        added = copy.deepcopy(annotations[3])
+        added["id"] = 888_888
+        annotations.append(added)
+        del annotations[4]
+
+    def panoptic(document: dict[str, Any]) -> None:
+        record = next(r for r in document["annotations"] if len(r["segments_info"]) >= 2)
+        record["segments_info"][0]["iscrowd"] = 1 - record["segments_info"][0].get("iscrowd", 0)
+
+    _edit(copy_of, "instances_val2017.json", instances)
+    _edit(copy_of, "panoptic_val2017.json", panoptic)
+    result = update_source(project, "src", copy_of)
+    assert result.changes.added == {"annotations": 1}
+    assert result.changes.removed == {"annotations": 1}
+    assert result.changes.changed == {"annotations": 4, "panoptic_records": 1}
+    _assert_same_as_a_fresh_import(backend, project, copy_of, tmp_path)
+
+
+def test_file_sha256_is_the_digest_of_the_bytes(tmp_path):
+    """The oracle is hashlib over the whole file; a file of several read chunks, an empty
+    one, a folder and a missing file (None: the reader then says why)."""
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * (3 * coco_format.DIGEST_CHUNK // 256 + 7))
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    for path in (big, empty):
+        assert coco_format.file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert coco_format.file_sha256(str(path)) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert coco_format.file_sha256(tmp_path) is None
+    assert coco_format.file_sha256(tmp_path / "missing.png") is None
+
+
+def _annotation_statistics(project) -> float:
+    """The number of rows of `annotations` the planner believes in (SQLite: sqlite_stat1,
+    written by ANALYZE, for an index over every row; PostgreSQL: pg_class.reltuples)."""
+    with project.engine.connect() as connection:
+        if project.engine.dialect.name == "postgresql":
+            return connection.execute(text("SELECT reltuples FROM pg_class WHERE relname = 'annotations'")).scalar_one()
+        stat = connection.execute(text("SELECT stat FROM sqlite_stat1 WHERE idx = 'ix_annotations_lineage'")).scalar_one()
+        return float(stat.split()[0])
+
+
+def test_statistics_are_refreshed_only_after_updates_that_wrote_much(backend, dataset, copy_of):
+    project = backend.create()
+    import_dataset(project, "coco", dataset, name="src")
+    commit(project, "imported")  # a change now adds a row version
+    imported = row_count(project, "annotations")
+    assert _annotation_statistics(project) == imported
+    _edit(copy_of, "instances_val2017.json", lambda d: d["annotations"][0]["bbox"].__setitem__(0, 0.5))
+    assert update_source(project, "src", copy_of).changes.changed == {"annotations": 1}
+    assert row_count(project, "annotations") == imported + 1
+    assert _annotation_statistics(project) == imported  # one row in thousands: left as it was
+
+    def many(document: dict[str, Any]) -> None:
+        for index, annotation in enumerate(copy.deepcopy(document["annotations"])):
+            document["annotations"].append({**annotation, "id": 1_000_000 + index})
+
+    _edit(copy_of, "instances_val2017.json", many)
+    result = update_source(project, "src", copy_of)
+    assert result.changes.added["annotations"] * 10 >= result.images + result.annotations
+    assert _annotation_statistics(project) == row_count(project, "annotations")

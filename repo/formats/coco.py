@@ -64,6 +64,7 @@ from repo.store.blobs import blob_datas
 from repo.transforms.attributes import without_attributes
 
 PAINT_BATCH = 1024  # panoptic records whose segments are held in memory at once
+DIGEST_CHUNK = 1 << 20  # bytes read at a time for a digest
 
 IMPORT_OPTIONS = (
     flag("copy_images", "--copy-images", help="Store the image files in the database."),
@@ -124,14 +125,23 @@ class CocoReader:
             yield ReadFile(task_file, annotation_file.shown_as, annotation_file.image_dirs(), notes)
 
 
-def file_sha256(path: Path) -> str | None:
-    """The SHA-256 of a file's bytes, read in chunks; None if it cannot be read (the reader
-    then says why)."""
+def file_sha256(path: str | os.PathLike[str]) -> str | None:
+    """The SHA-256 of a file's bytes; None if it cannot be read (the reader then says why).
+    Read with bare `os.read` calls, a chunk at a time: an update digests every panoptic PNG,
+    and most are a few KiB, where a buffered file object costs more than the hashing."""
     try:
-        with path.open("rb") as file:
-            return hashlib.file_digest(file, "sha256").hexdigest()
+        descriptor = os.open(path, os.O_RDONLY)
     except OSError:
         return None
+    digest = hashlib.sha256()
+    try:
+        while chunk := os.read(descriptor, DIGEST_CHUNK):
+            digest.update(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+    return digest.hexdigest()
 
 
 def _unchanged(annotation_file: AnnotationFile, digest: str | None, previous: PreviousImport) -> bool:
@@ -142,7 +152,10 @@ def _unchanged(annotation_file: AnnotationFile, digest: str | None, previous: Pr
     if task != "panoptic":
         return True
     digests = previous.png_digests(task, subset)
-    return all(digest is not None and file_sha256(annotation_file.png_dir / name) == digest for name, digest in digests.items())
+    png_dir = os.fspath(annotation_file.png_dir)
+    return all(
+        digest is not None and file_sha256(os.path.join(png_dir, name)) == digest for name, digest in digests.items()
+    )
 
 
 def _check_meta(
