@@ -404,3 +404,30 @@ def test_statistics_are_refreshed_only_after_updates_that_wrote_much(backend, da
     result = update_source(project, "src", copy_of)
     assert result.changes.added["annotations"] * 10 >= result.images + result.annotations
     assert _annotation_statistics(project) == row_count(project, "annotations")
+
+
+def _item_images(project) -> dict[str, tuple[Any, ...]]:
+    with project.engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT file_name, image_size, image_sha256 FROM items WHERE rev_to IS NULL")
+        ).all()
+    return {row[0]: (row[1], row[2]) for row in rows}
+
+
+def test_an_image_that_changed_size_makes_the_files_listing_it_be_read_again(backend, tmp_path, reads):
+    """Every annotation file is unchanged, but one image file grew: the files listing it are
+    read again (each image is looked at once), and its item holds the new file's digest."""
+    folder = tmp_path / "with-images"
+    generate(folder, images=6, seed=3, tasks=["instances", "captions"], write_images=True)
+    project = backend.create()
+    import_dataset(project, "coco", folder, name="src")
+    commit(project, "imported")
+    image = sorted((folder / "images" / "val2017").iterdir())[0]
+    image.write_bytes(image.read_bytes() + b"\0" * 10)
+    reads.clear()
+    result = update_source(project, "src", folder)
+    assert sorted(reads) == ["captions_val2017.json", "instances_val2017.json"]
+    assert result.changes.changed == {"items": 1}
+    assert _item_images(project)[image.name] == (image.stat().st_size, hashlib.sha256(image.read_bytes()).hexdigest())
+    reads.clear()
+    assert update_source(project, "src", folder).changes.empty and reads == []

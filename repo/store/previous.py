@@ -53,7 +53,7 @@ def file_links(connection: Connection, file_id: int) -> list[tuple[int, bool]]:
     query = select(links.c.item_id, links.c.record.is_not(None)).where(
         links.c.file_id == file_id, links.c.rev_to.is_(None)
     )
-    return [(item_id, bool(own_record)) for item_id, own_record in connection.execute(query)]
+    return [(item_id, bool(own_record)) for item_id, own_record in connection.execute(query).all()]
 
 
 def png_digests(connection: Connection, file_id: int) -> dict[str, str | None]:

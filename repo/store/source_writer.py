@@ -15,6 +15,7 @@ Core; nothing here creates an object per annotation.
 from __future__ import annotations
 
 import functools
+import os
 from collections import namedtuple
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -111,6 +112,7 @@ class SourceWriter:
         self._stored_items: dict[tuple[str, str], Row[Any]] = {}
         self._items_by_id: dict[int, _StoredItem] = {}  # every stored item, also once written again
         self._links: tuple[int, list[tuple[int, bool]]] = (0, [])  # the last file `unchanged` looked at
+        self._image_sizes: dict[str, int | None] = {}  # image file -> its size now (None: not there)
         if not new_source:
             self._load_source()
         self._items: dict[tuple[str, str], tuple[int, bytes]] = {}  # written this run: id, record hash
@@ -222,12 +224,16 @@ class SourceWriter:
         return True
 
     def _image_unchanged(self, image_path: str, image_size: int | None) -> bool:
+        """Whether an image file still has its stored size; each file is looked at once per
+        update, however many unchanged files list it."""
         if self.root is None:
             return True
-        try:
-            return (self.root / image_path).stat().st_size == image_size
-        except OSError:
-            return False
+        if image_path not in self._image_sizes:
+            try:
+                self._image_sizes[image_path] = os.stat(os.path.join(self.root, image_path)).st_size
+            except OSError:
+                self._image_sizes[image_path] = None
+        return self._image_sizes[image_path] == image_size
 
     def png_digests(self, task: str, subset: str) -> Mapping[str, str | None]:
         stored = self._stored_files.get((task, subset))
