@@ -6,6 +6,8 @@ import copy
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -431,3 +433,22 @@ def test_an_image_that_changed_size_makes_the_files_listing_it_be_read_again(bac
     assert _item_images(project)[image.name] == (image.stat().st_size, hashlib.sha256(image.read_bytes()).hexdigest())
     reads.clear()
     assert update_source(project, "src", folder).changes.empty and reads == []
+
+
+def test_an_update_of_instances_starts_without_alembic_opencv_or_pillow(dataset, copy_of, tmp_path):
+    """`update` runs in a fresh interpreter on a changed instances file (and the panoptic file
+    unchanged): afterwards none of these modules were loaded."""
+    project = tmp_path / "p"
+    subprocess.run([sys.executable, "-m", "repo.cli", "create", "-p", str(project), "-q"], check=True)
+    subprocess.run([sys.executable, "-m", "repo.cli", "import", "-p", str(project), "-f", "coco", "-n", "src",
+                    str(dataset), "-q"], check=True)
+    _edit(copy_of, "instances_val2017.json", lambda d: d["annotations"][0]["bbox"].__setitem__(0, 0.5))
+    program = (
+        "import json, sys\n"
+        "from repo.cli import main\n"
+        f"main(['update', '-p', {str(project)!r}, 'src', {str(copy_of)!r}, '-q'], standalone_mode=False)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], check=True, capture_output=True, text=True)
+    loaded = {name.split(".")[0] for name in json.loads(done.stdout.splitlines()[-1])}
+    assert "repo" in loaded and not loaded & {"alembic", "PIL", "cv2", "isal", "matplotlib"}

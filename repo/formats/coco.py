@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row
 
@@ -31,14 +31,12 @@ from repo._internal.compose import ComposedFile, Contributor, ImageFile, annotat
 from repo._internal.parallel import Workers
 from repo.coco.layout import AnnotationFile, annotation_path, discover
 from repo.coco.meta import DatasetMeta, check_categories, find_meta, read_meta
-from repo.coco.panoptic import DecodeJob, KeptJob, PaintJob, attach_segment_masks, decode_job, png_job
 from repo.coco.reader import read_task_file
 from repo.coco.tasks import FORMAT_TASKS, LABELLED_TASKS, file_name_for
 from repo.coco.writer import panoptic_object, write_task_file
 from repo.errors import ConfigError, ConflictError, InputError
 from repo.exporting import copy_image
 from repo.formats import coco_images, coco_options
-from repo.formats.coco_derive import plan_derivations, write_derivation
 from repo.formats.coco_images import planned_images, save_planned
 from repo.formats.coco_options import Rewrite, chosen_files, nothing_to_write, write_dataset_meta
 from repo.formats.registry import (
@@ -62,6 +60,13 @@ from repo.progress import Progress
 from repo.store import fetch, schema
 from repo.store.blobs import blob_datas
 from repo.transforms.attributes import without_attributes
+
+if TYPE_CHECKING:
+    from repo.coco.panoptic import KeptJob, PaintJob
+
+# repo.coco.panoptic (Pillow, ISA-L) and repo.formats.coco_derive are imported where they are
+# used: an update or import that decodes no panoptic PNG, and an export that derives no task,
+# do not load them.
 
 PAINT_BATCH = 1024  # panoptic records whose segments are held in memory at once
 DIGEST_CHUNK = 1 << 20  # bytes read at a time for a digest
@@ -180,6 +185,8 @@ def _cut_panoptic(
     import, or under `skip` drops its record. A PNG in `kept` whose bytes did not change, for
     an image of the same size and the same segment ids, is not decoded: the kept masks are its
     masks. Returns how many PNGs were not decoded."""
+    from repo.coco.panoptic import DecodeJob, attach_segment_masks, decode_job
+
     images = {image["coco_id"]: image for image in task_file.images}
     shown_dir = annotation_file.shown_as.removesuffix(".json")
     jobs = []
@@ -223,6 +230,8 @@ def open_reader(request: ImportRequest) -> DatasetReader:
 
 def write(context: ExportContext) -> ExportResult:
     """Write the format's tasks, one file per task and subset, as the snapshot holds them."""
+    from repo.formats.coco_derive import plan_derivations, write_derivation
+
     tasks = FORMAT_TASKS[context.format]
     regenerate = "panoptic" in tasks and regenerate_png(context.options)
     connection, snapshot, reindex = context.connection, context.snapshot, context.options["reindex"]
@@ -322,6 +331,8 @@ def _panoptic_objects(
 ) -> Iterator[dict[str, Any]]:
     """Panoptic records in output order; their PNGs are written in batches, on all cores: a
     kept PNG whose segments did not change as it was imported, any other painted again."""
+    from repo.coco.panoptic import png_job
+
     pending = list(panoptic_records(context.connection, context.snapshot, composed, context.selected))
     context.progress.start(f"painting {png_folder}/", len(pending))
     with Workers(len(pending)) as workers:
@@ -347,6 +358,8 @@ def _png_jobs(
 ) -> list[PaintJob | KeptJob]:
     """A batch's PNGs to write: the kept bytes where the segments have the fingerprint of the
     imported PNG (fetched for this batch only), else a painting."""
+    from repo.coco.panoptic import KeptJob, PaintJob
+
     paintings, kept = [], {}
     for index, (record, segments, placement) in enumerate(batch):
         target = context.output_path("annotations", png_folder, record.png_name)

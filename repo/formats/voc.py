@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from repo.model.paths import output_path
 from repo.errors import ConflictError, UnsupportedError
@@ -213,6 +212,8 @@ def _annotation_element(item: ExportItem, item_id: str) -> ET.Element:
 def _depth(item: ExportItem) -> str:
     """Channels of the image file, read from its header; empty when the image is unavailable
     (as Datumaro writes it)."""
+    from PIL import Image, UnidentifiedImageError  # on first use: commands that do not export VOC do not load Pillow
+
     image = item.image
     if image is None or (isinstance(image, Path) and not image.is_file()):
         return ""
@@ -245,6 +246,8 @@ def _number(value: float) -> str:
 
 
 def _write_png(path: Path, indices: np.ndarray) -> None:
+    from PIL import Image
+
     path.parent.mkdir(parents=True, exist_ok=True)
     picture = Image.frombytes("P", (indices.shape[1], indices.shape[0]), indices.tobytes())
     picture.putpalette(_PALETTE)

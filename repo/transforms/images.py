@@ -21,10 +21,12 @@ import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-
-from PIL import Image, UnidentifiedImageError
+from typing import TYPE_CHECKING
 
 from repo.errors import ConflictError, InputError, OptionError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
 JPEG_QUALITY = 95  # OpenCV's default, so what Datumaro writes
@@ -66,6 +68,8 @@ class Reencoded:
 
 def reencode(data: bytes, ext: str, shown_as: str) -> Reencoded:
     """The image `data` in the format of `ext` (see the module docstring)."""
+    from PIL import Image, UnidentifiedImageError  # on first use: an import or update does not load Pillow
+
     target = FORMATS[ext]
     try:
         image = Image.open(io.BytesIO(data))
@@ -113,6 +117,8 @@ def _fitting(image: Image.Image, target: str, shown_as: str) -> tuple[Image.Imag
 
 def same_pixels(first: bytes, second: bytes) -> bool:
     """Whether two image files decode to the same pixels (sizes, and values in a common mode)."""
+    from PIL import Image
+
     with Image.open(io.BytesIO(first)) as a, Image.open(io.BytesIO(second)) as b:
         if a.size != b.size:
             return False
