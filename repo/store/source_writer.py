@@ -109,7 +109,7 @@ class SourceWriter:
         self.source_id = source_id
         self.counts = ChangeCounts()
         self._stored_files: dict[tuple[str, str], Row[Any]] = {}
-        self._stored_items: dict[tuple[str, str], Row[Any]] = {}
+        self._stored_items: dict[tuple[str, str], Any] = {}  # as `_stored` gives them
         self._items_by_id: dict[int, _StoredItem] = {}  # every stored item, also once written again
         self._links: tuple[int, list[tuple[int, bool]]] = (0, [])  # the last file `unchanged` looked at
         self._image_sizes: dict[str, int | None] = {}  # image file -> its size now (None: not there)
@@ -122,7 +122,11 @@ class SourceWriter:
         connection = self.versions.connection
         for row in connection.execute(select(files).where(files.c.source_id == self.source_id, files.c.rev_to.is_(None))):
             self._stored_files[(row.task, row.subset)] = row
-        for row in connection.execute(select(items).where(items.c.source_id == self.source_id, items.c.rev_to.is_(None))):
+        stored_item = _stored_row(items, ("subset", "file_name"))
+        query = select(*(items.c[name] for name in stored_item._fields)).where(
+            items.c.source_id == self.source_id, items.c.rev_to.is_(None)
+        )
+        for row in map(stored_item._make, connection.execute(query).all()):
             self._stored_items[(row.subset, row.file_name)] = row
             self._items_by_id[row.id] = _StoredItem((row.subset, row.file_name), row.hash, row.image_path, row.image_size)
 
@@ -418,9 +422,9 @@ class SourceWriter:
 
 
 @functools.cache
-def _stored_row(table: Table) -> type[tuple[Any, ...]]:
+def _stored_row(table: Table, keys: tuple[str, ...] = ("item_id", "coco_id")) -> type[tuple[Any, ...]]:
     """The named tuple `_stored` gives for `table`'s rows: their ids, keys and compared columns."""
-    wanted = ("row_id", "id", "item_id", "coco_id", *COMPARED[table.name], *FILLED_IN_PLACE.get(table.name, ()))
+    wanted = ("row_id", "id", *keys, *COMPARED[table.name], *FILLED_IN_PLACE.get(table.name, ()))
     return namedtuple(f"Stored_{table.name}", [name for name in dict.fromkeys(wanted) if name in table.c])  # type: ignore[misc]
 
 
