@@ -383,8 +383,8 @@ def _annotation_statistics(project) -> float:
     with project.engine.connect() as connection:
         if project.engine.dialect.name == "postgresql":
             return connection.execute(text("SELECT reltuples FROM pg_class WHERE relname = 'annotations'")).scalar_one()
-        stat = connection.execute(text("SELECT stat FROM sqlite_stat1 WHERE idx = 'ix_annotations_lineage'")).scalar_one()
-        return float(stat.split()[0])
+        query = text("SELECT stat FROM sqlite_stat1 WHERE idx = 'ix_annotations_lineage'")
+        return float(connection.execute(query).scalar_one().split()[0])
 
 
 def test_statistics_are_refreshed_only_after_updates_that_wrote_much(backend, dataset, copy_of):

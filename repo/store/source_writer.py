@@ -390,7 +390,7 @@ class SourceWriter:
                 ids.append(current.id)
             else:
                 ids.append(current.id)
-                if cached and any(row[column] is not None and getattr(current, column) != row[column] for column in cached):
+                if cached and any(row[c] is not None and getattr(current, c) != row[c] for c in cached):
                     refills.append({"row_id": current.row_id, **{column: row[column] for column in cached}})
         self.versions.fill_in_place(table, refills)
         closing.extend(row.row_id for row in stored.values())
@@ -425,7 +425,8 @@ class SourceWriter:
 def _stored_row(table: Table, keys: tuple[str, ...] = ("item_id", "coco_id")) -> type[tuple[Any, ...]]:
     """The named tuple `_stored` gives for `table`'s rows: their ids, keys and compared columns."""
     wanted = ("row_id", "id", *keys, *COMPARED[table.name], *FILLED_IN_PLACE.get(table.name, ()))
-    return namedtuple(f"Stored_{table.name}", [name for name in dict.fromkeys(wanted) if name in table.c])  # type: ignore[misc]
+    fields = [name for name in dict.fromkeys(wanted) if name in table.c]
+    return namedtuple(f"Stored_{table.name}", fields)  # type: ignore[misc]
 
 
 def _completed(rows: list[tuple[int, dict[str, Any]]], complete: Completion | None) -> list[dict[str, Any]]:
