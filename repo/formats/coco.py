@@ -4,7 +4,8 @@ The wire format itself is `repo.coco` (layout, reading and validating, writing, 
 PNGs); this module connects it to the store through the registry.
 
 Import: every annotation file is read and validated on its own (memory holds one file), and a
-panoptic file's PNGs are cut into per-segment masks on all cores.
+panoptic file's PNGs are cut into per-segment masks on all cores, while the files before it are
+read and written.
 
 Export: each output file `annotations/<task>_<subset>.json` is composed from the stored files
 of that task and subset (see `repo._internal.compose`): one source's file comes back exactly as
