@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from repo._internal.opencv import opencv
 from repo.coco.rle import compress_runs, decode_string
 
 # pycocotools' encoder is safe for masks below 2^24 pixels (see repo.coco.rle); larger
@@ -157,7 +157,6 @@ def trace(mask: np.ndarray, tolerance: float = 0.0) -> list[list[float]]:
     top, left = int(rows[0]), int(cols[0])
     crop = mask[top:rows[-1] + 1, left:cols[-1] + 1].astype(np.uint8)
     upsampled = np.repeat(np.repeat(crop, 2, axis=0), 2, axis=1)
-    cv2 = opencv()
     contours, hierarchy = cv2.findContours(upsampled, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     if hierarchy is None:
         return []
@@ -187,7 +186,6 @@ def _ring(contour: np.ndarray, offset: np.ndarray, tolerance: float) -> np.ndarr
     A point of the 2x upsampled image at c lies on the left (top) half of pixel c // 2 when c
     is even, on its right (bottom) half when odd: as a pixel corner that is (c + 1) // 2.
     """
-    cv2 = opencv()
     points = (contour[:, 0, :] + 1) // 2
     if tolerance > 0:
         points = cv2.approxPolyDP(points.reshape(-1, 1, 2).astype(np.int32), tolerance, True)[:, 0, :]
