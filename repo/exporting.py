@@ -20,7 +20,6 @@ from repo._internal.output import staged_folder
 from repo._internal.reports import staged_reports
 from repo.errors import OutputError
 from repo.formats.registry import ExportContext, ExportResult, get_format
-from repo.importing import import_dataset
 from repo.model.paths import copy_real_file, open_new, real_file
 from repo.progress import Progress, Silent
 from repo.project import Project
@@ -112,6 +111,8 @@ def convert(
 ) -> ExportResult:
     """Import a dataset into a temporary project and export it in another format (or the
     same one: a check that it round-trips). The project is deleted afterwards."""
+    from repo.importing import import_dataset  # an export alone does not load the import side
+
     get_format(input_format, role="import").import_settings(import_options or {})  # refuse bad options before
     get_format(output_format, role="export").export_settings(export_options or {})  # any work is done
     with tempfile.TemporaryDirectory(prefix="dsrepo-convert-") as scratch:

@@ -21,6 +21,7 @@ if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e . >"$PIP_
     exit 1
 fi
 rm -f "$PIP_LOG"
+.venv/bin/python -m compileall -q repo migrations >/dev/null  # bytecode even where PYTHONDONTWRITEBYTECODE is set
 
 DSREPO=.venv/bin/dsrepo
 OUT=demo-out

@@ -107,6 +107,10 @@ if ! "$VPY" -m pip install -q --disable-pip-version-check -e '.[test,viz,datumar
     cat "$WORK_TMP/pip.log" >&2
     die "pip install -e '.[test,viz,datumaro]' failed (output above)"
 fi
+# Bytecode for dsrepo's own modules (pip writes it for the installed libraries, not for an
+# editable install): where PYTHONDONTWRITEBYTECODE is set, every dsrepo process the tests
+# start would otherwise compile them again (0.1 s a start).
+"$VPY" -m compileall -q repo migrations >/dev/null
 if command -v flock >/dev/null 2>&1; then
     flock -u 9
     exec 9<&-

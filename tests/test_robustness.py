@@ -74,13 +74,17 @@ runpy.run_module("repo.cli", run_name="__main__")
 
 def start(*args: Any, env: dict[str, str] | None = None, stdout: Any = subprocess.PIPE,
           limit_memory: int | None = None, measured: bool = False) -> subprocess.Popen[str]:
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit_memory, limit_memory))
+    def prepare() -> None:
+        # Ctrl-C as a shell delivers it to a foreground command: a test run started in the
+        # background of a script inherits SIGINT ignored, and the Ctrl-C tests would wait for ever.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if limit_memory:
+            resource.setrlimit(resource.RLIMIT_AS, (limit_memory, limit_memory))
 
     program = ["-c", MEASURED] if measured else ["-m", "repo.cli"]
     process = subprocess.Popen(
         [sys.executable, *program, *map(str, args)], cwd=ROOT, env=_env(env),
-        stdout=stdout, stderr=subprocess.PIPE, text=True, preexec_fn=limit if limit_memory else None,
+        stdout=stdout, stderr=subprocess.PIPE, text=True, preexec_fn=prepare,
     )
     _started.append(process)
     return process

@@ -4,7 +4,8 @@ The wire format itself is `repo.coco` (layout, reading and validating, writing, 
 PNGs); this module connects it to the store through the registry.
 
 Import: every annotation file is read and validated on its own (memory holds one file), and a
-panoptic file's PNGs are cut into per-segment masks on all cores.
+panoptic file's PNGs are cut into per-segment masks on all cores, while the files before it are
+read and written.
 
 Export: each output file `annotations/<task>_<subset>.json` is composed from the stored files
 of that task and subset (see `repo._internal.compose`): one source's file comes back exactly as
@@ -34,7 +35,7 @@ from repo.coco.meta import DatasetMeta, check_categories, find_meta, read_meta
 from repo.coco.reader import read_task_file
 from repo.coco.tasks import FORMAT_TASKS, LABELLED_TASKS, file_name_for
 from repo.coco.writer import panoptic_object, write_task_file
-from repo.errors import ConfigError, ConflictError, InputError
+from repo.errors import ConfigError, ConflictError, DsrepoError, InputError
 from repo.exporting import copy_image
 from repo.formats import coco_images, coco_options
 from repo.formats.coco_images import planned_images, save_planned
@@ -62,7 +63,7 @@ from repo.store.blobs import blob_datas
 from repo.transforms.attributes import without_attributes
 
 if TYPE_CHECKING:
-    from repo.coco.panoptic import KeptJob, PaintJob
+    from repo.coco.panoptic import DecodeJob, KeptJob, PaintJob
 
 # repo.coco.panoptic (Pillow, ISA-L) and repo.formats.coco_derive are imported where they are
 # used: an update or import that decodes no panoptic PNG, and an export that derives no task,
@@ -105,29 +106,85 @@ class CocoReader:
     ) -> Iterator[ReadFile | UnchangedFile]:
         """Validated task files, panoptic masks cut from their PNGs. In an update (`previous`),
         a file whose bytes and PNGs are those last read is not read, and a PNG whose bytes
-        are those last read is not decoded again."""
+        are those last read is not decoded again. In an import, panoptic PNGs are decoded
+        while the files before them are read and written (see _DecodingAhead)."""
         metas: dict[Path, tuple[DatasetMeta, str] | None] = {}
-        for annotation_file in self.files:
-            digest = file_sha256(annotation_file.path)
-            if previous is not None and _unchanged(annotation_file, digest, previous):
-                yield UnchangedFile(annotation_file.task, annotation_file.subset, annotation_file.shown_as)
-                continue
-            progress.start(f"reading {annotation_file.path.name}", 1)
-            task_file = read_task_file(
-                annotation_file.path, annotation_file.shown_as, annotation_file.task, annotation_file.subset, policy
-            )
-            task_file.sha256 = digest
-            _check_meta(annotation_file, task_file, metas)
-            progress.advance()
-            notes: list[str] = []
-            if task_file.task == "panoptic":
-                kept = previous.kept_pngs(task_file.task, task_file.subset) if previous is not None else {}
-                reused = _cut_panoptic(annotation_file, task_file, policy, progress, kept)
-                if previous is not None:
-                    notes.append(
-                        f"{annotation_file.shown_as}: {reused} of {len(task_file.panoptic)} PNGs unchanged, not decoded"
+        with _DecodingAhead(self.files if previous is None else [], policy) as ahead:
+            for annotation_file in self.files:
+                digest = file_sha256(annotation_file.path)
+                if previous is not None and _unchanged(annotation_file, digest, previous):
+                    yield UnchangedFile(annotation_file.task, annotation_file.subset, annotation_file.shown_as)
+                    continue
+                progress.start(f"reading {annotation_file.path.name}", 1)
+                task_file = ahead.task_file(annotation_file, policy)
+                if task_file is None:
+                    task_file = read_task_file(
+                        annotation_file.path, annotation_file.shown_as, annotation_file.task, annotation_file.subset, policy
                     )
-            yield ReadFile(task_file, annotation_file.shown_as, annotation_file.image_dirs(), notes)
+                task_file.sha256 = digest
+                _check_meta(annotation_file, task_file, metas)
+                progress.advance()
+                notes: list[str] = []
+                if task_file.task == "panoptic":
+                    kept = previous.kept_pngs(task_file.task, task_file.subset) if previous is not None else {}
+                    with Workers(len(task_file.panoptic)) as workers:
+                        jobs, outcomes = ahead.decoding(annotation_file) or _decode(annotation_file, task_file, kept, workers)
+                        reused = _attach_decoded(annotation_file, task_file, jobs, outcomes, policy, progress)
+                    if previous is not None:
+                        notes.append(
+                            f"{annotation_file.shown_as}: {reused} of {len(task_file.panoptic)} PNGs unchanged, not decoded"
+                        )
+                yield ReadFile(task_file, annotation_file.shown_as, annotation_file.image_dirs(), notes)
+
+
+class _DecodingAhead:
+    """An import's panoptic files, read first and their PNGs decoding on the worker threads
+    while the files before them are read and written: OpenCV decodes without the GIL, so the
+    decoding runs beside the main thread's JSON work instead of after it. What a file gave (its
+    records, or the error that stopped its reading, and the records it skipped) is handed over
+    at the file's turn, so messages and skipped records come in file order as before."""
+
+    def __init__(self, files: list[AnnotationFile], policy: ErrorPolicy):
+        self._read: dict[Path, tuple[TaskFile | DsrepoError, ErrorPolicy]] = {}
+        read: list[tuple[AnnotationFile, TaskFile]] = []
+        for annotation_file in files:
+            if annotation_file.task != "panoptic":
+                continue
+            own = ErrorPolicy(skip=policy.skip)
+            try:
+                task_file = read_task_file(
+                    annotation_file.path, annotation_file.shown_as, annotation_file.task, annotation_file.subset, own
+                )
+            except DsrepoError as error:
+                self._read[annotation_file.path] = (error, own)
+                continue
+            self._read[annotation_file.path] = (task_file, own)
+            read.append((annotation_file, task_file))
+        self._workers = Workers(sum(len(task_file.panoptic) for _, task_file in read))
+        self._decoding = {
+            annotation_file.path: _decode(annotation_file, task_file, {}, self._workers)
+            for annotation_file, task_file in read
+        }
+
+    def task_file(self, annotation_file: AnnotationFile, policy: ErrorPolicy) -> TaskFile | None:
+        """The file read ahead (None if it was not): its error is raised, its skipped records
+        reported, now."""
+        if annotation_file.path not in self._read:
+            return None
+        task_file, own = self._read.pop(annotation_file.path)
+        policy.skipped.extend(own.skipped)
+        if isinstance(task_file, DsrepoError):
+            raise task_file
+        return task_file
+
+    def decoding(self, annotation_file: AnnotationFile) -> tuple[list[DecodeJob], Iterator[Any]] | None:
+        return self._decoding.pop(annotation_file.path, None)
+
+    def __enter__(self) -> "_DecodingAhead":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._workers.__exit__(*exc)  # a failed import stops the decoding left
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str | None:
@@ -177,15 +234,13 @@ def _check_meta(
         check_categories(found[0], found[1], annotation_file.shown_as, task_file.categories)
 
 
-def _cut_panoptic(
-    annotation_file: AnnotationFile, task_file: TaskFile, policy: ErrorPolicy, progress: Progress,
-    kept: Mapping[str, KeptPng],
-) -> int:
-    """Decode each record's PNG into per-segment masks, on all cores; a bad PNG fails the
-    import, or under `skip` drops its record. A PNG in `kept` whose bytes did not change, for
-    an image of the same size and the same segment ids, is not decoded: the kept masks are its
-    masks. Returns how many PNGs were not decoded."""
-    from repo.coco.panoptic import DecodeJob, attach_segment_masks, decode_job
+def _decode(
+    annotation_file: AnnotationFile, task_file: TaskFile, kept: Mapping[str, KeptPng], workers: Workers
+) -> tuple[list[DecodeJob], Iterator[Any]]:
+    """Each record's decoding job and, as they finish on the worker threads, their outcomes.
+    A PNG in `kept` whose bytes did not change, for an image of the same size and the same
+    segment ids, is not decoded: the kept masks are its masks."""
+    from repo.coco.panoptic import DecodeJob, decode_job
 
     images = {image["coco_id"]: image for image in task_file.images}
     shown_dir = annotation_file.shown_as.removesuffix(".json")
@@ -204,19 +259,29 @@ def _cut_panoptic(
             known.sha256 if known is not None and reusable else None,
             tuple(known.masks[i] for i in segment_ids) if known is not None and reusable else None,
         ))
+    return jobs, workers.map(decode_job, jobs)
+
+
+def _attach_decoded(
+    annotation_file: AnnotationFile, task_file: TaskFile, jobs: list[DecodeJob], outcomes: Iterator[Any],
+    policy: ErrorPolicy, progress: Progress,
+) -> int:
+    """Each record's per-segment masks from its PNG's outcome; a bad PNG fails the import, or
+    under `skip` drops its record. Returns how many PNGs were not decoded."""
+    from repo.coco.panoptic import attach_segment_masks
+
     progress.start(f"decoding {annotation_file.png_dir.name}/", len(jobs))
     decoded = []
     reused = 0
-    with Workers(len(jobs)) as workers:
-        for record, job, outcome in zip(task_file.panoptic, jobs, workers.map(decode_job, jobs)):
-            progress.advance()
-            if isinstance(outcome, tuple):
-                policy.report(InputError(*outcome))
-                continue
-            attach_segment_masks(record, outcome.masks)
-            record.png_path, record.png_sha256 = job.png_path, outcome.sha256
-            reused += not outcome.decoded
-            decoded.append(record)
+    for record, job, outcome in zip(task_file.panoptic, jobs, outcomes):
+        progress.advance()
+        if isinstance(outcome, tuple):
+            policy.report(InputError(*outcome))
+            continue
+        attach_segment_masks(record, outcome.masks)
+        record.png_path, record.png_sha256 = job.png_path, outcome.sha256
+        reused += not outcome.decoded
+        decoded.append(record)
     task_file.panoptic = decoded
     return reused
 
