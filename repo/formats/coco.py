@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import Row
 
 from repo._internal.compose import ComposedFile, Contributor, ImageFile, annotations, compose, id_maps, panoptic_records
+from repo._internal.heap import keep_freed_memory
 from repo._internal.parallel import Workers
 from repo.coco.layout import AnnotationFile, annotation_path, discover
 from repo.coco.meta import DatasetMeta, check_categories, find_meta, read_meta
@@ -185,6 +186,7 @@ def _cut_panoptic(
             tuple(known.masks[i] for i in segment_ids) if known is not None and reusable else None,
         ))
     progress.start(f"decoding {annotation_file.png_dir.name}/", len(jobs))
+    keep_freed_memory()  # PNG after PNG frees and allocates the same megabytes
     decoded = []
     reused = 0
     with Workers(len(jobs)) as workers:
@@ -311,6 +313,7 @@ def _panoptic_objects(
     kept PNG whose segments did not change as it was imported, any other painted again."""
     pending = list(panoptic_records(context.connection, context.snapshot, composed, context.selected))
     context.progress.start(f"painting {png_folder}/", len(pending))
+    keep_freed_memory()  # PNG after PNG frees and allocates the same megabytes
     with Workers(len(pending)) as workers:
         for start in range(0, len(pending), PAINT_BATCH):
             batch = pending[start:start + PAINT_BATCH]
