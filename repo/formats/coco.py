@@ -338,9 +338,13 @@ def _png_jobs(
     """A batch's PNGs to write: the kept bytes where the segments have the fingerprint of the
     imported PNG (fetched for this batch only), else a painting."""
     paintings, kept = [], {}
+    folder = context.output_path("annotations", png_folder)
+    folder.mkdir(parents=True, exist_ok=True)
     for index, (record, segments, placement) in enumerate(batch):
-        target = context.output_path("annotations", png_folder, record.png_name)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = folder / record.png_name
+        if target.parent != folder:  # a name with folders: checked (resolving costs 0.1 ms), folders made
+            target = context.output_path("annotations", png_folder, record.png_name)
+            target.parent.mkdir(parents=True, exist_ok=True)
         masks = tuple((row.coco_id, bytes(row.rle)) for row in segments)
         paintings.append(PaintJob(str(target), masks, placement.height, placement.width))
         if not regenerate and record.png_sha256 and record.png_segments_hash == segments_fingerprint(masks):
