@@ -82,7 +82,7 @@ def _stored_runs(counts: bytes, string_ends: np.ndarray) -> tuple[np.ndarray, np
         )
     place = np.arange(codes.size) - np.repeat(starts, lengths)
     values = np.add.reduceat(groups << (5 * place), starts)
-    values[negative] -= np.left_shift(1, 5 * lengths[negative])
+    values -= np.left_shift(negative.astype(np.int64), 5 * lengths)  # the sign extends past the groups
     return values, ends
 
 
