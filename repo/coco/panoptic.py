@@ -121,13 +121,14 @@ def column_run_starts(id_map: np.ndarray) -> np.ndarray:
     """Where runs of equal ids start in COCO's column-major order (0 included), found on the
     row-major map: a pixel differs from the one above it, or a column's first pixel differs
     from the previous column's last. A COCO map has a few thousand runs, so sorting their
-    indexes costs far less than a transposed copy of every pixel."""
+    indexes costs far less than a transposed copy of every pixel; found row after row, they
+    are one sorted stretch per row, which a merge sort joins in half quicksort's time."""
     height, width = id_map.shape
     below = np.flatnonzero(id_map[1:] != id_map[:-1])  # (row - 1) * width + column
     rows, columns = np.divmod(below, width)
     heads = (np.flatnonzero(id_map[0, 1:] != id_map[-1, :-1]) + 1) * height
     starts = np.concatenate(([0], columns * height + rows + 1, heads))
-    starts.sort()
+    starts.sort(kind="stable")
     return starts
 
 
