@@ -69,8 +69,8 @@ def decode_id_map(data: bytes) -> np.ndarray:
         except cv2.error:  # e.g. beyond OpenCV's pixel limit: Pillow decides
             bgr = None
         if bgr is not None and bgr.ndim == 3 and bgr.shape[:2] == (header[1], header[0]):
-            rgba = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA)  # alpha comes out 255 and is masked off
-            return rgba.view("<u4").reshape(bgr.shape[:2]) & 0xFFFFFF
+            ids = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA).view("<u4").reshape(bgr.shape[:2])
+            return np.bitwise_and(ids, 0xFFFFFF, out=ids)  # alpha comes out 255: masked off in place
     with Image.open(io.BytesIO(data)) as png:
         png.load()
         rgba = png.convert("RGBA")
