@@ -17,7 +17,9 @@ from pycocotools import mask as coco_mask
 from gen_coco import generate
 from helpers import DATA
 from repo._internal.parallel import Workers
-from repo.coco.panoptic import decode_id_map, encode_png, paint_id_map, png_header, read_id_map, segment_masks
+from repo.coco.panoptic import (
+    OverlapError, PaintJob, decode_id_map, encode_png, paint_id_map, paint_job, png_header, read_id_map, segment_masks,
+)
 from repo.errors import InputError
 
 RNG = np.random.default_rng(7)
@@ -174,3 +176,51 @@ def test_painted_and_encoded_pngs_hold_the_segments_pixels(shape: tuple[int, int
     for layout in (painted, np.ascontiguousarray(painted)):  # as painted, and row-major
         data = encode_png(layout)
         assert np.array_equal(pillow_id_map(data), id_map)
+
+
+def painted_png_pixels(id_map: np.ndarray, ids: list[int]) -> np.ndarray:
+    """Paint the map from pycocotools' encoding of each segment, encode, decode with Pillow."""
+    masks = [coco_mask.encode(np.asfortranarray(id_map == i, dtype=np.uint8))["counts"] for i in ids]
+    painted = paint_id_map(list(zip(ids, masks)), *id_map.shape)
+    assert np.array_equal(painted, id_map)
+    return pillow_id_map(encode_png(painted))
+
+
+def many_segments(height: int, width: int, count: int, seed: int) -> np.ndarray:
+    """Every pixel in one of `count` segments (ids spread up to 2^24 - 1) or void."""
+    rng = np.random.default_rng(seed)
+    ids = rng.choice(np.arange(1, 1 << 24), size=count, replace=False).astype(np.uint32)
+    return np.append(ids, 0)[rng.integers(0, count + 1, size=(height, width))]
+
+
+@pytest.mark.parametrize("id_map", [
+    np.array([[77]], dtype=np.uint32),  # one pixel, one segment
+    np.array([[0]], dtype=np.uint32),  # one void pixel
+    np.full((7, 13), (1 << 24) - 1, dtype=np.uint32),  # one segment covering everything, top id
+    np.full((1, 641), 70000, dtype=np.uint32),  # one row, an id above 2^16
+    np.full((479, 1), 65536, dtype=np.uint32),  # one column
+    many_segments(31, 997, 300, seed=1),  # many segments, many short runs, an odd width
+    many_segments(97, 3, 2, seed=2),
+], ids=["1px", "1px void", "all one segment", "one row", "one column", "300 segments", "3 wide"])
+def test_painted_pngs_decode_to_the_segments_pixels_in_pillow(id_map: np.ndarray):
+    ids = [int(i) for i in np.unique(id_map) if i]
+    assert np.array_equal(painted_png_pixels(id_map, ids), id_map)
+
+
+def test_a_segment_listed_with_no_runs_paints_nothing():
+    id_map = np.array([[0, 5], [5, 0]], dtype=np.uint32)
+    empty = coco_mask.encode(np.zeros((2, 2), dtype=np.uint8, order="F"))["counts"]
+    five = coco_mask.encode(np.asfortranarray(id_map == 5, dtype=np.uint8))["counts"]
+    assert np.array_equal(paint_id_map([(9, empty), (5, five)], 2, 2), id_map)
+    assert np.array_equal(paint_id_map([], 2, 2), np.zeros((2, 2), dtype=np.uint32))
+
+
+def test_overlapping_segments_are_named_and_no_png_is_written(tmp_path: Path):
+    first, second = np.zeros((4, 6), dtype=np.uint8), np.zeros((4, 6), dtype=np.uint8)
+    first[:2, :3], second[1:, 2:] = 1, 1  # pixel (1, 2) in both
+    segments = tuple((i, coco_mask.encode(np.asfortranarray(m))["counts"]) for i, m in ((4, first), (8, second)))
+    with pytest.raises(OverlapError):
+        paint_id_map(segments, 4, 6)
+    target = tmp_path / "p.png"
+    assert paint_job(PaintJob(str(target), segments, 4, 6)) == (4, 8)
+    assert not target.exists()

@@ -182,3 +182,26 @@ def test_a_changed_png_is_kept_after_an_update(backend, dataset, tmp_path):
     update_source(project, "src", newer)
     export_dataset(project, "coco_panoptic", tmp_path / "out")
     assert _pngs(tmp_path / "out") == _pngs(newer)
+
+
+@pytest.mark.parametrize("regenerate", [False, True])
+def test_png_names_with_folders_are_written_in_those_folders(backend, dataset, tmp_path, monkeypatch, regenerate):
+    """Most names are plain file names (written without resolving each path); a name with
+    folders in it gets its folders made."""
+    copy = tmp_path / "nested"
+    shutil.copytree(dataset, copy)
+    path = copy / "annotations" / "panoptic_val2017.json"
+    document = load_json(path)
+    moved = document["annotations"][0]["file_name"]
+    (copy / PNG_FOLDER / "deep" / "er").mkdir(parents=True)
+    (copy / PNG_FOLDER / moved).rename(copy / PNG_FOLDER / "deep" / "er" / moved)
+    document["annotations"][0]["file_name"] = f"deep/er/{moved}"
+    path.write_text(json.dumps(document))
+    project = backend.create()
+    import_dataset(project, "coco", copy, name="src")
+    monkeypatch.setenv("DSREPO_REGENERATE_PNG", "1" if regenerate else "0")
+    export_dataset(project, "coco_panoptic", tmp_path / "out")
+    written = sorted(p.relative_to(tmp_path / "out" / PNG_FOLDER) for p in (tmp_path / "out" / PNG_FOLDER).rglob("*.png"))
+    assert written == sorted(p.relative_to(copy / PNG_FOLDER) for p in (copy / PNG_FOLDER).rglob("*.png"))
+    for name in written:
+        np.testing.assert_array_equal(id_map(copy / PNG_FOLDER / name), id_map(tmp_path / "out" / PNG_FOLDER / name))

@@ -28,7 +28,7 @@ from pycocotools import mask as coco_mask
 
 from helpers import database_contents, id_map, json_difference, load_json, masks_of
 from repo.coco.reader import read_task_file
-from repo.coco.rle import RleError, check_runs, compress_runs, decode_string
+from repo.coco.rle import RleError, check_runs, compress_runs, decode_string, decode_strings
 from repo.errors import InputError
 from repo.exporting import export_dataset
 from repo.importing import import_dataset
@@ -599,6 +599,35 @@ def test_decode_string_refuses_or_agrees_with_pycocotools(counts):
         return
     # Accepted: pycocotools must read the very same runs, or it would draw (or overrun) otherwise.
     assert runs.tolist() == pycocotools_runs(counts)
+
+
+@settings(max_examples=examples(1.0))
+@given(masks=st.lists(masks(), max_size=5))
+def test_decode_strings_reads_each_of_several_encodings(masks):
+    """Several segments' strings decoded together: each its own runs (an image's segments)."""
+    strings = [coco_mask.encode(np.asfortranarray(mask))["counts"] for mask in masks]
+    runs, offsets = decode_strings(strings)
+    assert len(offsets) == len(strings) + 1
+    assert [runs[start:end].tolist() for start, end in zip(offsets, offsets[1:])] == list(map(runs_of, masks))
+
+
+@settings(max_examples=examples(2.0))
+@given(strings=st.lists(st.one_of(st.binary(max_size=20), alphabet_strings, run_strings()), max_size=4))
+def test_decode_strings_refuses_what_any_string_alone_is_refused_for(strings):
+    """Joined strings must read as each alone: a run never straddles two strings."""
+    alone = []
+    for counts in strings:
+        try:
+            alone.append(decode_string(counts).tolist())
+        except RleError:
+            with pytest.raises(RleError):
+                decode_strings(strings)
+            return
+    runs, offsets = decode_strings(strings)
+    assert [runs[start:end].tolist() for start, end in zip(offsets, offsets[1:])] == alone
+    for counts, expected in zip(strings, alone):
+        if expected and min(expected) >= 0 and max(expected) < 2**32:
+            assert expected == pycocotools_runs(counts)
 
 
 @settings(max_examples=examples(1.0))

@@ -23,7 +23,7 @@ from isal import isal_zlib
 from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as coco_mask
 
-from repo.coco.rle import RleError, check_compressible, decode_string
+from repo.coco.rle import RleError, check_compressible, decode_strings
 from repo.errors import InputError
 from repo.model.hashing import segment_hash, segments_fingerprint
 from repo.model.records import RLE_STRING, PanopticRecord
@@ -69,8 +69,8 @@ def decode_id_map(data: bytes) -> np.ndarray:
         except cv2.error:  # e.g. beyond OpenCV's pixel limit: Pillow decides
             bgr = None
         if bgr is not None and bgr.ndim == 3 and bgr.shape[:2] == (header[1], header[0]):
-            rgba = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA)  # alpha comes out 255 and is masked off
-            return rgba.view("<u4").reshape(bgr.shape[:2]) & 0xFFFFFF
+            ids = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA).view("<u4").reshape(bgr.shape[:2])
+            return np.bitwise_and(ids, 0xFFFFFF, out=ids)  # alpha comes out 255: masked off in place
     with Image.open(io.BytesIO(data)) as png:
         png.load()
         rgba = png.convert("RGBA")
@@ -121,13 +121,14 @@ def column_run_starts(id_map: np.ndarray) -> np.ndarray:
     """Where runs of equal ids start in COCO's column-major order (0 included), found on the
     row-major map: a pixel differs from the one above it, or a column's first pixel differs
     from the previous column's last. A COCO map has a few thousand runs, so sorting their
-    indexes costs far less than a transposed copy of every pixel."""
+    indexes costs far less than a transposed copy of every pixel; found row after row, they
+    are one sorted stretch per row, which a merge sort joins in half quicksort's time."""
     height, width = id_map.shape
     below = np.flatnonzero(id_map[1:] != id_map[:-1])  # (row - 1) * width + column
     rows, columns = np.divmod(below, width)
     heads = (np.flatnonzero(id_map[0, 1:] != id_map[-1, :-1]) + 1) * height
     starts = np.concatenate(([0], columns * height + rows + 1, heads))
-    starts.sort()
+    starts.sort(kind="stable")
     return starts
 
 
@@ -232,31 +233,31 @@ class OverlapError(ValueError):
 
 
 def paint_id_map(segments: Sequence[tuple[int, bytes]], height: int, width: int) -> np.ndarray:
-    """The id map of non-overlapping segments given as (id, compressed RLE); void is 0."""
+    """The id map of non-overlapping segments given as (id, compressed RLE); void is 0.
+
+    All segments' strings are read at once; their runs of ones, sorted, alternate with the
+    void between them, and one `np.repeat` paints the whole map in column-major order."""
     total = height * width
-    run_starts, run_ends, run_ids = [], [], []
-    for segment_id, counts in segments:
-        runs = decode_string(counts)
-        edges = np.cumsum(runs)
-        ones_ends = edges[1::2]
-        ones_starts = ones_ends - runs[1::2]
-        keep = ones_ends > ones_starts
-        run_starts.append(ones_starts[keep])
-        run_ends.append(ones_ends[keep])
-        run_ids.append(np.full(int(keep.sum()), segment_id, dtype=np.uint32))
-    if not run_starts:
-        return np.zeros((height, width), dtype=np.uint32)
-    starts, ends = np.concatenate(run_starts), np.concatenate(run_ends)
-    ids = np.concatenate(run_ids)
-    order = np.argsort(starts, kind="stable")
-    starts, ends, ids = starts[order], ends[order], ids[order]
+    runs, offsets = decode_strings([counts for _, counts in segments])
+    first = np.repeat(offsets[:-1], np.diff(offsets))  # each run's segment's first run
+    edges = np.cumsum(runs)
+    edges -= edges[first] - runs[first]  # pixels up to the end of each run, per segment
+    ones = np.flatnonzero((np.arange(runs.size) - first) & 1)
+    ones = ones[runs[ones] > 0]
+    segment_ids = np.fromiter((segment_id for segment_id, _ in segments), dtype=np.uint32, count=len(segments))
+    ends = edges[ones]
+    order = np.argsort(ends - runs[ones], kind="stable")
+    ends = ends[order]
+    starts = ends - runs[ones][order]
+    ids = segment_ids[np.searchsorted(offsets, ones[order], side="right") - 1]
     clash = np.flatnonzero(starts[1:] < ends[:-1])
     if clash.size:
         raise OverlapError(int(ids[clash[0]]), int(ids[clash[0] + 1]))
     values = np.zeros(2 * starts.size + 1, dtype=np.uint32)
     values[1::2] = ids
     lengths = np.empty(2 * starts.size + 1, dtype=np.int64)
-    lengths[0:-1:2] = starts - np.concatenate(([0], ends[:-1]))
+    lengths[0] = starts[0] if starts.size else total
+    lengths[2:-1:2] = starts[1:] - ends[:-1]
     lengths[1::2] = ends - starts
     lengths[-1] = total - (ends[-1] if ends.size else 0)
     return np.repeat(values, lengths).reshape(width, height).T
@@ -271,8 +272,9 @@ def encode_png(id_map: np.ndarray) -> bytes:
 
     Written directly with no row filter: panoptic maps are large flat areas that deflate packs
     well on its own. The deflate stream is ISA-L's (python-isal), a standard zlib stream any
-    PNG reader inflates, written in a tenth of zlib's time. The RGB bytes come from OpenCV (one blocked transpose of the column-major map that
-    `paint_id_map` paints, one channel drop), not from strided numpy copies.
+    PNG reader inflates, written in a tenth of zlib's time. OpenCV turns the column-major map
+    that `paint_id_map` paints into rows (one blocked transpose), then drops each pixel's top
+    byte straight into the scanlines, after their filter bytes: no strided numpy copy.
     """
     height, width = id_map.shape
     cv2 = _opencv()
@@ -280,15 +282,15 @@ def encode_png(id_map: np.ndarray) -> bytes:
         rows = cv2.transpose(id_map.T.view(np.int32))
     else:
         rows = np.ascontiguousarray(id_map).view(np.int32)
-    rgb = cv2.cvtColor(rows.view(np.uint8).reshape(height, width, 4), cv2.COLOR_RGBA2RGB)
-    raw = np.empty((height, 1 + 3 * width), dtype=np.uint8)  # each row: filter byte 0, then RGB
-    raw[:, 0] = 0
-    raw[:, 1:] = rgb.reshape(height, 3 * width)
+    scanlines = np.empty((height, 1 + 3 * width), dtype=np.uint8)
+    scanlines[:, 0] = 0
+    cv2.cvtColor(rows.view(np.uint8).reshape(height, width, 4), cv2.COLOR_RGBA2RGB,
+                 dst=scanlines[:, 1:].reshape(height, width, 3))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"".join((
         PNG_SIGNATURE,
         _chunk(b"IHDR", header),
-        _chunk(b"IDAT", isal_zlib.compress(raw, PNG_COMPRESS_LEVEL)),
+        _chunk(b"IDAT", isal_zlib.compress(scanlines, PNG_COMPRESS_LEVEL)),
         _chunk(b"IEND", b""),
     ))
 
