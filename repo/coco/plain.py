@@ -5,7 +5,7 @@ types: an image with an integer id, a plain file name and its size; an instances
 with exactly id, image_id, category_id, bbox, area, iscrowd and segmentation. The reader's
 step-by-step checks (repo.coco.reader) cost a dozen Python calls per record, as much again as
 parsing the file. The functions here check such a record with a few calls that each test a
-whole list in C (`map(type, bbox)`, `sum` over coordinates), and build the record the reader
+whole list in C (`set(map(type, values))`), and build the record the reader
 would build, field for field and in the same order. Anything else, a bad value or merely an unusual record (a
 missing or extra key, a null, a boolean, -0.0 somewhere but in a bbox or area, an integer
 beyond 2^53), they do not judge: they return None and the reader reads the record step by
@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from itertools import chain
 from typing import Any
 
-from repo.model.hashing import NestingError, canonical_hash, canonical_json, record_hash
+from repo.model.hashing import NestingError, record_hash
 from repo.model.paths import unsafe_path_problem
 from repo.model.records import INTEGER_BIT, NEGATIVE_ZERO_SHIFT, AnnotationRecord, ImageRecord
 
@@ -34,6 +35,7 @@ _LABEL_KEYS = frozenset({"id", "image_id", "category_id"})
 _RLE_KEYS = frozenset({"counts", "size"})
 
 _lists_only = frozenset({list}).issuperset
+_numbers_only = frozenset({int, float}).issuperset
 _odd = (1).__and__
 _BBOX_BITS = tuple(INTEGER_BIT[name] for name in ("bbox_x", "bbox_y", "bbox_w", "bbox_h"))
 # The integer bits of a bbox by the types of its four values; a missing entry: not 4 numbers.
@@ -160,32 +162,23 @@ def _object(
         lengths = list(map(len, segmentation))
         if min(lengths) < 6 or any(map(_odd, lengths)):
             return None
+        if not _numbers_only(map(type, chain.from_iterable(segmentation))):
+            return None
     elif type(segmentation) is not dict or segmentation.keys() != _RLE_KEYS:
         return None
     if keypoint_counts is not None:
         keypoints, num = obj["keypoints"], obj["num_keypoints"]
         expected = 3 * keypoint_counts.get(obj["category_id"], 0)
         if (
-            type(keypoints) is not list or (expected and len(keypoints) != expected) or len(keypoints) % 3
+            type(keypoints) is not list or not _numbers_only(map(type, keypoints))
+            or (expected and len(keypoints) != expected) or len(keypoints) % 3
             or type(num) is not int or not 0 <= num <= INT32_MAX
         ):
             return None
     try:
-        canonical = canonical_json(obj)
-    except TypeError:  # an integer beyond 64 bits
+        digest = record_hash(obj)
+    except NestingError:
         return None
-    # Coordinates are many: they are numbers if they sum, in C, and no boolean (which would sum
-    # too) is written anywhere in the record (nor a string holding the word: only slower then).
-    if b"true" in canonical or b"false" in canonical:
-        return None
-    try:
-        if type(segmentation) is list:
-            sum(map(sum, segmentation))
-        if keypoint_counts is not None:
-            sum(obj["keypoints"])
-    except (TypeError, OverflowError):
-        return None
-    digest = canonical_hash(canonical)
     bbox_x, bbox_y, bbox_w, bbox_h = map(float, bbox)
     record = AnnotationRecord(
         coco_id=obj["id"], image_id=obj["image_id"], number_forms=forms, hash=digest,

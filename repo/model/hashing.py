@@ -26,21 +26,11 @@ class NestingError(ValueError):
 def record_hash(value: Any) -> bytes:
     """A digest of a JSON value's content, key order aside: rows with equal digests are equal."""
     try:
-        canonical = canonical_json(value)
+        canonical = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # integers beyond 64 bits, or nesting deeper than orjson writes
         if nesting_depth(value) > MAX_DEPTH:
             raise NestingError(f"lists and objects nest more than {MAX_DEPTH} levels deep") from None
         canonical = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-    return canonical_hash(canonical)
-
-
-def canonical_json(value: Any) -> bytes:
-    """The text `record_hash` digests, for a value orjson writes (else TypeError): a reader
-    that wants to look at the text too writes it once."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-
-
-def canonical_hash(canonical: bytes) -> bytes:
     return hashlib.blake2b(canonical, digest_size=16).digest()
 
 
