@@ -20,6 +20,7 @@ import pytest
 
 from repo.coco import reader
 from repo.coco.reader import read_task_document
+from repo.errors import InputError
 from repo.model import paths
 from repo.model.policy import ErrorPolicy
 from repo.model.records import INTEGER_BIT, NEGATIVE_ZERO_SHIFT
@@ -74,7 +75,9 @@ def _tricky_objects(base: dict[str, Any]) -> list[dict[str, Any]]:
         [], [[]], [[1, 1, 3, 1, 3]], [[1, 1, 3, 1]], [[1, 1, 3, 1, 3, 3, 4, 4]], [[1, 1, [3], 1, 3, 3]],
         RLE_STRING, RLE_LIST, {**RLE_STRING, "extra": 1}, {"counts": "0:0"}, {"counts": "true", "size": [5, 10]},
         {"counts": [50], "size": [5, 10]}, {"counts": [49], "size": [5, 10]}, {"counts": "0:0", "size": [10, 5]},
-        {"counts": [20, True, 20], "size": [5, 10]}, {"counts": "0:0", "size": [5.0, 10]},
+        {"counts": [20, True, 20], "size": [5, 10]}, {"counts": [20, "10", 20], "size": [5, 10]},
+        {"counts": [20, 2**32, 20], "size": [5, 10]}, {"counts": [20, 10.0, 20], "size": [5, 10]},
+        {"counts": [], "size": [5, 10]}, {"counts": "0:0", "size": [5.0, 10]},
     ):
         records.append(_with(base, segmentation=segmentation))
     deep: Any = [[1, 1, 3, 1, 3, 3]]
@@ -204,3 +207,14 @@ def test_plain_file_names_are_those_the_full_check_accepts():
         assert paths.unsafe_path_problem(name) is None, name
     for name in ("..", "a/..", "../a", "/a", "a/", ".", "a/./b", "C:a", "é.jpg"):
         assert not paths._PLAIN_RELATIVE.fullmatch(name), name
+
+
+@pytest.mark.parametrize("counts", [[20, "10", 20], [20, 2**32, 20], [20, True, 20], [20, 10.0, 20], [-1, 51]])
+def test_rle_counts_outside_the_integers_from_0_to_2_32_are_refused(counts):
+    obj = _with(OBJECT, segmentation={"counts": counts, "size": [5, 10]})
+    with pytest.raises(InputError) as refused:
+        read_task_document(_document([obj]), "f.json", "instances", "val", "f.json", ErrorPolicy())
+    assert str(refused.value) == (
+        "f.json: annotation id 7: field 'segmentation': invalid RLE: counts must be a string or a list of "
+        "integers from 0 to 2^32-1"
+    )

@@ -69,6 +69,7 @@ def is_number(value: Any) -> bool:
 
 
 _NUMBER_TYPES = frozenset({int, float})
+_INTEGERS_ONLY = frozenset({int}).issuperset
 
 
 def all_numbers(values: list[Any]) -> bool:
@@ -568,7 +569,8 @@ class _FileReader:
                 check_runs(decode_string(encoded), height, width)
                 return encoded, RLE_STRING
             if isinstance(counts, list):
-                if not all(is_int(v) and 0 <= v < _UINT32_LIMIT for v in counts):
+                integers = _INTEGERS_ONLY(map(type, counts))
+                if not integers or (counts and not 0 <= min(counts) <= max(counts) < _UINT32_LIMIT):
                     raise RleError("counts must be a string or a list of integers from 0 to 2^32-1")
                 check_runs(counts, height, width)
                 return compress_runs(counts, height, width), RLE_LIST
