@@ -218,3 +218,50 @@ def test_rle_counts_outside_the_integers_from_0_to_2_32_are_refused(counts):
         "f.json: annotation id 7: field 'segmentation': invalid RLE: counts must be a string or a list of "
         "integers from 0 to 2^32-1"
     )
+
+
+SEGMENT = {"id": 3, "category_id": 1, "bbox": [1, 1.5, 2, 2], "area": 4, "iscrowd": 0}
+
+
+def test_tricky_panoptic_segments_read_the_same_both_ways(monkeypatch):
+    segments: list[Any] = [copy.deepcopy(SEGMENT)]
+    for key in SEGMENT:
+        segments.append(_with(SEGMENT, **{key: _DELETE}))
+        segments.extend(_with(SEGMENT, **{key: value}) for value in TRICKY_VALUES)
+    for segment_id in (0, -1, 2**24 - 1, 2**24):
+        segments.append(_with(SEGMENT, id=segment_id))
+    segments.append({**copy.deepcopy(SEGMENT), "score": 0.5})
+    for index in range(4):
+        for value in TRICKY_VALUES:
+            bbox = list(SEGMENT["bbox"])
+            bbox[index] = value
+            segments.append(_with(SEGMENT, bbox=bbox))
+    for segment in segments:
+        record = {"image_id": 5, "file_name": "a.png", "segments_info": [segment, _with(SEGMENT, id=9)]}
+        plain = _read_panoptic(record)
+        with monkeypatch.context() as patched:
+            patched.setattr(reader, "plain_segment", lambda *args: None)
+            step_by_step = _read_panoptic(record)
+        assert plain == step_by_step, segment
+
+
+def _read_panoptic(record: dict[str, Any]) -> tuple[Any, ...]:
+    policy = ErrorPolicy(skip=True)
+    document = _document([copy.deepcopy(record)])
+    task_file = read_task_document(document, "f.json", "panoptic", "val", "f.json", policy)
+    return (
+        [(p.image_id, p.png_name, p.extra, p.hash, [list(s.items()) for s in p.segments]) for p in task_file.panoptic],
+        [str(error) for error in policy.skipped],
+    )
+
+
+def test_a_plain_panoptic_segment_field_by_field():
+    segment = _with(SEGMENT, bbox=[-0.0, 1.5, 2, 2], area=4.0)
+    document = _document([{"image_id": 5, "file_name": "a.png", "segments_info": [segment]}])
+    task_file = read_task_document(document, "f.json", "panoptic", "val", "f.json", ErrorPolicy())
+    forms = INTEGER_BIT["bbox_w"] | INTEGER_BIT["bbox_h"] | INTEGER_BIT["bbox_x"] << NEGATIVE_ZERO_SHIFT
+    assert list(task_file.panoptic[0].segments[0].items()) == [
+        ("coco_id", 3), ("image_id", 5), ("kind", "mask"), ("number_forms", forms), ("hash", _digest(segment)),
+        ("category_id", 1), ("bbox_x", 0.0), ("bbox_y", 1.5), ("bbox_w", 2.0), ("bbox_h", 2.0), ("area", 4.0),
+        ("iscrowd", 0), ("extra", None),
+    ]

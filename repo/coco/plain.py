@@ -2,14 +2,14 @@
 
 Nearly every record of a real file has the same keys as its neighbours and values of the usual
 types: an image with an integer id, a plain file name and its size; an instances annotation
-with exactly id, image_id, category_id, bbox, area, iscrowd and segmentation. The reader's
-step-by-step checks (repo.coco.reader) cost a dozen Python calls per record, as much again as
-parsing the file. The functions here check such a record with a few calls that each test a
-whole list in C (`set(map(type, values))`), and build the record the reader
-would build, field for field and in the same order. Anything else, a bad value or merely an unusual record (a
-missing or extra key, a null, a boolean, -0.0 somewhere but in a bbox or area, an integer
-beyond 2^53), they do not judge: they return None and the reader reads the record step by
-step, which names its first problem exactly as before.
+with exactly id, image_id, category_id, bbox, area, iscrowd and segmentation; a panoptic
+segment with id, category_id, bbox, area and iscrowd. The reader's step-by-step checks
+(repo.coco.reader) cost a dozen Python calls per record, as much again as parsing the file.
+The functions here check such a record with a few calls that each test a whole list in C
+(`set(map(type, values))`), and build the record the reader would build, field for field and
+in the same order. Anything else, a bad value or merely an unusual record (a missing or extra
+key, a null, a boolean, an integer beyond 2^53 in a bbox), they do not judge: they return None
+and the reader reads the record step by step, which names its first problem exactly as before.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from repo.model.records import INTEGER_BIT, NEGATIVE_ZERO_SHIFT, AnnotationRecor
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 INT32_MAX = (1 << 31) - 1
 EXACT_FLOAT_LIMIT = 1 << 53  # beyond this a float column would change the integer
+PANOPTIC_ID_LIMIT = 1 << 24  # a PNG pixel holds 24 bits
 
 _IMAGE_KEYS = frozenset({"id", "file_name", "width", "height"})
 _OBJECT_KEYS = frozenset({"id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation"})
@@ -33,6 +34,7 @@ _KEYPOINT_KEYS = _OBJECT_KEYS | {"keypoints", "num_keypoints"}
 _CAPTION_KEYS = frozenset({"id", "image_id", "caption"})
 _LABEL_KEYS = frozenset({"id", "image_id", "category_id"})
 _RLE_KEYS = frozenset({"counts", "size"})
+_SEGMENT_KEYS = frozenset({"id", "category_id", "bbox", "area", "iscrowd"})
 
 _lists_only = frozenset({list}).issuperset
 _numbers_only = frozenset({int, float}).issuperset
@@ -136,25 +138,12 @@ def _object(
     image = _head(obj, _OBJECT_KEYS if keypoint_counts is None else _KEYPOINT_KEYS, images)
     if image is None or not _known_category(obj["category_id"], categories):
         return None
-    bbox, area, iscrowd, segmentation = obj["bbox"], obj["area"], obj["iscrowd"], obj["segmentation"]
-    if type(bbox) is not list or len(bbox) != 4:
+    numbers = _bbox_and_area(obj["bbox"], obj["area"])
+    if numbers is None:
         return None
-    forms = _BBOX_FORMS.get(tuple(map(type, bbox)))
-    if forms is None or (forms and not -EXACT_FLOAT_LIMIT <= min(bbox) <= max(bbox) <= EXACT_FLOAT_LIMIT):
-        return None
-    if 0.0 in bbox:  # -0.0 is told apart from 0.0 by its sign alone
-        for bit, value in zip(_BBOX_BITS, bbox):
-            if value == 0.0 and type(value) is float and math.copysign(1.0, value) < 0:
-                forms |= bit << NEGATIVE_ZERO_SHIFT
-    if type(area) is int:
-        if not -EXACT_FLOAT_LIMIT <= area <= EXACT_FLOAT_LIMIT:
-            return None
-        forms |= _AREA_BIT
-    elif type(area) is not float:
-        return None
-    elif area == 0.0 and math.copysign(1.0, area) < 0:
-        forms |= _AREA_BIT << NEGATIVE_ZERO_SHIFT
-    if type(iscrowd) is not int or not (iscrowd == 0 or iscrowd == 1):
+    forms, bbox_x, bbox_y, bbox_w, bbox_h, area = numbers
+    iscrowd, segmentation = obj["iscrowd"], obj["segmentation"]
+    if type(iscrowd) is not int or iscrowd not in (0, 1):
         return None
     if type(segmentation) is list:
         if not segmentation or not _lists_only(map(type, segmentation)):
@@ -179,11 +168,10 @@ def _object(
         digest = record_hash(obj)
     except NestingError:
         return None
-    bbox_x, bbox_y, bbox_w, bbox_h = map(float, bbox)
     record = AnnotationRecord(
         coco_id=obj["id"], image_id=obj["image_id"], number_forms=forms, hash=digest,
         category_id=obj["category_id"], bbox_x=bbox_x, bbox_y=bbox_y, bbox_w=bbox_w, bbox_h=bbox_h,
-        area=float(area), iscrowd=iscrowd,
+        area=area, iscrowd=iscrowd,
     )
     if type(segmentation) is list:
         record["polygons"] = segmentation
@@ -198,3 +186,50 @@ def _object(
     record["kind"] = kind
     record["extra"] = None
     return record
+
+
+def plain_segment(obj: Any, image_id: int, categories: set[int] | None) -> AnnotationRecord | None:
+    """A panoptic segment of image `image_id` (its `segments_info` entry)."""
+    if type(obj) is not dict or obj.keys() != _SEGMENT_KEYS:
+        return None
+    segment_id, iscrowd = obj["id"], obj["iscrowd"]
+    if type(segment_id) is not int or not 0 < segment_id < PANOPTIC_ID_LIMIT:
+        return None
+    if not _known_category(obj["category_id"], categories) or type(iscrowd) is not int or iscrowd not in (0, 1):
+        return None
+    numbers = _bbox_and_area(obj["bbox"], obj["area"])
+    if numbers is None:
+        return None
+    forms, bbox_x, bbox_y, bbox_w, bbox_h, area = numbers
+    try:
+        digest = record_hash(obj)
+    except NestingError:
+        return None
+    return AnnotationRecord(
+        coco_id=segment_id, image_id=image_id, kind="mask", number_forms=forms, hash=digest,
+        category_id=obj["category_id"], bbox_x=bbox_x, bbox_y=bbox_y, bbox_w=bbox_w, bbox_h=bbox_h,
+        area=area, iscrowd=iscrowd, extra=None,
+    )
+
+
+def _bbox_and_area(bbox: Any, area: Any) -> tuple[int, float, float, float, float, float] | None:
+    """The number_forms bits and the values of a bbox of 4 numbers and a numeric area, or None."""
+    if type(bbox) is not list or len(bbox) != 4:
+        return None
+    forms = _BBOX_FORMS.get(tuple(map(type, bbox)))
+    if forms is None or (forms and not -EXACT_FLOAT_LIMIT <= min(bbox) <= max(bbox) <= EXACT_FLOAT_LIMIT):
+        return None
+    if 0.0 in bbox:  # -0.0 is told apart from 0.0 by its sign alone
+        for bit, value in zip(_BBOX_BITS, bbox):
+            if value == 0.0 and type(value) is float and math.copysign(1.0, value) < 0:
+                forms |= bit << NEGATIVE_ZERO_SHIFT
+    if type(area) is int:
+        if not -EXACT_FLOAT_LIMIT <= area <= EXACT_FLOAT_LIMIT:
+            return None
+        forms |= _AREA_BIT
+    elif type(area) is not float:
+        return None
+    elif area == 0.0 and math.copysign(1.0, area) < 0:
+        forms |= _AREA_BIT << NEGATIVE_ZERO_SHIFT
+    bbox_x, bbox_y, bbox_w, bbox_h = map(float, bbox)
+    return forms, bbox_x, bbox_y, bbox_w, bbox_h, float(area)

@@ -20,7 +20,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from repo.coco.plain import EXACT_FLOAT_LIMIT, INT32_MAX, INT64_MAX, INT64_MIN, plain_annotations, plain_image
+from repo.coco.plain import (
+    EXACT_FLOAT_LIMIT,
+    INT32_MAX,
+    INT64_MAX,
+    INT64_MIN,
+    PANOPTIC_ID_LIMIT,
+    plain_annotations,
+    plain_image,
+    plain_segment,
+)
 from repo.coco.rle import RleError, check_runs, compress_runs, decode_string
 from repo.coco.tasks import LABELLED_TASKS
 from repo.errors import InputError
@@ -45,7 +54,6 @@ from repo.model.records import (
 
 _UINT32_LIMIT = 1 << 32
 R = TypeVar("R")
-PANOPTIC_ID_LIMIT = 1 << 24  # a PNG pixel holds 24 bits
 
 _CATEGORIES_REQUIRED = LABELLED_TASKS
 # Files larger than this are read in windows (see repo.model.chunked_json): parsing one whole
@@ -636,7 +644,9 @@ class _FileReader:
         segments: list[AnnotationRecord] = []
         seen: set[int] = set()
         for index, segment in enumerate(segments_info):
-            record = self._segment(segment, f"{where}, segments_info[{index}]", image, categories)
+            record = plain_segment(segment, image["coco_id"], categories)
+            if record is None:
+                record = self._segment(segment, f"{where}, segments_info[{index}]", image, categories)
             if record["coco_id"] in seen:
                 raise self.error(
                     f"segment id {record['coco_id']} of image id {image['coco_id']}", "id",
