@@ -85,8 +85,9 @@ def _tricky_objects(base: dict[str, Any]) -> list[dict[str, Any]]:
         deep = [deep]
     records.append(_with(base, segmentation=deep))
     if "keypoints" in base:
-        for keypoints in ([1, 1, 2], [1, 1, 2, 2, 2], [1, 1, 2, 2, 2, True], [1, 1, 2, 2, 2, "1"], [1, 1, 2, 2, 2, None]):
-            records.append(_with(base, keypoints=keypoints))
+        for last in (True, "1", None, 2**70):
+            records.append(_with(base, keypoints=[1, 1, 2, 2, 2, last]))
+        records.extend(_with(base, keypoints=keypoints) for keypoints in ([1, 1, 2], [1, 1, 2, 2, 2]))
     return records
 
 
