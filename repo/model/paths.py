@@ -63,6 +63,7 @@ def real_file(path: Path, inside: Path | None) -> Path | None:
     the real folder `inside`; with `inside` None, `path` must already be real (absolute, and
     no symlink on the way). Else None."""
     try:
+        os.stat(path)  # a missing file, common when a dataset comes without its images, in one call
         real = path.resolve(strict=True)
         if inside is None:
             if real != Path(os.path.abspath(path)):
