@@ -20,6 +20,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from repo.coco.plain import (
+    EXACT_FLOAT_LIMIT,
+    INT32_MAX,
+    INT64_MAX,
+    INT64_MIN,
+    PANOPTIC_ID_LIMIT,
+    plain_annotations,
+    plain_image,
+    plain_segment,
+)
 from repo.coco.rle import RleError, check_runs, compress_runs, decode_string
 from repo.coco.tasks import LABELLED_TASKS
 from repo.errors import InputError
@@ -42,12 +52,8 @@ from repo.model.records import (
     TaskFile,
 )
 
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
-_EXACT_FLOAT_LIMIT = 1 << 53  # beyond this a float column would change the integer
-_INT32_MAX = (1 << 31) - 1
 _UINT32_LIMIT = 1 << 32
 R = TypeVar("R")
-PANOPTIC_ID_LIMIT = 1 << 24  # a PNG pixel holds 24 bits
 
 _CATEGORIES_REQUIRED = LABELLED_TASKS
 # Files larger than this are read in windows (see repo.model.chunked_json): parsing one whole
@@ -71,6 +77,7 @@ def is_number(value: Any) -> bool:
 
 
 _NUMBER_TYPES = frozenset({int, float})
+_INTEGERS_ONLY = frozenset({int}).issuperset
 
 
 def all_numbers(values: list[Any]) -> bool:
@@ -154,7 +161,9 @@ class _FileReader:
 
     def read(self, document: Any, subset: str, name: str) -> TaskFile:
         task_file = self.read_header(document, subset, name)
-        task_file.images = self._collect(document["images"], "images", self._image, self._image_check())
+        task_file.images = self._collect(
+            document["images"], "images", self._image, self._image_check(), plain=plain_image
+        )
         image_ids = {image["coco_id"]: image for image in task_file.images}
         known_categories, keypoint_counts = _category_facts(task_file.categories)
         raw_annotations = document.get("annotations", [])
@@ -185,18 +194,18 @@ class _FileReader:
         sizes: dict[int, ImageRecord] = {}
         first = 0
         for raw in chunked.windows("images"):
-            images = self._collect(raw, "images", self._image, check, first)
+            images = self._collect(raw, "images", self._image, check, first, plain_image)
             first += len(raw)
             for image in images:
                 kept = {"coco_id": image["coco_id"], "width": image["width"], "height": image["height"]}
                 sizes[image["coco_id"]] = kept  # type: ignore[assignment]
             yield FilePart(images=images)
         known_categories, keypoint_counts = _category_facts(task_file.categories)
-        parse, check = self._annotation_steps(sizes, known_categories, keypoint_counts)
+        parse, check, plain = self._annotation_steps(sizes, known_categories, keypoint_counts)
         first = 0
         for raw in chunked.windows("annotations"):
             self._check_image_info(raw)
-            yield FilePart(annotations=self._collect(raw, "annotations", parse, check, first))
+            yield FilePart(annotations=self._collect(raw, "annotations", parse, check, first, plain))
             first += len(raw)
 
     def _check_sections(self, document: dict[str, Any]) -> None:
@@ -232,15 +241,19 @@ class _FileReader:
 
     def _collect(
         self, raw: list[Any], section: str, parse: Callable[[Any, str], R], check: Callable[[R], None],
-        first: int = 0,
+        first: int = 0, plain: Callable[[Any], R | None] | None = None,
     ) -> list[R]:
         """Parse each element of a section (`raw` starts at index `first` of it); `check`
         refuses one that clashes with those before (a repeated id). A bad element goes to the
-        error policy, which may skip it."""
+        error policy, which may skip it. `plain` reads the common well-formed shape of an
+        element in one go, or says None; `parse` then reads it step by step and names its
+        first problem."""
         records: list[R] = []
         for index, obj in enumerate(raw, first):
             try:
-                record = parse(obj, f"{section}[{index}]")
+                record = plain(obj) if plain else None
+                if record is None:
+                    record = parse(obj, f"{section}[{index}]")
                 check(record)
                 records.append(record)
             except InputError as error:
@@ -321,7 +334,7 @@ class _FileReader:
         sizes = []
         for key in ("width", "height"):
             value = obj.get(key)
-            if not is_int(value) or not 0 < value <= _INT32_MAX:
+            if not is_int(value) or not 0 < value <= INT32_MAX:
                 got = describe(value) if key in obj else "nothing"
                 raise self.error(
                     where, key,
@@ -344,7 +357,8 @@ class _FileReader:
         keypoint_counts: dict[int, int],
     ) -> list[AnnotationRecord]:
         self._check_image_info(raw)
-        return self._collect(raw, "annotations", *self._annotation_steps(images, categories, keypoint_counts))
+        parse, check, plain = self._annotation_steps(images, categories, keypoint_counts)
+        return self._collect(raw, "annotations", parse, check, plain=plain)
 
     def _check_image_info(self, raw: list[Any]) -> None:
         if self.task == "image_info" and raw:
@@ -354,12 +368,16 @@ class _FileReader:
 
     def _annotation_steps(
         self, images: dict[int, ImageRecord], categories: set[int] | None, keypoint_counts: dict[int, int]
-    ) -> tuple[Callable[[Any, str], AnnotationRecord], Callable[[AnnotationRecord], None]]:
-        """How `_collect` parses and checks the annotations of this file's task."""
+    ) -> tuple[
+        Callable[[Any, str], AnnotationRecord], Callable[[AnnotationRecord], None],
+        Callable[[Any], AnnotationRecord | None],
+    ]:
+        """How `_collect` parses, checks and reads in one go the annotations of this file's task."""
         parse = {"captions": self._caption, "labels": self._label}.get(self.task, self._object)
         return (
             lambda obj, where: parse(obj, where, images, categories, keypoint_counts),
             self._unique("annotation id {}", "coco_id", "the id is listed twice"),
+            plain_annotations(self.task, images, categories, keypoint_counts, self._rle),
         )
 
     def _common(
@@ -395,7 +413,7 @@ class _FileReader:
         category_id = obj[field]
         if not is_int(category_id):
             raise self.error(where, field, f"expected an integer, got {describe(category_id)}")
-        if not _INT64_MIN <= category_id <= _INT64_MAX:  # checked here too: a file may list no categories
+        if not INT64_MIN <= category_id <= INT64_MAX:  # checked here too: a file may list no categories
             raise self.error(where, field, f"the id {category_id} does not fit in 64 bits")
         if categories is not None and category_id not in categories:
             raise self.error(where, field, f"no category in this file has id {category_id}")
@@ -501,7 +519,7 @@ class _FileReader:
 
     def _store_number(self, value: int | float, where: str, key: str, record: AnnotationRecord, name: str) -> None:
         if type(value) is int:
-            if abs(value) > _EXACT_FLOAT_LIMIT:
+            if abs(value) > EXACT_FLOAT_LIMIT:
                 raise self.error(where, key, f"the integer {value} is too large (at most 2^53)")
             record["number_forms"] |= INTEGER_BIT[name]
         elif value == 0.0 and math.copysign(1.0, value) < 0:
@@ -559,7 +577,8 @@ class _FileReader:
                 check_runs(decode_string(encoded), height, width)
                 return encoded, RLE_STRING
             if isinstance(counts, list):
-                if not all(is_int(v) and 0 <= v < _UINT32_LIMIT for v in counts):
+                integers = _INTEGERS_ONLY(map(type, counts))
+                if not integers or (counts and not 0 <= min(counts) <= max(counts) < _UINT32_LIMIT):
                     raise RleError("counts must be a string or a list of integers from 0 to 2^32-1")
                 check_runs(counts, height, width)
                 return compress_runs(counts, height, width), RLE_LIST
@@ -589,7 +608,7 @@ class _FileReader:
             lifted.add("keypoints")
         num = obj.get("num_keypoints")
         if num is not None:
-            if not is_int(num) or not 0 <= num <= _INT32_MAX:
+            if not is_int(num) or not 0 <= num <= INT32_MAX:
                 raise self.error(where, "num_keypoints", f"expected a non-negative integer, got {describe(num)}")
             record["num_keypoints"] = num
             lifted.add("num_keypoints")
@@ -625,7 +644,9 @@ class _FileReader:
         segments: list[AnnotationRecord] = []
         seen: set[int] = set()
         for index, segment in enumerate(segments_info):
-            record = self._segment(segment, f"{where}, segments_info[{index}]", image, categories)
+            record = plain_segment(segment, image["coco_id"], categories)
+            if record is None:
+                record = self._segment(segment, f"{where}, segments_info[{index}]", image, categories)
             if record["coco_id"] in seen:
                 raise self.error(
                     f"segment id {record['coco_id']} of image id {image['coco_id']}", "id",
@@ -675,7 +696,7 @@ class _FileReader:
         value = obj[key]
         if not is_int(value):
             raise self.error(where, key, f"expected an integer, got {describe(value)}")
-        if not _INT64_MIN <= value <= _INT64_MAX:
+        if not INT64_MIN <= value <= INT64_MAX:
             raise self.error(where, key, f"the id {value} does not fit in 64 bits")
         return value
 

@@ -170,8 +170,14 @@ def _parsed_key_count(value: Any) -> int:
             continue
         for child in children:
             kind = type(child)
-            if kind is dict or (kind is list and not scalars_only(map(type, child))):
+            if kind is dict:
                 stack.append(child)
+            elif kind is list:
+                try:
+                    sum(child)  # numbers alone sum: three times faster than looking at their types
+                except (TypeError, OverflowError):
+                    if not scalars_only(map(type, child)):
+                        stack.append(child)
     return count
 
 
@@ -236,20 +242,12 @@ def load_json_file(path: Path, shown_as: str) -> Any:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
-        data.decode("utf-8")  # to name the bad byte; orjson's own message does not
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            shown_as, None, None, f"not UTF-8 text (byte {exc.start} is invalid)"
-        ) from None
-    if not data.strip():
-        raise InputError(shown_as, None, None, "empty file, expected a JSON object")
-    try:
         document = parse_json(data)
     except json.JSONDecodeError as exc:
-        raise InputError(
-            shown_as, None, None,
-            f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
-        ) from None
+        problem = f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        raise _unparsable(data, shown_as, problem) from None
+    except UnicodeDecodeError:  # from the standard library's parse, taking over for big integers
+        raise _unparsable(data, shown_as, "not UTF-8 text") from None
     repeated = duplicate_key(data, document)
     if repeated is not None:
         place, key = repeated
@@ -258,6 +256,19 @@ def load_json_file(path: Path, shown_as: str) -> Any:
             "duplicate key: the object holds it twice, and JSON readers disagree on which value counts",
         )
     return document
+
+
+def _unparsable(data: bytes, shown_as: str, problem: str) -> InputError:
+    """Why a text does not parse, in this order: not UTF-8 (naming the bad byte, which orjson's
+    message does not), empty, else `problem`. Only asked once parsing failed: orjson refuses
+    any text that is not UTF-8, so a text that parses needs no decoding of its own."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return InputError(shown_as, None, None, f"not UTF-8 text (byte {bad.start} is invalid)")
+    if not data.strip():
+        return InputError(shown_as, None, None, "empty file, expected a JSON object")
+    return InputError(shown_as, None, None, problem)
 
 
 def dumps(value: Any) -> bytes:
