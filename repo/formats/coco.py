@@ -243,6 +243,7 @@ def _decode(
     segment ids, is not decoded: the kept masks are its masks."""
     from repo.coco.panoptic import DecodeJob, decode_job
 
+    keep_freed_memory()  # PNG after PNG frees and allocates the same megabytes
     images = {image["coco_id"]: image for image in task_file.images}
     shown_dir = annotation_file.shown_as.removesuffix(".json")
     jobs = []
@@ -272,7 +273,6 @@ def _attach_decoded(
     from repo.coco.panoptic import attach_segment_masks
 
     progress.start(f"decoding {annotation_file.png_dir.name}/", len(jobs))
-    keep_freed_memory()  # PNG after PNG frees and allocates the same megabytes
     decoded = []
     reused = 0
     for record, job, outcome in zip(task_file.panoptic, jobs, outcomes):
