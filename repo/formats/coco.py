@@ -4,8 +4,7 @@ The wire format itself is `repo.coco` (layout, reading and validating, writing, 
 PNGs); this module connects it to the store through the registry.
 
 Import: every annotation file is read and validated on its own (memory holds one file), and a
-panoptic file's PNGs are cut into per-segment masks on all cores, while the files before it are
-read and written.
+panoptic file's PNGs are cut into per-segment masks on all cores.
 
 Export: each output file `annotations/<task>_<subset>.json` is composed from the stored files
 of that task and subset (see `repo._internal.compose`): one source's file comes back exactly as
@@ -36,7 +35,7 @@ from repo.coco.meta import DatasetMeta, check_categories, find_meta, read_meta
 from repo.coco.reader import read_task_file
 from repo.coco.tasks import FORMAT_TASKS, LABELLED_TASKS, file_name_for
 from repo.coco.writer import panoptic_object, write_task_file
-from repo.errors import ConfigError, ConflictError, DsrepoError, InputError
+from repo.errors import ConfigError, ConflictError, InputError
 from repo.exporting import copy_image
 from repo.formats import coco_images, coco_options
 from repo.formats.coco_images import planned_images, save_planned
@@ -107,85 +106,31 @@ class CocoReader:
     ) -> Iterator[ReadFile | UnchangedFile]:
         """Validated task files, panoptic masks cut from their PNGs. In an update (`previous`),
         a file whose bytes and PNGs are those last read is not read, and a PNG whose bytes
-        are those last read is not decoded again. In an import, panoptic PNGs are decoded
-        while the files before them are read and written (see _DecodingAhead)."""
+        are those last read is not decoded again."""
         metas: dict[Path, tuple[DatasetMeta, str] | None] = {}
-        with _DecodingAhead(self.files if previous is None else [], policy) as ahead:
-            for annotation_file in self.files:
-                digest = file_sha256(annotation_file.path)
-                if previous is not None and _unchanged(annotation_file, digest, previous):
-                    yield UnchangedFile(annotation_file.task, annotation_file.subset, annotation_file.shown_as)
-                    continue
-                progress.start(f"reading {annotation_file.path.name}", 1)
-                task_file = ahead.task_file(annotation_file, policy)
-                if task_file is None:
-                    task_file = read_task_file(
-                        annotation_file.path, annotation_file.shown_as, annotation_file.task, annotation_file.subset, policy
+        for annotation_file in self.files:
+            digest = file_sha256(annotation_file.path)
+            if previous is not None and _unchanged(annotation_file, digest, previous):
+                yield UnchangedFile(annotation_file.task, annotation_file.subset, annotation_file.shown_as)
+                continue
+            progress.start(f"reading {annotation_file.path.name}", 1)
+            task_file = read_task_file(
+                annotation_file.path, annotation_file.shown_as, annotation_file.task, annotation_file.subset, policy
+            )
+            task_file.sha256 = digest
+            _check_meta(annotation_file, task_file, metas)
+            progress.advance()
+            notes: list[str] = []
+            if task_file.task == "panoptic":
+                kept = previous.kept_pngs(task_file.task, task_file.subset) if previous is not None else {}
+                with Workers(len(task_file.panoptic)) as workers:
+                    jobs, outcomes = _decode(annotation_file, task_file, kept, workers)
+                    reused = _attach_decoded(annotation_file, task_file, jobs, outcomes, policy, progress)
+                if previous is not None:
+                    notes.append(
+                        f"{annotation_file.shown_as}: {reused} of {len(task_file.panoptic)} PNGs unchanged, not decoded"
                     )
-                task_file.sha256 = digest
-                _check_meta(annotation_file, task_file, metas)
-                progress.advance()
-                notes: list[str] = []
-                if task_file.task == "panoptic":
-                    kept = previous.kept_pngs(task_file.task, task_file.subset) if previous is not None else {}
-                    with Workers(len(task_file.panoptic)) as workers:
-                        jobs, outcomes = ahead.decoding(annotation_file) or _decode(annotation_file, task_file, kept, workers)
-                        reused = _attach_decoded(annotation_file, task_file, jobs, outcomes, policy, progress)
-                    if previous is not None:
-                        notes.append(
-                            f"{annotation_file.shown_as}: {reused} of {len(task_file.panoptic)} PNGs unchanged, not decoded"
-                        )
-                yield ReadFile(task_file, annotation_file.shown_as, annotation_file.image_dirs(), notes)
-
-
-class _DecodingAhead:
-    """An import's panoptic files, read first and their PNGs decoding on the worker threads
-    while the files before them are read and written: OpenCV decodes without the GIL, so the
-    decoding runs beside the main thread's JSON work instead of after it. What a file gave (its
-    records, or the error that stopped its reading, and the records it skipped) is handed over
-    at the file's turn, so messages and skipped records come in file order as before."""
-
-    def __init__(self, files: list[AnnotationFile], policy: ErrorPolicy):
-        self._read: dict[Path, tuple[TaskFile | DsrepoError, ErrorPolicy]] = {}
-        read: list[tuple[AnnotationFile, TaskFile]] = []
-        for annotation_file in files:
-            if annotation_file.task != "panoptic":
-                continue
-            own = ErrorPolicy(skip=policy.skip)
-            try:
-                task_file = read_task_file(
-                    annotation_file.path, annotation_file.shown_as, annotation_file.task, annotation_file.subset, own
-                )
-            except DsrepoError as error:
-                self._read[annotation_file.path] = (error, own)
-                continue
-            self._read[annotation_file.path] = (task_file, own)
-            read.append((annotation_file, task_file))
-        self._workers = Workers(sum(len(task_file.panoptic) for _, task_file in read))
-        self._decoding = {
-            annotation_file.path: _decode(annotation_file, task_file, {}, self._workers)
-            for annotation_file, task_file in read
-        }
-
-    def task_file(self, annotation_file: AnnotationFile, policy: ErrorPolicy) -> TaskFile | None:
-        """The file read ahead (None if it was not): its error is raised, its skipped records
-        reported, now."""
-        if annotation_file.path not in self._read:
-            return None
-        task_file, own = self._read.pop(annotation_file.path)
-        policy.skipped.extend(own.skipped)
-        if isinstance(task_file, DsrepoError):
-            raise task_file
-        return task_file
-
-    def decoding(self, annotation_file: AnnotationFile) -> tuple[list[DecodeJob], Iterator[Any]] | None:
-        return self._decoding.pop(annotation_file.path, None)
-
-    def __enter__(self) -> "_DecodingAhead":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._workers.__exit__(*exc)  # a failed import stops the decoding left
+            yield ReadFile(task_file, annotation_file.shown_as, annotation_file.image_dirs(), notes)
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str | None:

@@ -1,7 +1,7 @@
-"""An import decodes the panoptic PNGs while the files before the panoptic file are read and
-written (repo.formats.coco._DecodingAhead). None of it may show: the first problem in file
-order is the one reported, records skipped under `on_error="skip"` come in file order, and a
-failed import leaves the database as it was.
+"""A folder's problems are reported in file order, whatever the task: with a panoptic file in
+the middle (its PNGs decoded on worker threads), the first problem in file order is the one
+reported, records skipped under `on_error="skip"` come in file order, and a failed import
+leaves the database as it was.
 
 Files are read in Datumaro's task order: instances before panoptic, stuff after it.
 """
