@@ -56,18 +56,24 @@ TRICKY_VALUES: list[Any] = [
 ]
 
 
-def _tricky_objects(base: dict[str, Any]) -> list[dict[str, Any]]:
+def _key_and_bbox_variants(base: dict[str, Any]) -> list[dict[str, Any]]:
+    """`base`, then without each key, each key set to each tricky value, and each bbox number so."""
     records = [copy.deepcopy(base)]
     for key in base:
         records.append(_with(base, **{key: _DELETE}))
         records.extend(_with(base, **{key: value}) for value in TRICKY_VALUES)
-    for extra in ({"score": 0.5}, {"attributes": {"occluded": True}}, {"note": None}, {"area": None}):
-        records.append({**copy.deepcopy(base), **extra})
     for index in range(4):
         for value in TRICKY_VALUES:
             bbox = list(base["bbox"])
             bbox[index] = value
             records.append(_with(base, bbox=bbox))
+    return records
+
+
+def _tricky_objects(base: dict[str, Any]) -> list[dict[str, Any]]:
+    records = _key_and_bbox_variants(base)
+    for extra in ({"score": 0.5}, {"attributes": {"occluded": True}}, {"note": None}, {"area": None}):
+        records.append({**copy.deepcopy(base), **extra})
     for value in TRICKY_VALUES:
         records.append(_with(base, segmentation=[[1, 1, 3, 1, 3, value]]))
         records.append(_with(base, segmentation=[[1, 1, 3, 1, 3, 3], value]))
@@ -225,18 +231,10 @@ SEGMENT = {"id": 3, "category_id": 1, "bbox": [1, 1.5, 2, 2], "area": 4, "iscrow
 
 
 def test_tricky_panoptic_segments_read_the_same_both_ways(monkeypatch):
-    segments: list[Any] = [copy.deepcopy(SEGMENT)]
-    for key in SEGMENT:
-        segments.append(_with(SEGMENT, **{key: _DELETE}))
-        segments.extend(_with(SEGMENT, **{key: value}) for value in TRICKY_VALUES)
+    segments: list[Any] = _key_and_bbox_variants(SEGMENT)
     for segment_id in (0, -1, 2**24 - 1, 2**24):
         segments.append(_with(SEGMENT, id=segment_id))
     segments.append({**copy.deepcopy(SEGMENT), "score": 0.5})
-    for index in range(4):
-        for value in TRICKY_VALUES:
-            bbox = list(SEGMENT["bbox"])
-            bbox[index] = value
-            segments.append(_with(SEGMENT, bbox=bbox))
     for segment in segments:
         record = {"image_id": 5, "file_name": "a.png", "segments_info": [segment, _with(SEGMENT, id=9)]}
         plain = _read_panoptic(record)

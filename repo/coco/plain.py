@@ -60,9 +60,8 @@ def plain_image(obj: Any) -> ImageRecord | None:
         and type(width) is int and 0 < width <= INT32_MAX and type(height) is int and 0 < height <= INT32_MAX
     ) or unsafe_path_problem(file_name):
         return None
-    try:
-        digest = record_hash(obj)
-    except NestingError:
+    digest = _hash(obj)
+    if digest is None:
         return None
     extra = {key: value for key, value in obj.items() if key not in _IMAGE_KEYS}
     return ImageRecord(
@@ -95,6 +94,14 @@ def _head(obj: Any, keys: frozenset[str], images: dict[int, ImageRecord]) -> Ima
     return images.get(image_id)
 
 
+def _hash(obj: dict[str, Any]) -> bytes | None:
+    """The record's hash; None for one nested too deep, which the step-by-step reader refuses."""
+    try:
+        return record_hash(obj)
+    except NestingError:
+        return None
+
+
 def _known_category(category_id: Any, categories: set[int] | None) -> bool:
     return type(category_id) is int and (
         category_id in categories if categories is not None else INT64_MIN <= category_id <= INT64_MAX
@@ -107,9 +114,8 @@ def _caption(obj: Any, images: dict[int, ImageRecord]) -> AnnotationRecord | Non
     caption = obj["caption"]
     if type(caption) is not str or "\x00" in caption:
         return None
-    try:
-        digest = record_hash(obj)
-    except NestingError:
+    digest = _hash(obj)
+    if digest is None:
         return None
     return AnnotationRecord(
         coco_id=obj["id"], image_id=obj["image_id"], number_forms=0, hash=digest, caption=caption,
@@ -120,9 +126,8 @@ def _caption(obj: Any, images: dict[int, ImageRecord]) -> AnnotationRecord | Non
 def _label(obj: Any, images: dict[int, ImageRecord], categories: set[int] | None) -> AnnotationRecord | None:
     if _head(obj, _LABEL_KEYS, images) is None or not _known_category(obj["category_id"], categories):
         return None
-    try:
-        digest = record_hash(obj)
-    except NestingError:
+    digest = _hash(obj)
+    if digest is None:
         return None
     return AnnotationRecord(
         coco_id=obj["id"], image_id=obj["image_id"], number_forms=0, hash=digest,
@@ -164,9 +169,8 @@ def _object(
             or type(num) is not int or not 0 <= num <= INT32_MAX
         ):
             return None
-    try:
-        digest = record_hash(obj)
-    except NestingError:
+    digest = _hash(obj)
+    if digest is None:
         return None
     record = AnnotationRecord(
         coco_id=obj["id"], image_id=obj["image_id"], number_forms=forms, hash=digest,
@@ -201,9 +205,8 @@ def plain_segment(obj: Any, image_id: int, categories: set[int] | None) -> Annot
     if numbers is None:
         return None
     forms, bbox_x, bbox_y, bbox_w, bbox_h, area = numbers
-    try:
-        digest = record_hash(obj)
-    except NestingError:
+    digest = _hash(obj)
+    if digest is None:
         return None
     return AnnotationRecord(
         coco_id=segment_id, image_id=image_id, kind="mask", number_forms=forms, hash=digest,
