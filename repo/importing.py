@@ -266,7 +266,7 @@ class _ImageFinder:
     def _ref(self, candidate: Path) -> ImageRef | None:
         if candidate not in self._found:
             ref = None
-            real = real_file(candidate, self.root) if os.path.exists(candidate) else None  # missing: one stat
+            real = real_file(candidate, self.root)
             if real is not None:
                 data = read_real_file(real)
                 digest = hashlib.sha256(data).hexdigest()
