@@ -24,13 +24,14 @@ from repo.coco.writer import image_record_object
 from repo.errors import ConflictError, InputError, OptionError
 from repo.formats.registry import DatasetReader, ImportRequest, ReadFile, UnchangedFile, get_format
 from repo.labels import LabelMap, apply_label_map, load_label_map
-from repo.model.paths import read_real_file, real_file
+from repo.model.paths import FolderFiles, read_real_file
 from repo.model.policy import ErrorPolicy
 from repo.model.records import FilePart, ImageRecord, TaskFile, gather_parts
 from repo.progress import Progress, Silent
 from repo.project import Project
 from repo.store import schema
 from repo.store.blobs import held_blobs, store_blob, store_blobs
+from repo.store.file_digests import FileDigests
 from repo.store.positions import fresh_position
 from repo.store.source_writer import ChangeCounts, ImageRef, SourceWriter
 from repo.store.sources import auto_name, insert_source
@@ -141,7 +142,7 @@ def write_files(
     _check_on_error(on_error)
     progress = progress or Silent()
     policy = ErrorPolicy(skip=on_error == "skip")
-    finder = _ImageFinder(connection, reader.root, reader.store_images, progress)
+    finder = _ImageFinder(connection, reader.root, reader.store_images, writer.digests, progress)
     result = ImportResult(source=name)
     seen_items: set[tuple[str, str]] = set()
 
@@ -159,7 +160,7 @@ def write_files(
             result.annotations += len(part.annotations)
             yield part, refs
 
-    for index, read_file in enumerate(reader.read(policy, progress, writer if writer.updating else None)):
+    for index, read_file in enumerate(reader.read(policy, progress, writer)):
         if isinstance(read_file, UnchangedFile):
             kept = writer.keep_file(read_file.task, read_file.subset, fresh_position(index))
             result.missing_images += sum(not found for key, found in kept.items() if key not in seen_items)
@@ -236,12 +237,16 @@ class _ImageFinder:
     A file whose real path leaves the dataset folder (a symlink) is not used: see
     repo.model.paths."""
 
-    def __init__(self, connection: Connection, root: Path, store_images: bool, progress: Progress):
+    def __init__(
+        self, connection: Connection, root: Path, store_images: bool, digests: FileDigests, progress: Progress
+    ):
         self.connection = connection
         self.root = root
         self.store_images = store_images
+        self.digests = digests
         self.progress = progress
         self.outside: set[tuple[str, str]] = set()  # (subset, file_name) found only through symlinks leading out
+        self._files = FolderFiles(root)
         self._found: dict[Path, ImageRef | None] = {}
 
     def locate(self, read_file: ReadFile, images: list[ImageRecord]) -> dict[str, ImageRef]:
@@ -264,15 +269,20 @@ class _ImageFinder:
         return refs
 
     def _ref(self, candidate: Path) -> ImageRef | None:
+        """The image file's place, size and digest; its bytes are read only to be stored, or
+        when its `stat` is not the one its remembered digest was taken with."""
         if candidate not in self._found:
             ref = None
-            real = real_file(candidate, self.root)
-            if real is not None:
-                data = read_real_file(real)
-                digest = hashlib.sha256(data).hexdigest()
-                shown = candidate.relative_to(self.root) if candidate.is_relative_to(self.root) else candidate
-                ref = ImageRef(shown.as_posix(), len(data), digest)
+            found = self._files.find(candidate)
+            if found is not None:
+                real, status = found
                 if self.store_images:
+                    data = read_real_file(real)
+                    digest, size = hashlib.sha256(data).hexdigest(), len(data)
                     store_blob(self.connection, digest, data)
+                else:
+                    digest, size = self.digests.found_file_sha256(real, status), status.st_size
+                shown = candidate.relative_to(self.root) if candidate.is_relative_to(self.root) else candidate
+                ref = ImageRef(shown.as_posix(), size, digest)
             self._found[candidate] = ref
         return self._found[candidate]

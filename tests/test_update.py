@@ -363,20 +363,6 @@ def test_changed_moved_added_and_removed_records_in_one_file(backend, dataset, c
     _assert_same_as_a_fresh_import(backend, project, copy_of, tmp_path)
 
 
-def test_file_sha256_is_the_digest_of_the_bytes(tmp_path):
-    """The oracle is hashlib over the whole file; a file of several read chunks, an empty
-    one, a folder and a missing file (None: the reader then says why)."""
-    big = tmp_path / "big.bin"
-    big.write_bytes(bytes(range(256)) * (3 * coco_format.DIGEST_CHUNK // 256 + 7))
-    empty = tmp_path / "empty.png"
-    empty.write_bytes(b"")
-    for path in (big, empty):
-        assert coco_format.file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
-        assert coco_format.file_sha256(str(path)) == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert coco_format.file_sha256(tmp_path) is None
-    assert coco_format.file_sha256(tmp_path / "missing.png") is None
-
-
 def _annotation_statistics(project) -> float:
     """The number of rows of `annotations` the planner believes in (SQLite: sqlite_stat1,
     written by ANALYZE, for an index over every row; PostgreSQL: pg_class.reltuples)."""

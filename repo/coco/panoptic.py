@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import os
 import struct
 import zlib
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from pycocotools import mask as coco_mask
 from repo.coco.rle import RleError, check_compressible, decode_strings
 from repo.errors import InputError
 from repo.model.hashing import segment_hash, segments_fingerprint
+from repo.model.paths import Stamp, stamp
 from repo.model.records import RLE_STRING, PanopticRecord
 
 # Masks of this many pixels can have runs pycocotools' encoder cannot take (see repo.coco.rle).
@@ -197,9 +199,11 @@ class DecodeJob:
     width: int
     height: int
     segment_ids: tuple[int, ...]
-    # An update's masks of the PNG as last imported: used, not decoded, if the bytes are these.
+    # An update's masks of the PNG as last imported: used, not decoded, if the bytes are these,
+    # which the `stat` stamp remembered with them (see store.file_digests) tells without reading.
     known_sha256: str | None = None
     known_masks: tuple[bytes, ...] | None = None
+    remembered: tuple[Stamp, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,7 @@ class Decoded:
 
     masks: list[bytes]
     sha256: str
+    status: os.stat_result | None  # the PNG's `stat` before it was read (None: not looked at)
     decoded: bool = True  # False: the bytes were those last imported, the masks the kept ones
 
 
@@ -215,13 +220,21 @@ def decode_job(job: DecodeJob) -> Decoded | tuple[str, str | None, str | None, s
     """The segments' masks, or the parts of an InputError, for the caller to report in order."""
     record = f"annotation for image id {job.image_id}"
     try:
+        try:
+            status: os.stat_result | None = os.stat(job.png_path)
+        except OSError:
+            status = None  # read_png says why
+        if job.known_masks is not None and job.remembered is not None and status is not None:
+            remembered_stamp, remembered_sha256 = job.remembered
+            if remembered_sha256 == job.known_sha256 and remembered_stamp == stamp(status):
+                return Decoded(list(job.known_masks), remembered_sha256, None, decoded=False)
         data = read_png(Path(job.png_path), job.png_shown, record)
         sha256 = hashlib.sha256(data).hexdigest()
         if job.known_masks is not None and sha256 == job.known_sha256:
-            return Decoded(list(job.known_masks), sha256, decoded=False)
+            return Decoded(list(job.known_masks), sha256, status, decoded=False)
         id_map = id_map_of(data, job.png_shown, record, job.width, job.height)
         masks = segment_masks(id_map, job.image_id, job.segment_ids, job.png_shown)
-        return Decoded(masks, sha256)
+        return Decoded(masks, sha256, status)
     except InputError as error:
         return (error.file, error.record, error.field, error.problem)
 

@@ -17,7 +17,6 @@ holds one file's images, not its annotations.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 from collections.abc import Iterator, Mapping
@@ -60,6 +59,7 @@ from repo.model.records import KeptPng, TaskFile
 from repo.progress import Progress
 from repo.store import fetch, schema
 from repo.store.blobs import blob_datas
+from repo.store.file_digests import FileDigests, file_sha256
 from repo.transforms.attributes import without_attributes
 
 if TYPE_CHECKING:
@@ -70,7 +70,6 @@ if TYPE_CHECKING:
 # do not load them.
 
 PAINT_BATCH = 1024  # panoptic records whose segments are held in memory at once
-DIGEST_CHUNK = 1 << 20  # bytes read at a time for a digest
 
 IMPORT_OPTIONS = (
     flag("copy_images", "--copy-images", help="Store the image files in the database."),
@@ -109,7 +108,7 @@ class CocoReader:
         are those last read is not decoded again."""
         metas: dict[Path, tuple[DatasetMeta, str] | None] = {}
         for annotation_file in self.files:
-            digest = file_sha256(annotation_file.path)
+            digest = previous.digests.file_sha256(str(annotation_file.path)) if previous else file_sha256(annotation_file.path)
             if previous is not None and _unchanged(annotation_file, digest, previous):
                 yield UnchangedFile(annotation_file.task, annotation_file.subset, annotation_file.shown_as)
                 continue
@@ -123,33 +122,15 @@ class CocoReader:
             notes: list[str] = []
             if task_file.task == "panoptic":
                 kept = previous.kept_pngs(task_file.task, task_file.subset) if previous is not None else {}
+                digests = previous.digests if previous is not None else None
                 with Workers(len(task_file.panoptic)) as workers:
-                    jobs, outcomes = _decode(annotation_file, task_file, kept, workers)
-                    reused = _attach_decoded(annotation_file, task_file, jobs, outcomes, policy, progress)
-                if previous is not None:
+                    jobs, outcomes = _decode(annotation_file, task_file, kept, digests, workers)
+                    reused = _attach_decoded(annotation_file, task_file, jobs, outcomes, policy, progress, digests)
+                if kept:
                     notes.append(
                         f"{annotation_file.shown_as}: {reused} of {len(task_file.panoptic)} PNGs unchanged, not decoded"
                     )
             yield ReadFile(task_file, annotation_file.shown_as, annotation_file.image_dirs(), notes)
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str | None:
-    """The SHA-256 of a file's bytes; None if it cannot be read (the reader then says why).
-    Read with bare `os.read` calls, a chunk at a time: an update digests every panoptic PNG,
-    and most are a few KiB, where a buffered file object costs more than the hashing."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    digest = hashlib.sha256()
-    try:
-        while chunk := os.read(descriptor, DIGEST_CHUNK):
-            digest.update(chunk)
-    except OSError:
-        return None
-    finally:
-        os.close(descriptor)
-    return digest.hexdigest()
 
 
 def _unchanged(annotation_file: AnnotationFile, digest: str | None, previous: PreviousImport) -> bool:
@@ -162,7 +143,8 @@ def _unchanged(annotation_file: AnnotationFile, digest: str | None, previous: Pr
     digests = previous.png_digests(task, subset)
     png_dir = os.fspath(annotation_file.png_dir)
     return all(
-        digest is not None and file_sha256(os.path.join(png_dir, name)) == digest for name, digest in digests.items()
+        digest is not None and previous.digests.file_sha256(os.path.join(png_dir, name)) == digest
+        for name, digest in digests.items()
     )
 
 
@@ -181,11 +163,13 @@ def _check_meta(
 
 
 def _decode(
-    annotation_file: AnnotationFile, task_file: TaskFile, kept: Mapping[str, KeptPng], workers: Workers
+    annotation_file: AnnotationFile, task_file: TaskFile, kept: Mapping[str, KeptPng], digests: FileDigests | None,
+    workers: Workers,
 ) -> tuple[list[DecodeJob], Iterator[Any]]:
     """Each record's decoding job and, as they finish on the worker threads, their outcomes.
     A PNG in `kept` whose bytes did not change, for an image of the same size and the same
-    segment ids, is not decoded: the kept masks are its masks."""
+    segment ids, is not decoded: the kept masks are its masks (and if its `stat` is the one
+    remembered with its digest, it is not even read)."""
     from repo.coco.panoptic import DecodeJob, decode_job
 
     keep_freed_memory()  # PNG after PNG frees and allocates the same megabytes
@@ -200,21 +184,23 @@ def _decode(
             known is not None and (known.width, known.height) == (image["width"], image["height"])
             and len(set(segment_ids)) == len(segment_ids) and set(segment_ids) == set(known.masks)
         )
+        png_path = str(annotation_file.png_dir / record.png_name)
         jobs.append(DecodeJob(
-            str(annotation_file.png_dir / record.png_name), f"{shown_dir}/{record.png_name}", record.image_id,
-            image["width"], image["height"], segment_ids,
+            png_path, f"{shown_dir}/{record.png_name}", record.image_id, image["width"], image["height"], segment_ids,
             known.sha256 if known is not None and reusable else None,
             tuple(known.masks[i] for i in segment_ids) if known is not None and reusable else None,
+            digests.entry(png_path) if known is not None and reusable and digests is not None else None,
         ))
     return jobs, workers.map(decode_job, jobs)
 
 
 def _attach_decoded(
     annotation_file: AnnotationFile, task_file: TaskFile, jobs: list[DecodeJob], outcomes: Iterator[Any],
-    policy: ErrorPolicy, progress: Progress,
+    policy: ErrorPolicy, progress: Progress, digests: FileDigests | None,
 ) -> int:
     """Each record's per-segment masks from its PNG's outcome; a bad PNG fails the import, or
-    under `skip` drops its record. Returns how many PNGs were not decoded."""
+    under `skip` drops its record; the digests of PNGs read are remembered. Returns how many
+    PNGs were not decoded."""
     from repo.coco.panoptic import attach_segment_masks
 
     progress.start(f"decoding {annotation_file.png_dir.name}/", len(jobs))
@@ -227,6 +213,8 @@ def _attach_decoded(
             continue
         attach_segment_masks(record, outcome.masks)
         record.png_path, record.png_sha256 = job.png_path, outcome.sha256
+        if digests is not None and outcome.status is not None:
+            digests.remember(job.png_path, outcome.status, outcome.sha256)
         reused += not outcome.decoded
         decoded.append(record)
     task_file.panoptic = decoded

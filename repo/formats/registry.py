@@ -73,6 +73,7 @@ from repo.model.paths import output_path
 from repo.model.policy import ErrorPolicy
 from repo.model.records import KeptPng, TaskFile
 from repo.progress import Progress
+from repo.store.file_digests import FileDigests
 from repo.store.versions import Snapshot
 
 # Option kinds: how a value is given on the command line and in Python.
@@ -253,7 +254,10 @@ class UnchangedFile:
 
 
 class PreviousImport(Protocol):
-    """What an update knows of the files the source was last read from."""
+    """What an update knows of the files the source was last read from (an import: nothing,
+    but the digests of files the project has read)."""
+
+    digests: FileDigests  # files' digests, known again by their `stat`; taken ones are remembered
 
     def unchanged(self, task: str, subset: str, sha256: str) -> bool:
         """Whether a file with these bytes can be left unread: its rows are what they gave."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import BinaryIO
 
@@ -73,6 +74,64 @@ def real_file(path: Path, inside: Path | None) -> Path | None:
     except (OSError, RuntimeError):  # missing, unreadable, or a symlink loop
         return None
     return real if real.is_file() else None
+
+
+Stamp = tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
+
+
+def stamp(status: os.stat_result) -> Stamp:
+    """What must not change for a file to keep its bytes (see repo.store.file_digests); device
+    and inode as signed 64 bits, which a database's BIGINT holds."""
+    return _signed(status.st_dev), _signed(status.st_ino), status.st_size, status.st_mtime_ns, status.st_ctime_ns
+
+
+def _signed(number: int) -> int:
+    return number - (1 << 64) if number >= 1 << 63 else number
+
+
+class FolderFiles:
+    """`real_file` for the many files of one dataset folder, with what `stat` says of each.
+
+    Resolving a path walks it one component at a time, an `lstat` and some Python each; for
+    thousands of images in a few directories that walk was most of finding them. Here each
+    directory is resolved once; a file that is not itself a symlink has the real path of its
+    directory plus its name. A symlink, or a name like `..`, takes the full walk."""
+
+    def __init__(self, inside: Path):
+        self.inside = inside
+        self._inside_real: Path | None = None
+        self._directories: dict[Path, Path | None] = {}  # directory -> its real path, None if outside or missing
+
+    def find(self, path: Path) -> tuple[Path, os.stat_result] | None:
+        """The real path of the file `path` names and its `stat`, if it exists, is a regular
+        file and, symlinks resolved, lies inside the folder. Else None."""
+        try:
+            status = os.lstat(path)  # a missing file, common when a dataset comes without its images, in one call
+        except OSError:
+            return None
+        if stat.S_ISLNK(status.st_mode) or path.name in ("", ".", ".."):
+            real = real_file(path, self.inside)
+            if real is None:
+                return None
+            try:
+                return real, os.stat(real)
+            except OSError:
+                return None
+        if not stat.S_ISREG(status.st_mode):
+            return None
+        directory = self._real_directory(path.parent)
+        return (directory / path.name, status) if directory is not None else None
+
+    def _real_directory(self, directory: Path) -> Path | None:
+        if directory not in self._directories:
+            try:
+                if self._inside_real is None:
+                    self._inside_real = self.inside.resolve(strict=True)
+                real = directory.resolve(strict=True)
+                self._directories[directory] = real if real.is_relative_to(self._inside_real) else None
+            except (OSError, RuntimeError):  # missing, unreadable, or a symlink loop
+                self._directories[directory] = None
+        return self._directories[directory]
 
 
 def read_real_file(real: Path) -> bytes:

@@ -141,6 +141,20 @@ blobs = _content_addressed("blobs")  # image files
 # as it was when its record's segments still are those cut from it.
 panoptic_pngs = _content_addressed("panoptic_pngs")
 
+# What `stat` said of each file an import or update hashed, and its digest (migration 0008): a
+# cache outside versions that spares reading files that did not change (see store.file_digests).
+file_digests = Table(
+    "file_digests",
+    metadata,
+    Column("path", Text, primary_key=True),
+    Column("device", BigInteger, nullable=False),
+    Column("inode", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("ctime_ns", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+)
+
 sources = _versioned(
     "sources",
     Column("name", String(200), nullable=False),

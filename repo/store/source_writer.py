@@ -15,7 +15,6 @@ Core; nothing here creates an object per annotation.
 from __future__ import annotations
 
 import functools
-import os
 from collections import namedtuple
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +25,10 @@ from typing import Any, NamedTuple
 from sqlalchemy import Row, Table, select
 
 from repo.model.hashing import record_hash
+from repo.model.paths import FolderFiles
 from repo.model.records import ANNOTATION_FIELDS, AnnotationRecord, FilePart, ImageRecord, KeptPng, TaskFile
 from repo.store import schema
+from repo.store.file_digests import FileDigests
 from repo.store.labels import ensure_labels
 from repo.store.positions import fresh_position, reuse_positions
 from repo.store.previous import file_links, kept_pngs, newest_row, png_digests
@@ -89,7 +90,7 @@ class _StoredItem(NamedTuple):
     key: tuple[str, str]  # subset, file_name
     hash: bytes
     image_path: str | None
-    image_size: int | None
+    image_sha256: str | None
 
 
 class SourceWriter:
@@ -112,7 +113,9 @@ class SourceWriter:
         self._stored_items: dict[tuple[str, str], Any] = {}  # as `_stored` gives them
         self._items_by_id: dict[int, _StoredItem] = {}  # every stored item, also once written again
         self._links: tuple[int, list[tuple[int, bool]]] = (0, [])  # the last file `unchanged` looked at
-        self._image_sizes: dict[str, int | None] = {}  # image file -> its size now (None: not there)
+        self.digests = FileDigests(versions.connection)  # saved by `finish`
+        self._root_files = FolderFiles(root) if root is not None else None
+        self._image_digests: dict[str, str | None] = {}  # image file -> its digest now (None: not there)
         if not new_source:
             self._load_source()
         self._items: dict[tuple[str, str], tuple[int, bytes]] = {}  # written this run: id, record hash
@@ -128,7 +131,7 @@ class SourceWriter:
         )
         for row in map(stored_item._make, connection.execute(query).all()):
             self._stored_items[(row.subset, row.file_name)] = row
-            self._items_by_id[row.id] = _StoredItem((row.subset, row.file_name), row.hash, row.image_path, row.image_size)
+            self._items_by_id[row.id] = _StoredItem((row.subset, row.file_name), row.hash, row.image_path, row.image_sha256)
 
     # -- one file ---------------------------------------------------------------------------
 
@@ -223,21 +226,20 @@ class SourceWriter:
                 return False  # the file lists the image first now: the item must be its record
             if written is not None and written != (item_id, item.hash):
                 return False  # written again, differently, by a file read before
-            if item.image_path is not None and not self._image_unchanged(item.image_path, item.image_size):
+            if item.image_path is not None and not self._image_unchanged(item.image_path, item.image_sha256):
                 return False
         return True
 
-    def _image_unchanged(self, image_path: str, image_size: int | None) -> bool:
-        """Whether an image file still has its stored size; each file is looked at once per
-        update, however many unchanged files list it."""
-        if self.root is None:
+    def _image_unchanged(self, image_path: str, image_sha256: str | None) -> bool:
+        """Whether an image file still has the stored digest (read again only if its `stat`
+        changed, see store.file_digests); each file is looked at once per update, however many
+        unchanged files list it."""
+        if self._root_files is None:
             return True
-        if image_path not in self._image_sizes:
-            try:
-                self._image_sizes[image_path] = os.stat(os.path.join(self.root, image_path)).st_size
-            except OSError:
-                self._image_sizes[image_path] = None
-        return self._image_sizes[image_path] == image_size
+        if image_path not in self._image_digests:
+            found = self._root_files.find(Path(self._root_files.inside, image_path))
+            self._image_digests[image_path] = self.digests.found_file_sha256(*found) if found is not None else None
+        return self._image_digests[image_path] == image_sha256
 
     def png_digests(self, task: str, subset: str) -> Mapping[str, str | None]:
         stored = self._stored_files.get((task, subset))
@@ -418,6 +420,7 @@ class SourceWriter:
                 self.counts.count("removed", table, self.versions.close(table, table.c.file_id == stored_file.id))
         self.versions.close_rows(schema.items, [row.row_id for row in self._stored_items.values()])
         self.counts.count("removed", schema.items, len(self._stored_items))
+        self.digests.save()
         return self.counts
 
 
