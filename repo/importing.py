@@ -247,28 +247,29 @@ class _ImageFinder:
         self.progress = progress
         self.outside: set[tuple[str, str]] = set()  # (subset, file_name) found only through symlinks leading out
         self._files = FolderFiles(root)
-        self._found: dict[Path, ImageRef | None] = {}
+        self._root_prefix = os.path.join(str(root), "")  # image paths are stored relative to the root
+        self._found: dict[str, ImageRef | None] = {}
 
     def locate(self, read_file: ReadFile, images: list[ImageRecord]) -> dict[str, ImageRef]:
-        folders: Sequence[Path] = read_file.image_dirs
+        folders = [str(folder) for folder in read_file.image_dirs]
         refs: dict[str, ImageRef] = {}
         self.progress.start(f"hashing images of {Path(read_file.shown_as).name}", len(images))
         for image in images:
             outside = False
             for folder in folders:
-                candidate = folder / image["file_name"]
+                candidate = os.path.normpath(os.path.join(folder, image["file_name"]))
                 ref = self._ref(candidate)
                 if ref is not None:
                     refs[image["file_name"]] = ref
                     break
-                outside = outside or candidate.is_file()  # there, but through a symlink leading out
+                outside = outside or os.path.isfile(candidate)  # there, but through a symlink leading out
             else:
                 if outside:
                     self.outside.add((read_file.task_file.subset, image["file_name"]))
             self.progress.advance()
         return refs
 
-    def _ref(self, candidate: Path) -> ImageRef | None:
+    def _ref(self, candidate: str) -> ImageRef | None:
         """The image file's place, size and digest; its bytes are read only to be stored, or
         when its `stat` is not the one its remembered digest was taken with."""
         if candidate not in self._found:
@@ -282,7 +283,7 @@ class _ImageFinder:
                     store_blob(self.connection, digest, data)
                 else:
                     digest, size = self.digests.found_file_sha256(real, status), status.st_size
-                shown = candidate.relative_to(self.root) if candidate.is_relative_to(self.root) else candidate
-                ref = ImageRef(shown.as_posix(), size, digest)
+                shown = candidate.removeprefix(self._root_prefix) if candidate.startswith(self._root_prefix) else candidate
+                ref = ImageRef(shown, size, digest)
             self._found[candidate] = ref
         return self._found[candidate]

@@ -100,41 +100,43 @@ class FolderFiles:
     def __init__(self, inside: Path):
         self.inside = inside
         self._inside_real: Path | None = None
-        self._directories: dict[Path, Path | None] = {}  # directory -> its real path, None if outside or missing
+        self._directories: dict[str, str | None] = {}  # directory -> its real path, None if outside or missing
 
-    def find(self, path: Path) -> tuple[Path, os.stat_result] | None:
+    def find(self, path: str) -> tuple[str, os.stat_result] | None:
         """The real path of the file `path` names and its `stat`, if it exists, is a regular
-        file and, symlinks resolved, lies inside the folder. Else None."""
+        file and, symlinks resolved, lies inside the folder. Else None. (Paths as strings:
+        pathlib's objects cost more than the lookups here.)"""
         try:
             status = os.lstat(path)  # a missing file, common when a dataset comes without its images, in one call
         except OSError:
             return None
-        if stat.S_ISLNK(status.st_mode) or path.name in ("", ".", ".."):
-            real = real_file(path, self.inside)
+        directory, name = os.path.split(path)
+        if stat.S_ISLNK(status.st_mode) or name in ("", ".", ".."):
+            real = real_file(Path(path), self.inside)
             if real is None:
                 return None
             try:
-                return real, os.stat(real)
+                return str(real), os.stat(real)
             except OSError:
                 return None
         if not stat.S_ISREG(status.st_mode):
             return None
-        directory = self._real_directory(path.parent)
-        return (directory / path.name, status) if directory is not None else None
+        real_directory = self._real_directory(directory)
+        return (os.path.join(real_directory, name), status) if real_directory is not None else None
 
-    def _real_directory(self, directory: Path) -> Path | None:
+    def _real_directory(self, directory: str) -> str | None:
         if directory not in self._directories:
             try:
                 if self._inside_real is None:
                     self._inside_real = self.inside.resolve(strict=True)
-                real = directory.resolve(strict=True)
-                self._directories[directory] = real if real.is_relative_to(self._inside_real) else None
+                real = Path(directory).resolve(strict=True)
+                self._directories[directory] = str(real) if real.is_relative_to(self._inside_real) else None
             except (OSError, RuntimeError):  # missing, unreadable, or a symlink loop
                 self._directories[directory] = None
         return self._directories[directory]
 
 
-def read_real_file(real: Path) -> bytes:
+def read_real_file(real: str | os.PathLike[str]) -> bytes:
     """The bytes of a file found by `real_file`, refusing a symlink swapped in since."""
     descriptor = os.open(real, os.O_RDONLY | os.O_NOFOLLOW)
     with os.fdopen(descriptor, "rb") as file:

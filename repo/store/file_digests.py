@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from pathlib import Path
 
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -53,22 +52,22 @@ class FileDigests:
             self._remembered = {
                 row.path: ((row.device, row.inode, row.size, row.mtime_ns, row.ctime_ns), row.sha256) for row in rows
             }
-        key = os.path.abspath(path)
+        key = _key(path)
         return self._taken.get(key) or self._remembered.get(key)
 
     def remember(self, path: str, status: os.stat_result, sha256: str) -> None:
         """Keep the digest of bytes read while the file had `status`, unless it changed too
         recently to be told apart from a change to come."""
         if time.time_ns() - max(status.st_mtime_ns, status.st_ctime_ns) >= RACY_NS:
-            self._taken[os.path.abspath(path)] = (stamp(status), sha256)
+            self._taken[_key(path)] = (stamp(status), sha256)
 
-    def found_file_sha256(self, real: Path, status: os.stat_result) -> str:
+    def found_file_sha256(self, real: str, status: os.stat_result) -> str:
         """The SHA-256 of a file `FolderFiles.find` found (`real`, with `status`), read only
         when its remembered digest was taken with another `stat`."""
-        digest = self.known(str(real), status)
+        digest = self.known(real, status)
         if digest is None:
             digest = hashlib.sha256(read_real_file(real)).hexdigest()
-            self.remember(str(real), status, digest)
+            self.remember(real, status, digest)
         return digest
 
     def file_sha256(self, path: str) -> str | None:
@@ -107,6 +106,12 @@ class FileDigests:
         if self._remembered is not None:
             self._remembered.update(self._taken)
         self._taken.clear()
+
+
+def _key(path: str) -> str:
+    """Files are remembered by absolute path (the paths given here are most often absolute
+    already, and `abspath` costs more than the lookup)."""
+    return path if path.startswith("/") else os.path.abspath(path)
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str | None:

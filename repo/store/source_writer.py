@@ -15,6 +15,7 @@ Core; nothing here creates an object per annotation.
 from __future__ import annotations
 
 import functools
+import os
 from collections import namedtuple
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -237,7 +238,7 @@ class SourceWriter:
         if self._root_files is None:
             return True
         if image_path not in self._image_digests:
-            found = self._root_files.find(Path(self._root_files.inside, image_path))
+            found = self._root_files.find(os.path.join(self._root_files.inside, image_path))
             self._image_digests[image_path] = self.digests.found_file_sha256(*found) if found is not None else None
         return self._image_digests[image_path] == image_sha256
 
