@@ -1,4 +1,4 @@
-"""Panoptic PNG -> id map -> per-segment RLE, the fast path: OpenCV's decoder must give Pillow's
+"""Panoptic PNG -> id map -> per-segment RLE, the fast path: libspng's decoder must give Pillow's
 pixels for every kind of PNG a user can hand in, and the runs cut from the id map must be
 exactly what pycocotools encodes from each segment's boolean mask."""
 

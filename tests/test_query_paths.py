@@ -140,7 +140,7 @@ def test_query_starts_without_alembic_or_the_image_libraries(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", program], check=True, capture_output=True, text=True)
     loaded = {name.split(".")[0] for name in json.loads(done.stdout.splitlines()[-1])}
-    assert not loaded & {"alembic", "numpy", "pycocotools", "PIL", "cv2", "matplotlib"}
+    assert not loaded & {"alembic", "numpy", "pycocotools", "PIL", "cv2", "imagecodecs", "matplotlib"}
 
 
 def test_the_command_line_offers_the_merge_strategies_merge_knows():

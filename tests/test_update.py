@@ -437,4 +437,4 @@ def test_an_update_of_instances_starts_without_alembic_opencv_or_pillow(dataset,
     )
     done = subprocess.run([sys.executable, "-c", program], check=True, capture_output=True, text=True)
     loaded = {name.split(".")[0] for name in json.loads(done.stdout.splitlines()[-1])}
-    assert "repo" in loaded and not loaded & {"alembic", "PIL", "cv2", "isal", "matplotlib"}
+    assert "repo" in loaded and not loaded & {"alembic", "PIL", "cv2", "imagecodecs", "isal", "matplotlib"}
