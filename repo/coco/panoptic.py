@@ -75,22 +75,30 @@ def decode_id_map(data: bytes) -> np.ndarray:
     """
     header = png_header(data)
     if header is not None and header[2] == 8 and header[3] in (2, 6) and _within_pillows_limit(header):
-        try:
-            pixels = _spng_decode()(data)
-        except Exception:  # imagecodecs' SpngError, or a refusal of its own: Pillow decides
-            pixels = None
-        if pixels is not None and pixels.ndim == 3 and pixels.shape[:2] == (header[1], header[0]):
-            if pixels.shape[2] == 3:
-                cv2 = _opencv()
-                pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2RGBA)
-            if pixels.shape[2] == 4 and pixels.dtype == np.uint8:
-                ids = pixels.view("<u4").reshape(pixels.shape[:2])
-                return np.bitwise_and(ids, 0xFFFFFF, out=ids)  # alpha masked off in place
+        ids = _spng_id_map(data, header[0], header[1], 3 if header[3] == 2 else 4)
+        if ids is not None:
+            return ids
     with Image.open(io.BytesIO(data)) as png:
         png.load()
         rgba = png.convert("RGBA")
     # Little-endian RGBA words are R + 256 G + 256^2 B + 256^3 A; dropping A leaves the id.
     return np.frombuffer(rgba.tobytes(), dtype="<u4").reshape(rgba.size[1], rgba.size[0]) & 0xFFFFFF
+
+
+def _spng_id_map(data: bytes, width: int, height: int, channels: int) -> np.ndarray | None:
+    """The id map of an 8-bit RGB (3 channels) or RGBA (4) PNG, None if libspng refuses it.
+
+    The pixels are decoded into a buffer one byte longer than they are; each pixel's id is then
+    read as a little-endian word starting at its R byte (R, G, B and one byte more: the next
+    pixel's R, alpha, or the spare byte), its top byte masked off. One pass, and no OpenCV
+    to load for a conversion to RGBA."""
+    buffer = np.empty(height * width * channels + 1, dtype=np.uint8)
+    try:
+        _spng_decode()(data, out=buffer[:-1].reshape(height, width, channels))
+    except Exception:  # imagecodecs' SpngError, or a shape it would not fill: Pillow decides
+        return None
+    words = np.ndarray((height, width), dtype="<u4", buffer=buffer, strides=(width * channels, channels))
+    return words & 0xFFFFFF
 
 
 def _within_pillows_limit(header: tuple[int, int, int, int]) -> bool:
