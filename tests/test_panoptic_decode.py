@@ -17,8 +17,9 @@ from pycocotools import mask as coco_mask
 from gen_coco import generate
 from helpers import DATA
 from repo._internal.parallel import Workers
-from repo.coco.panoptic import (
-    OverlapError, PaintJob, decode_id_map, encode_png, paint_id_map, paint_job, png_header, read_id_map, segment_masks,
+from repo.coco.panoptic import (  # _spng_id_map: the fast path, checked to be taken
+    OverlapError, PaintJob, _spng_id_map, decode_id_map, encode_png, paint_id_map, paint_job, png_header, read_id_map,
+    segment_masks,
 )
 from repo.errors import InputError
 
@@ -87,7 +88,9 @@ def test_generated_and_real_pngs_decode_to_pillows_pixels(tmp_path: Path):
     assert len(pngs) >= 12
     for png in pngs:
         data = png.read_bytes()
-        assert png_header(data)[2:] == (8, 2)  # the fast decoder's case
+        width, height, depth, colour = png_header(data)
+        assert (depth, colour) == (8, 2)  # the fast decoder's case, and it takes it
+        assert np.array_equal(_spng_id_map(data, width, height, 3), pillow_id_map(data)), png
         assert np.array_equal(decode_id_map(data), pillow_id_map(data)), png
 
 
