@@ -160,14 +160,14 @@ def write_files(
             result.annotations += len(part.annotations)
             yield part, refs
 
-    for index, read_file in enumerate(reader.read(policy, progress, writer)):
+    def write(index: int, read_file: ReadFile | UnchangedFile) -> None:
         if isinstance(read_file, UnchangedFile):
             kept = writer.keep_file(read_file.task, read_file.subset, fresh_position(index))
             result.missing_images += sum(not found for key, found in kept.items() if key not in seen_items)
             seen_items.update(kept)
             result.files.append(read_file.shown_as)
             result.notes.append(f"{read_file.shown_as}: unchanged, skipped")
-            continue
+            return
         task_file = read_file.task_file
         result.notes.extend(read_file.notes)
         if label_map or writer.stores_file(task_file):
@@ -177,12 +177,16 @@ def write_files(
         result.files.append(read_file.shown_as)
         if task_file.parts is not None:  # a big file, a window at a time
             writer.write_parts(task_file, fresh_position(index), located(read_file, task_file.parts))
-            continue
+            return
         refs = finder.locate(read_file, task_file.images)
         keep_pngs(connection, task_file)
         writer.write_file(task_file, fresh_position(index), refs)
         count(task_file.subset, task_file.images, refs)
         result.annotations += len(task_file.annotations) + sum(len(r.segments) for r in task_file.panoptic)
+
+    for index, read_file in enumerate(reader.read(policy, progress, writer)):
+        write(index, read_file)
+        del read_file  # its records go before the reader reads the next file: memory holds one file
     result.images = len(seen_items)
     result.outside_images = len(finder.outside)
     result.skipped = policy.skipped

@@ -59,7 +59,10 @@ def test_identical_files_change_nothing(backend, dataset):
     before = database_contents(project)
     result = update_source(project, "src", dataset)
     assert result.changes.empty
-    assert database_contents(project) == before
+    after = database_contents(project)
+    for contents in (before, after):  # a cache outside versions: the update may remember digests it took
+        contents.pop("file_digests")
+    assert after == before
     assert status(project) == []
 
 

@@ -105,32 +105,38 @@ class CocoReader:
     ) -> Iterator[ReadFile | UnchangedFile]:
         """Validated task files, panoptic masks cut from their PNGs. In an update (`previous`),
         a file whose bytes and PNGs are those last read is not read, and a PNG whose bytes
-        are those last read is not decoded again."""
+        are those last read is not decoded again. Each file is yielded as a temporary, so
+        that its records are gone (the consumer drops them too) before the next is read."""
         metas: dict[Path, tuple[DatasetMeta, str] | None] = {}
         for annotation_file in self.files:
             digest = previous.digests.file_sha256(str(annotation_file.path)) if previous else file_sha256(annotation_file.path)
             if previous is not None and _unchanged(annotation_file, digest, previous):
                 yield UnchangedFile(annotation_file.task, annotation_file.subset, annotation_file.shown_as)
-                continue
-            progress.start(f"reading {annotation_file.path.name}", 1)
-            task_file = read_task_file(
-                annotation_file.path, annotation_file.shown_as, annotation_file.task, annotation_file.subset, policy
-            )
-            task_file.sha256 = digest
-            _check_meta(annotation_file, task_file, metas)
-            progress.advance()
-            notes: list[str] = []
-            if task_file.task == "panoptic":
-                kept = previous.kept_pngs(task_file.task, task_file.subset) if previous is not None else {}
-                digests = previous.digests if previous is not None else None
-                with Workers(len(task_file.panoptic)) as workers:
-                    jobs, outcomes = _decode(annotation_file, task_file, kept, digests, workers)
-                    reused = _attach_decoded(annotation_file, task_file, jobs, outcomes, policy, progress, digests)
-                if kept:
-                    notes.append(
-                        f"{annotation_file.shown_as}: {reused} of {len(task_file.panoptic)} PNGs unchanged, not decoded"
-                    )
-            yield ReadFile(task_file, annotation_file.shown_as, annotation_file.image_dirs(), notes)
+            else:
+                yield _read_file(annotation_file, digest, policy, progress, previous, metas)
+
+
+def _read_file(
+    annotation_file: AnnotationFile, digest: str | None, policy: ErrorPolicy, progress: Progress,
+    previous: PreviousImport | None, metas: dict[Path, tuple[DatasetMeta, str] | None],
+) -> ReadFile:
+    progress.start(f"reading {annotation_file.path.name}", 1)
+    task_file = read_task_file(
+        annotation_file.path, annotation_file.shown_as, annotation_file.task, annotation_file.subset, policy
+    )
+    task_file.sha256 = digest
+    _check_meta(annotation_file, task_file, metas)
+    progress.advance()
+    notes: list[str] = []
+    if task_file.task == "panoptic":
+        kept = previous.kept_pngs(task_file.task, task_file.subset) if previous is not None else {}
+        digests = previous.digests if previous is not None else None
+        with Workers(len(task_file.panoptic)) as workers:
+            jobs, outcomes = _decode(annotation_file, task_file, kept, digests, workers)
+            reused = _attach_decoded(annotation_file, task_file, jobs, outcomes, policy, progress, digests)
+        if kept:
+            notes.append(f"{annotation_file.shown_as}: {reused} of {len(task_file.panoptic)} PNGs unchanged, not decoded")
+    return ReadFile(task_file, annotation_file.shown_as, annotation_file.image_dirs(), notes)
 
 
 def _unchanged(annotation_file: AnnotationFile, digest: str | None, previous: PreviousImport) -> bool:

@@ -433,10 +433,26 @@ def _stored_row(table: Table, keys: tuple[str, ...] = ("item_id", "coco_id")) ->
     return namedtuple(f"Stored_{table.name}", fields)  # type: ignore[misc]
 
 
-def _completed(rows: list[tuple[int, dict[str, Any]]], complete: Completion | None) -> list[dict[str, Any]]:
+def _completed(rows: list[tuple[int, dict[str, Any]]], complete: Completion | None) -> Sequence[dict[str, Any]]:
     if complete is None:
         return [row for _, row in rows]
-    return [complete(index, row) for index, row in rows]
+    return _Completing(rows, complete)
+
+
+class _Completing(Sequence[dict[str, Any]]):
+    """The whole rows of matched records, made when sliced: the insert takes them a batch at
+    a time, so a file's whole rows (the bulk of an import's memory) are never all held."""
+
+    def __init__(self, rows: list[tuple[int, dict[str, Any]]], complete: Completion):
+        self._rows, self._complete = rows, complete
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self._complete(place, row) for place, row in self._rows[index]]
+        return self._complete(*self._rows[index])
 
 
 def _annotation_rows(

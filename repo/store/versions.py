@@ -101,20 +101,12 @@ class VersionWriter:
     def insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Insert new records (new lineages); returns their ids, in order."""
         row_ids = self.allocate(table, len(rows))
-        for row, row_id in zip(rows, row_ids):
-            row["row_id"] = row_id
-            row["id"] = row_id
-            row["rev_from"] = self.pending
-        self._execute_insert(table, rows)
+        self._execute_insert(table, rows, row_ids, new_lineages=True)
         return row_ids
 
     def insert_versions(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """Insert new versions of existing records; each row carries its record's `id`."""
-        row_ids = self.allocate(table, len(rows))
-        for row, row_id in zip(rows, row_ids):
-            row["row_id"] = row_id
-            row["rev_from"] = self.pending
-        self._execute_insert(table, rows)
+        self._execute_insert(table, rows, self.allocate(table, len(rows)), new_lineages=False)
 
     def replace(self, table: Table, rows: Sequence[Any], versions: Sequence[dict[str, Any]]) -> None:
         """Close the working `rows` and insert their new `versions` (see `version_values`)."""
@@ -135,9 +127,17 @@ class VersionWriter:
             statement, [{"target_row": row["row_id"], **{f"new_{name}": row[name] for name in columns}} for row in rows]
         )
 
-    def _execute_insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    def _execute_insert(self, table: Table, rows: Sequence[dict[str, Any]], row_ids: list[int], new_lineages: bool) -> None:
+        """Rows are taken a batch at a time: a sequence that makes its rows when sliced (see
+        source_writer) never has them all in memory."""
         for start in range(0, len(rows), BATCH_ROWS):
-            insert_rows(self.connection, table, rows[start:start + BATCH_ROWS])
+            batch = rows[start:start + BATCH_ROWS]
+            for row, row_id in zip(batch, row_ids[start:start + BATCH_ROWS]):
+                row["row_id"] = row_id
+                if new_lineages:
+                    row["id"] = row_id
+                row["rev_from"] = self.pending
+            insert_rows(self.connection, table, batch)
 
     def close(self, table: Table, condition: ColumnElement[bool]) -> int:
         """End the working versions of the rows matching `condition`; returns how many.
