@@ -9,9 +9,6 @@ against the migrated schema) work on created projects too.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -189,14 +186,3 @@ def test_a_created_project_migrates_down_to_nothing_and_up_again(backend):
             assert _schema(connection) == created
             assert migrate.schema_revision(connection) == migrate.latest_schema_revision()
 
-
-def test_create_does_not_load_alembic(tmp_path):
-    """Alembic is imported by `upgrade` only (0.1 s of every `create` otherwise)."""
-    program = (
-        "import json, sys\n"
-        "from repo.cli import main\n"
-        f"main(['create', '-p', {str(tmp_path / 'p')!r}, '-q'], standalone_mode=False)\n"
-        "print(json.dumps(sorted(sys.modules)))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", program], check=True, capture_output=True, text=True)
-    assert "alembic" not in json.loads(done.stdout.splitlines()[-1])
