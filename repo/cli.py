@@ -13,6 +13,7 @@ import functools
 import io
 import itertools
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -262,6 +263,9 @@ def main() -> None:
         dsrepo import -p myproject -f coco path/to/coco
         dsrepo export -p myproject -f coco -o out/
     """
+    # numpy's OpenBLAS starts a thread per core when it loads, and they spin: 0.05-0.1 s of CPU
+    # per command on two cores, taken from dsrepo's own threads. dsrepo does no linear algebra.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 @main.command()

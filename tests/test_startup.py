@@ -8,9 +8,13 @@ commands in a fresh interpreter and reads its `sys.modules` afterwards.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from helpers import DATA
 
@@ -18,13 +22,19 @@ COCO = DATA / "datumaro_coco" / "coco"
 INSTANCES = DATA / "datumaro_coco" / "coco_instances"
 
 
-def _loaded_by(*commands: list[str]) -> set[str]:
-    """The modules loaded once `commands` ran, one after the other, in one interpreter."""
-    program = "import json, sys\nfrom repo.cli import main\n" + "".join(
+def _after(commands: list[list[str]], expression: str, env: dict[str, str] | None = None) -> Any:
+    """`expression`'s value (JSON) once `commands` ran, one after the other, in one interpreter."""
+    program = "import json, os, sys\nfrom repo.cli import main\n" + "".join(
         f"main({command!r}, standalone_mode=False)\n" for command in commands
-    ) + "print(json.dumps(sorted(sys.modules)))\n"
-    done = subprocess.run([sys.executable, "-c", program], check=True, capture_output=True, text=True)
-    return set(json.loads(done.stdout.splitlines()[-1]))
+    ) + f"print(json.dumps({expression}))\n"
+    done = subprocess.run([sys.executable, "-c", program], check=True, capture_output=True, text=True,
+                          env=None if env is None else {**os.environ, **env})
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def _loaded_by(*commands: list[str]) -> set[str]:
+    """The modules loaded once `commands` ran."""
+    return set(_after(list(commands), "sorted(sys.modules)"))
 
 
 def _dsrepo(*args: object) -> None:
@@ -58,3 +68,15 @@ def test_an_instances_export_loads_no_image_library(tmp_path):
     assert (tmp_path / "out" / "annotations" / "instances_val.json").is_file()
     assert "repo.formats.coco_derive" in loaded
     assert not {"PIL", "isal", "cv2", "repo.coco.panoptic"} & loaded
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts the process's threads in /proc")
+def test_numpy_starts_no_blas_threads_unless_asked(tmp_path):
+    """OpenBLAS would start a spinning thread per core; the user's own setting still wins."""
+    project = tmp_path / "p"
+    _dsrepo("create", "-p", project)
+    _dsrepo("import", "-p", project, "-f", "coco_instances", INSTANCES)
+    export = ["export", "-p", str(project), "-f", "coco", "-o", str(tmp_path / "out"), "-q"]
+    threads = "['numpy' in sys.modules, len(os.listdir('/proc/self/task'))]"
+    assert _after([export], threads) == [True, 1]
+    assert _after([[*export, "--overwrite"]], "os.environ['OPENBLAS_NUM_THREADS']", {"OPENBLAS_NUM_THREADS": "2"}) == "2"
