@@ -13,6 +13,7 @@ import functools
 import io
 import itertools
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -23,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from repo.changes import AnnotationChange, DiffDetails, diff_details
 from repo.errors import DsrepoError, OptionError
 from repo.formats.registry import (
     BOOLEAN,
@@ -36,18 +36,16 @@ from repo.formats.registry import (
     get_format,
     list_formats,
 )
-from repo.history import REPORTED, checkout, commit, diff_revisions, log, status, tag
-from repo.info import summarize
 from repo.progress import Progress, Silent, eta_seconds, format_eta
 from repo.project import Project
-from repo.query import open_query
 from repo.store.user_sql import DEFAULT_TIMEOUT, Rows
 
 if TYPE_CHECKING:
+    from repo.changes import AnnotationChange, DiffDetails
     from repo.importing import ImportResult
 
-# The commands that read and write COCO files import their modules when they run: numpy,
-# pycocotools and Pillow come with those, and `query`, `log` or `status` need none of them.
+# Each command imports the modules of its work when it runs: numpy, pycocotools and Pillow come
+# with those that read and write COCO files, and every module costs each command's start.
 MERGE_STRATEGIES = ("union", "exact", "intersect")  # repo.merge.STRATEGIES, which checks them too
 
 
@@ -262,6 +260,9 @@ def main() -> None:
         dsrepo import -p myproject -f coco path/to/coco
         dsrepo export -p myproject -f coco -o out/
     """
+    # numpy's OpenBLAS starts a thread per core when it loads, and they spin: 0.05-0.1 s of CPU
+    # per command on two cores, taken from dsrepo's own threads. dsrepo does no linear algebra.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 @main.command()
@@ -480,6 +481,8 @@ def info(project_dir: Path, db: str | None, quiet: bool) -> None:
     Example:
         dsrepo info -p myproject
     """
+    from repo.info import summarize
+
     summary = summarize(Project.open(project_dir, db))
     click.echo(f"project: {project_dir}")
     click.echo(f"database: {summary.url}")
@@ -564,11 +567,15 @@ def commit_command(project_dir: Path, db: str | None, quiet: bool, message: str,
     Example:
         dsrepo commit -p myproject -m "import vendor A"
     """
+    from repo.history import commit
+
     revision = commit(Project.open(project_dir, db), message, allow_empty=allow_empty)
     _echo(f"[{revision.short}] {revision.message} ({_change_summary(revision.changes)})", quiet)
 
 
 def _change_summary(changes: dict[str, dict[str, int]]) -> str:
+    from repo.history import REPORTED
+
     shown = []
     for table in REPORTED:
         counts = changes.get(table)
@@ -587,6 +594,8 @@ def log_command(project_dir: Path, db: str | None, quiet: bool, limit: int | Non
     Example:
         dsrepo log -p myproject -n 5
     """
+    from repo.history import log
+
     for revision in log(Project.open(project_dir, db), limit=limit):
         tags = f" ({', '.join(revision.tags)})" if revision.tags else ""
         when = revision.created_at.strftime("%Y-%m-%d %H:%M:%S")
@@ -605,6 +614,8 @@ def tag_command(project_dir: Path, db: str | None, quiet: bool, name: str, rev: 
         dsrepo tag -p myproject v1
         dsrepo tag -p myproject before-merge HEAD~2
     """
+    from repo.history import tag
+
     revision = tag(Project.open(project_dir, db), name, rev)
     _echo(f"tagged {revision.short} as {name}", quiet)
 
@@ -618,6 +629,8 @@ def status_command(project_dir: Path, db: str | None, quiet: bool) -> None:
     Example:
         dsrepo status -p myproject
     """
+    from repo.history import status
+
     entries = status(Project.open(project_dir, db))
     if not entries:
         click.echo("nothing to commit: the working state equals HEAD")
@@ -640,6 +653,8 @@ def checkout_command(project_dir: Path, db: str | None, quiet: bool, force: bool
         dsrepo checkout -p myproject v1
         dsrepo checkout -p myproject HEAD --force    # drop uncommitted changes
     """
+    from repo.history import checkout
+
     revision = checkout(Project.open(project_dir, db), rev, force=force)
     _echo(f"working state is now {revision.short} {revision.message}", quiet)
 
@@ -665,6 +680,9 @@ def diff_command(
         dsrepo diff -p myproject HEAD~2 HEAD --format json
         dsrepo diff -p myproject v1 v2 --details
     """
+    from repo.changes import diff_details
+    from repo.history import diff_revisions
+
     if details:
         _print_details(diff_details(Project.open(project_dir, db), rev_a, rev_b), output)
         return
@@ -820,6 +838,8 @@ def query_command(
         dsrepo query -p myproject --format csv "SELECT * FROM items_v WHERE width < 100"
         dsrepo query -p myproject --rev v1 "SELECT count(*) FROM annotations_v"
     """
+    from repo.query import open_query
+
     with open_query(Project.open(project_dir, db), sql, timeout or None, rev=rev) as rows:
         if output == "json":
             _json_rows(rows)

@@ -109,7 +109,7 @@ class Project:
                 owner = existing_project(connection)
                 held = owner or f"tables ({', '.join(sorted(tables)[:5])})"
                 raise ConflictError(f"{masked(url)} already holds {held}; `create` needs an empty database")
-            migrate.upgrade(connection)
+            migrate.create_schema(connection)
             resolved = directory.resolve()
             record_identity(connection, resolved.name, str(resolved))
         if remember:

@@ -24,7 +24,6 @@ from sqlalchemy import Row
 
 from repo._internal.compose import ComposedFile, Contributor, compose, panoptic_records
 from repo.coco.layout import annotation_path
-from repo.coco.panoptic import encode_png
 from repo.coco.tasks import file_name_for
 from repo.coco.writer import annotation_object, panoptic_object, segment_object, write_task_file
 from repo.errors import ConflictError, UnsupportedError
@@ -198,6 +197,8 @@ def write_derived_panoptic(
 ) -> tuple[ComposedFile, int, int, int]:
     """Write panoptic records and PNGs painted from instances (things) and stuff; returns the
     composed file and the numbers of images, segments and PNGs written."""
+    from repo.coco.panoptic import encode_png  # Pillow and ISA-L: an export that paints none does not load them
+
     contributors = [Contributor(row, source_names[row.source_id]) for row in derivation.files]
     composed = compose(context.connection, context.snapshot, derivation.name, contributors, context.options["reindex"])
     composed.name, composed.task = derivation.name, "panoptic"

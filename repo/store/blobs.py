@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from sqlalchemy import Connection, Table, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from repo.store import schema
+from repo.store.bulk import insert_skipping_conflicts
 
 _blobs = schema.blobs
 
@@ -34,8 +34,7 @@ def store_blobs(connection: Connection, table: Table, files: Mapping[str, bytes]
     alone, also when a concurrent import stores the same file."""
     if not files:
         return
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=[table.c.sha256])
+    statement = insert_skipping_conflicts(connection, table, index_elements=[table.c.sha256])
     connection.execute(statement, [{"sha256": sha256, "size": len(data), "data": data} for sha256, data in files.items()])
 
 

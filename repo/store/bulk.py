@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table
+from sqlalchemy import JSON, Connection, Insert, Table
 from sqlalchemy.exc import DBAPIError
 
 from repo.model.jsonio import dumps_text
@@ -46,3 +46,19 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
     except connection.dialect.loaded_dbapi.Error as exc:
         # The same exception types as SQLAlchemy's own execute (IntegrityError, ...).
         raise DBAPIError.instance(statement, None, exc, connection.dialect.loaded_dbapi.Error) from exc
+
+
+def insert_skipping_conflicts(connection: Connection, table: Table, **conflict: Any) -> Insert:
+    """`INSERT ... ON CONFLICT (conflict) DO NOTHING`."""
+    return dialect_insert(connection, table).on_conflict_do_nothing(**conflict)
+
+
+def dialect_insert(connection: Connection, table: Table) -> Any:
+    """The dialect's own INSERT construct, which has `ON CONFLICT` (each dialect spells it with
+    its own). PostgreSQL's module is imported for PostgreSQL projects only: loading it takes
+    longer (0.02 s) than most commands on a SQLite project spend on their work."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     ColumnElement,
     Connection,
@@ -29,7 +30,6 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from repo.model.jsonio import dumps_text
 from repo.store import schema

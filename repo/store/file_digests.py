@@ -18,10 +18,10 @@ import os
 import time
 
 from sqlalchemy import Connection, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from repo.model.paths import Stamp, read_real_file, stamp
 from repo.store import schema
+from repo.store.bulk import dialect_insert
 
 RACY_NS = 2_000_000_000
 CHUNK = 1 << 20  # bytes read at a time
@@ -90,14 +90,13 @@ class FileDigests:
     def save(self) -> None:
         """Write the digests taken since the last save (replacing older ones of the same paths),
         in path order, so that two concurrent imports of one folder lock rows in one order."""
-        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
         entries = sorted(self._taken.items())
         for start in range(0, len(entries), SAVE_BATCH):
             rows = [
                 dict(zip(("path", "device", "inode", "size", "mtime_ns", "ctime_ns", "sha256"), (path, *status, digest)))
                 for path, (status, digest) in entries[start:start + SAVE_BATCH]
             ]
-            statement = dialect.insert(_table)
+            statement = dialect_insert(self.connection, _table)
             statement = statement.on_conflict_do_update(
                 index_elements=[_table.c.path],
                 set_={name: statement.excluded[name] for name in rows[0] if name != "path"},

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from repo.errors import NotFoundError
 from repo.model.hashing import record_hash
 from repo.store import schema
+from repo.store.bulk import insert_skipping_conflicts
 from repo.store.versions import VersionWriter
 
 _labels, _categories, _annotations = schema.labels, schema.categories, schema.annotations
@@ -43,7 +43,6 @@ def ensure_labels(versions: VersionWriter, names: Sequence[str]) -> dict[str, in
     """
     wanted = sorted(set(names))
     connection = versions.connection
-    dialect_insert = postgresql.insert if versions.is_postgresql else sqlite.insert
     found: dict[str, int] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start:start + 500]
@@ -60,8 +59,8 @@ def ensure_labels(versions: VersionWriter, names: Sequence[str]) -> dict[str, in
                 {"row_id": i, "id": i, "rev_from": versions.pending, "hash": label_hash(name), "name": name}
                 for i, name in zip(ids, missing)
             ]
-            statement = dialect_insert(_labels).on_conflict_do_nothing(
-                index_elements=["name"], index_where=_labels.c.rev_to.is_(None)
+            statement = insert_skipping_conflicts(
+                connection, _labels, index_elements=["name"], index_where=_labels.c.rev_to.is_(None)
             )
             connection.execute(statement, rows)
             existing = dict(connection.execute(query).all())

@@ -52,7 +52,7 @@ def ensure_reader(connection: Connection) -> str | None:
     """Make this database's reader role, or bring its grants up to date; its name, or None
     where there is none (SQLite; a role that can neither create roles nor find one made).
 
-    Run by `create` (through the migration that introduced readers) and by every `upgrade`,
+    Run by `create` (and by the migration that introduced readers) and by every `upgrade`,
     in their transaction: a later migration's new tables and views get granted too."""
     if connection.dialect.name != "postgresql":
         return None

@@ -34,6 +34,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    event,
     text,
 )
 
@@ -86,11 +87,22 @@ def _versioned(name: str, *columns: Column) -> Table:
 
 
 def _working_index(name: str, table: Table, *columns: str, unique: bool = False) -> Index:
-    """An index over the working state only, so history does not slow the common queries."""
-    return Index(
-        name, *(table.c[c] for c in columns), unique=unique,
-        sqlite_where=WORKING_ROW, postgresql_where=WORKING_ROW,
-    )
+    """An index over the working state only, so history does not slow the common queries.
+    PostgreSQL gets the same condition when the schema is built there (`_partial_on_postgresql`)."""
+    return Index(name, *(table.c[c] for c in columns), unique=unique, sqlite_where=WORKING_ROW)
+
+
+@event.listens_for(metadata, "before_create")
+def _partial_on_postgresql(_metadata: MetaData, connection: Any, **_kw: Any) -> None:
+    """Give the working-state indexes their condition on PostgreSQL too. Declared up front, a
+    `postgresql_where` makes SQLAlchemy load its PostgreSQL dialect to check the option's name:
+    0.02 s at every start, SQLite projects included."""
+    if connection.dialect.name != "postgresql":
+        return
+    for table in metadata.tables.values():
+        for index in table.indexes:
+            if index.dialect_kwargs.get("sqlite_where") is not None:
+                index.dialect_kwargs["postgresql_where"] = index.dialect_kwargs["sqlite_where"]
 
 
 def _history_index(table: Table) -> Index:
