@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import operator
 import re
-from functools import partial
-from itertools import chain, compress
 from pathlib import Path
 from typing import IO, Any
 
@@ -168,30 +165,34 @@ def _exact_text_key_count(data: bytes) -> int:
     return _STRING_MAYBE_KEY.findall(data).count(b":")
 
 
-_is_dict = partial(operator.is_, dict)
-_is_list = partial(operator.is_, list)
-_is_container = frozenset({dict, list}).__contains__
+_SCALARS = frozenset({int, float, str, bool, type(None)})
 
 
 def _parsed_key_count(value: Any) -> int:
-    """The keys of every object in a parsed value, a level of nesting at a time, each level by
-    a few calls that run over all its values in C. A level's lists that hold numbers alone (the
-    coordinates, most of a COCO file) are passed over by one `sum`, which fails on anything
-    else; only then are their elements looked at one by one."""
+    """The keys of every object in a parsed value; lists of scalars (coordinates, most of a
+    COCO file) are passed over in C."""
     count = 0
-    level = [value] if _is_container(type(value)) else []
-    while level:
-        kinds = list(map(type, level))
-        dicts = list(compress(level, map(_is_dict, kinds)))
-        lists = list(compress(level, map(_is_list, kinds)))
-        count += sum(map(len, dicts))
-        values = list(chain.from_iterable(map(dict.values, dicts)))
-        level = list(compress(values, map(_is_container, map(type, values))))
-        try:
-            sum(chain.from_iterable(lists), 0.0)
-        except (TypeError, OverflowError):  # a list holds something besides numbers
-            elements = list(chain.from_iterable(lists))
-            level += compress(elements, map(_is_container, map(type, elements)))
+    stack = [value] if type(value) is dict or type(value) is list else []
+    scalars_only = _SCALARS.issuperset
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            count += len(item)
+            children: Any = item.values()
+        else:
+            children = item
+        if scalars_only(map(type, children)):
+            continue
+        for child in children:
+            kind = type(child)
+            if kind is dict:
+                stack.append(child)
+            elif kind is list:
+                try:
+                    sum(child)  # numbers alone sum: three times faster than looking at their types
+                except (TypeError, OverflowError):
+                    if not scalars_only(map(type, child)):
+                        stack.append(child)
     return count
 
 
