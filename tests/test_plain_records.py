@@ -133,8 +133,8 @@ def _read_both(
 
     plain = read()
     with monkeypatch.context() as patched:
-        patched.setattr(reader, "plain_image", lambda obj: None)
-        patched.setattr(reader, "plain_annotations", lambda *args: lambda obj: None)
+        patched.setattr(reader, "plain_images", lambda raw: ([None] * len(raw), None))
+        patched.setattr(reader, "plain_annotation_batch", lambda *args: lambda raw: ([None] * len(raw), None))
         step_by_step = read()
     return plain, step_by_step
 

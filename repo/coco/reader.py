@@ -17,8 +17,9 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from repo.coco.plain import (
     EXACT_FLOAT_LIMIT,
@@ -26,8 +27,8 @@ from repo.coco.plain import (
     INT64_MAX,
     INT64_MIN,
     PANOPTIC_ID_LIMIT,
-    plain_annotations,
-    plain_image,
+    plain_annotation_batch,
+    plain_images,
     plain_segment,
 )
 from repo.coco.rle import RleError, check_runs, compress_runs, decode_string
@@ -35,7 +36,7 @@ from repo.coco.tasks import LABELLED_TASKS
 from repo.errors import InputError
 from repo.model.hashing import NestingError, record_hash, too_deep
 from repo.model.chunked_json import ChunkedObject, ChunkError, read_chunked
-from repo.model.jsonio import MAX_DEPTH, describe, load_json_file
+from repo.model.jsonio import MAX_DEPTH, describe, load_json_file, parse_json_file, refuse_duplicate_key
 from repo.model.paths import unsafe_path_problem
 from repo.model.policy import ErrorPolicy
 from repo.model.records import (
@@ -53,6 +54,7 @@ from repo.model.records import (
 )
 
 _UINT32_LIMIT = 1 << 32
+_COCO_ID, _FILE_NAME = itemgetter("coco_id"), itemgetter("file_name")
 R = TypeVar("R")
 
 _CATEGORIES_REQUIRED = LABELLED_TASKS
@@ -97,8 +99,17 @@ def read_task_file(
         task_file = _read_in_windows(path, shown_as, task, subset, policy)
         if task_file is not None:
             return task_file
-    document = load_json_file(path, shown_as)
-    return read_task_document(document, shown_as, task, subset, path.name, policy)
+    data, document = parse_json_file(path, shown_as)
+    reader = _FileReader(shown_as, task, policy)
+    try:
+        task_file = reader.read(document, subset, path.name)
+    except InputError:
+        refuse_duplicate_key(data, document, shown_as)  # a repeated key is the file's first problem
+        raise
+    # Checked after the records, whose reading counted their keys (see plain.py); a file with
+    # a repeated key had its records read in vain, and is refused as before.
+    refuse_duplicate_key(data, document, shown_as, reader.counted)
+    return task_file
 
 
 def _read_in_windows(path: Path, shown_as: str, task: str, subset: str, policy: ErrorPolicy) -> TaskFile | None:
@@ -140,11 +151,77 @@ def read_task_document(
     return _FileReader(shown_as, task, policy).read(document, subset, name)
 
 
+class _Check(Protocol[R]):
+    """Refuses a record that clashes with those before it (a repeated id)."""
+
+    def __call__(self, record: R) -> None: ...
+
+    def admit_all(self, records: list[R]) -> bool:
+        """Take every one of `records` at once if none clashes, else take none and say False."""
+        ...
+
+
+class _Unique:
+    """Refuses a second record with the same value of `field` (`what` names the record by it)."""
+
+    def __init__(self, error: Callable[[str | None, str | None, str], InputError], what: str, field: str, problem: str):
+        self.error, self.what, self.field, self.problem = error, what, field, problem
+        self.seen: set[Any] = set()
+
+    def value(self, record: Any) -> Any:
+        return record[self.field] if isinstance(record, dict) else getattr(record, self.field)
+
+    def __call__(self, record: Any) -> None:
+        value = self.value(record)
+        if value in self.seen:
+            raise self.error(self.what.format(value), "id" if self.field == "coco_id" else self.field, self.problem)
+        self.seen.add(value)
+
+    def admit_all(self, records: list[Any]) -> bool:
+        values = list(map(self.value, records))
+        if len(set(values)) != len(values) or not self.seen.isdisjoint(values):
+            return False
+        self.seen.update(values)
+        return True
+
+
+class _UniqueImages:
+    """Refuses an image whose id or file name an earlier one has."""
+
+    def __init__(self, error: Callable[[str | None, str | None, str], InputError]):
+        self.error = error
+        self.ids: set[int] = set()
+        self.names: dict[str, int] = {}
+
+    def __call__(self, record: ImageRecord) -> None:
+        where = f"image id {record['coco_id']}"
+        if record["coco_id"] in self.ids:
+            raise self.error(where, "id", "the id is listed twice")
+        other = self.names.get(record["file_name"])
+        if other is not None:
+            raise self.error(where, "file_name", f"{describe(record['file_name'])} is also the file of image id {other}")
+        self.ids.add(record["coco_id"])
+        self.names[record["file_name"]] = record["coco_id"]
+
+    def admit_all(self, records: list[ImageRecord]) -> bool:
+        ids = list(map(_COCO_ID, records))
+        names = list(map(_FILE_NAME, records))
+        if len(set(ids)) != len(ids) or not self.ids.isdisjoint(ids):
+            return False
+        if len(set(names)) != len(names) or not self.names.keys().isdisjoint(names):
+            return False
+        self.ids.update(ids)
+        self.names.update(zip(names, ids))
+        return True
+
+
 class _FileReader:
     def __init__(self, shown_as: str, task: str, policy: ErrorPolicy):
         self.file = shown_as
         self.task = task
         self.policy = policy
+        # The keys of the objects of each record list read in one go, by the list's id.
+        self.counted: dict[int, int] = {}
 
     def error(self, record: str | None, field: str | None, problem: str) -> InputError:
         return InputError(self.file, record, field, problem)
@@ -162,7 +239,7 @@ class _FileReader:
     def read(self, document: Any, subset: str, name: str) -> TaskFile:
         task_file = self.read_header(document, subset, name)
         task_file.images = self._collect(
-            document["images"], "images", self._image, self._image_check(), plain=plain_image
+            document["images"], "images", self._image, self._image_check(), plain=plain_images
         )
         image_ids = {image["coco_id"]: image for image in task_file.images}
         known_categories, keypoint_counts = _category_facts(task_file.categories)
@@ -194,7 +271,7 @@ class _FileReader:
         sizes: dict[int, ImageRecord] = {}
         first = 0
         for raw in chunked.windows("images"):
-            images = self._collect(raw, "images", self._image, check, first, plain_image)
+            images = self._collect(raw, "images", self._image, check, first, plain_images)
             first += len(raw)
             for image in images:
                 kept = {"coco_id": image["coco_id"], "width": image["width"], "height": image["height"]}
@@ -240,18 +317,25 @@ class _FileReader:
                 )
 
     def _collect(
-        self, raw: list[Any], section: str, parse: Callable[[Any, str], R], check: Callable[[R], None],
-        first: int = 0, plain: Callable[[Any], R | None] | None = None,
+        self, raw: list[Any], section: str, parse: Callable[[Any, str], R], check: _Check[R],
+        first: int = 0, plain: Callable[[list[Any]], tuple[list[R | None], int | None]] | None = None,
     ) -> list[R]:
         """Parse each element of a section (`raw` starts at index `first` of it); `check`
         refuses one that clashes with those before (a repeated id). A bad element goes to the
-        error policy, which may skip it. `plain` reads the common well-formed shape of an
-        element in one go, or says None; `parse` then reads it step by step and names its
-        first problem."""
+        error policy, which may skip it. `plain` reads the elements of the common well-formed
+        shape in one go (None for any other) and counts the keys of their objects; `parse`
+        reads an element step by step and names its first problem."""
+        if plain is None:
+            prebuilt: list[R | None] = [None] * len(raw)
+        else:
+            prebuilt, keys = plain(raw)
+            if keys is not None:
+                self.counted[id(raw)] = keys
+            if None not in prebuilt and check.admit_all(prebuilt):  # type: ignore[arg-type]
+                return prebuilt  # type: ignore[return-value]
         records: list[R] = []
-        for index, obj in enumerate(raw, first):
+        for index, (obj, record) in enumerate(zip(raw, prebuilt), first):
             try:
-                record = plain(obj) if plain else None
                 if record is None:
                     record = parse(obj, f"{section}[{index}]")
                 check(record)
@@ -260,16 +344,9 @@ class _FileReader:
                 self.policy.report(error)
         return records
 
-    def _unique(self, what: str, field: str, problem: str) -> Callable[[Any], None]:
+    def _unique(self, what: str, field: str, problem: str) -> _Unique:
         """A `check` refusing a second record with the same value of `field`."""
-        seen: set[Any] = set()
-
-        def check(record: Any) -> None:
-            value = record[field] if isinstance(record, dict) else getattr(record, field)
-            if value in seen:
-                raise self.error(what.format(value), "id" if field == "coco_id" else field, problem)
-            seen.add(value)
-        return check
+        return _Unique(self.error, what, field, problem)
 
     # -- categories and images -------------------------------------------------------------
 
@@ -302,22 +379,9 @@ class _FileReader:
             hash=self._hash(obj, where),
         )
 
-    def _image_check(self) -> Callable[[ImageRecord], None]:
+    def _image_check(self) -> _UniqueImages:
         """A `check` refusing an image whose id or file name an earlier one has."""
-        ids: set[int] = set()
-        names: dict[str, int] = {}
-
-        def check(record: ImageRecord) -> None:
-            where = f"image id {record['coco_id']}"
-            if record["coco_id"] in ids:
-                raise self.error(where, "id", "the id is listed twice")
-            other = names.get(record["file_name"])
-            if other is not None:
-                raise self.error(where, "file_name", f"{describe(record['file_name'])} is also the file of image id {other}")
-            ids.add(record["coco_id"])
-            names[record["file_name"]] = record["coco_id"]
-
-        return check
+        return _UniqueImages(self.error)
 
     def _image(self, obj: Any, where: str) -> ImageRecord:
         if not isinstance(obj, dict):
@@ -369,15 +433,15 @@ class _FileReader:
     def _annotation_steps(
         self, images: dict[int, ImageRecord], categories: set[int] | None, keypoint_counts: dict[int, int]
     ) -> tuple[
-        Callable[[Any, str], AnnotationRecord], Callable[[AnnotationRecord], None],
-        Callable[[Any], AnnotationRecord | None],
+        Callable[[Any, str], AnnotationRecord], _Check[AnnotationRecord],
+        Callable[[list[Any]], tuple[list[AnnotationRecord | None], int | None]],
     ]:
         """How `_collect` parses, checks and reads in one go the annotations of this file's task."""
         parse = {"captions": self._caption, "labels": self._label}.get(self.task, self._object)
         return (
             lambda obj, where: parse(obj, where, images, categories, keypoint_counts),
             self._unique("annotation id {}", "coco_id", "the id is listed twice"),
-            plain_annotations(self.task, images, categories, keypoint_counts, self._rle),
+            plain_annotation_batch(self.task, images, categories, keypoint_counts, self._rle),
         )
 
     def _common(

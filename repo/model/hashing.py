@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from functools import partial
+from operator import methodcaller
 from typing import Any
 
 import orjson
@@ -32,6 +34,20 @@ def record_hash(value: Any) -> bytes:
             raise NestingError(f"lists and objects nest more than {MAX_DEPTH} levels deep") from None
         canonical = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.blake2b(canonical, digest_size=16).digest()
+
+
+_canonical = partial(orjson.dumps, option=orjson.OPT_SORT_KEYS)
+_hasher = partial(hashlib.blake2b, digest_size=16)
+_digest = methodcaller("digest")
+
+
+def record_hashes(values: list[Any]) -> list[bytes] | None:
+    """`record_hash` of each value, by loops that run in C (no Python call per value); None
+    when a value needs `record_hash`'s slow path (integers beyond 64 bits, deep nesting)."""
+    try:
+        return list(map(_digest, map(_hasher, map(_canonical, values))))
+    except TypeError:
+        return None
 
 
 def segment_hash(record_digest: bytes, rle: bytes) -> bytes:

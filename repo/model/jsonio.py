@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,13 +35,25 @@ MAX_DEPTH = 254  # levels of lists and objects that orjson writes
 def parse_json(text: str | bytes) -> Any:
     """Parse JSON text exactly: big integers stay integers; what orjson refuses is refused."""
     data = text.encode("utf-8") if isinstance(text, str) else text
-    if _has_big_integer(data):
-        return _parse_slowly(data.decode("utf-8"))
-    return orjson.loads(data)
+    if not _has_big_integer(data):
+        return orjson.loads(data)
+    if _in_strings_only(data):
+        try:  # a valid text, so its strings were found right: no integer token is big
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # an invalid one: the slow parse names its problem, as it always did
+    return _parse_slowly(data.decode("utf-8"))
 
 
 def _has_big_integer(text: bytes) -> bool:
-    """Does an integer token lie outside what orjson keeps as an integer?
+    """Does an integer token (or a string that looks like one) lie outside what orjson keeps
+    as an integer?"""
+    return next(_big_integer_candidates(text), None) is not None
+
+
+def _big_integer_candidates(text: bytes) -> Iterator[int]:
+    """Where a digit run starts that would be an integer token too big for orjson, if it stood
+    outside strings (only its neighbours are looked at).
 
     Candidates are found on a copy with every digit mapped to 1 and everything else to 0: one
     C-speed `find` of 19 ones skips the long stretches a regex would try byte by byte.
@@ -62,8 +75,17 @@ def _has_big_integer(text: bytes) -> bool:
         while after < len(text) and text[after] in _SPACE:
             after += 1
         if (before < 0 or text[before] in b"[:,") and (after == len(text) or text[after] in b",]}"):
-            return True
-    return False
+            yield start
+
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
+def _in_strings_only(text: bytes) -> bool:
+    """Whether every big-integer candidate of the text lies inside a string, were the text
+    valid JSON (compressed RLE strings hold digit runs between ':' and ']'): none is left once
+    each string, matched one after another from the text's start, is emptied."""
+    return next(_big_integer_candidates(_STRING.sub(b'""', text)), None) is None
 
 
 def _parse_slowly(text: str) -> Any:
@@ -110,7 +132,9 @@ def _lone_surrogate(text: str) -> int | None:
     return pending
 
 
-def duplicate_key(data: bytes, parsed: Any) -> tuple[str, str | None] | None:
+def duplicate_key(
+    data: bytes, parsed: Any, counted: dict[int, int] | None = None
+) -> tuple[str, str | None] | None:
     """Where an object of the JSON text `data` (already parsed as `parsed`) repeats a key:
     (the object's place, the key), or None. Parsers disagree on which value such a key has
     (most keep the last, some the first), so dsrepo refuses it rather than guess.
@@ -119,8 +143,16 @@ def duplicate_key(data: bytes, parsed: Any) -> tuple[str, str | None] | None:
     distinct), equal only when no key repeats. The text's keys are first counted in C, never
     too few; when that count is high (a string holding `":`, as compressed RLE strings
     beginning with ':' do), they are counted exactly, string by string. Only a real repeat
-    has the text parsed again, slowly, to find the object."""
-    keys = _parsed_key_count(parsed)
+    has the text parsed again, slowly, to find the object.
+
+    `counted` gives the keys of some values of a top-level object (by `id`), counted exactly
+    by whoever read them (the COCO reader counts its records' keys as it checks them)."""
+    if counted and type(parsed) is dict:
+        values = list(parsed.values())
+        keys = len(parsed) + sum(counted[id(value)] for value in values if id(value) in counted)
+        keys += parsed_key_count([value for value in values if id(value) not in counted])
+    else:
+        keys = parsed_key_count(parsed)
     if _text_key_count(data) == keys or _exact_text_key_count(data) == keys:
         return None
     repeated: list[tuple[str, dict[str, Any]]] = []
@@ -168,7 +200,7 @@ def _exact_text_key_count(data: bytes) -> int:
 _SCALARS = frozenset({int, float, str, bool, type(None)})
 
 
-def _parsed_key_count(value: Any) -> int:
+def parsed_key_count(value: Any) -> int:
     """The keys of every object in a parsed value; lists of scalars (coordinates, most of a
     COCO file) are passed over in C."""
     count = 0
@@ -246,6 +278,14 @@ def nesting_depth(value: Any) -> int:
 
 def load_json_file(path: Path, shown_as: str) -> Any:
     """Read a whole JSON file; any problem becomes an InputError naming `shown_as`."""
+    data, document = parse_json_file(path, shown_as)
+    refuse_duplicate_key(data, document, shown_as)
+    return document
+
+
+def parse_json_file(path: Path, shown_as: str) -> tuple[bytes, Any]:
+    """A JSON file's text and value, not yet checked for duplicate keys (`refuse_duplicate_key`
+    must follow, before any other problem of the value is reported)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -257,20 +297,23 @@ def load_json_file(path: Path, shown_as: str) -> Any:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
-        document = parse_json(data)
+        return data, parse_json(data)
     except json.JSONDecodeError as exc:
         problem = f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
         raise _unparsable(data, shown_as, problem) from None
     except UnicodeDecodeError:  # from the standard library's parse, taking over for big integers
         raise _unparsable(data, shown_as, "not UTF-8 text") from None
-    repeated = duplicate_key(data, document)
+
+
+def refuse_duplicate_key(data: bytes, document: Any, shown_as: str, counted: dict[int, int] | None = None) -> None:
+    """Raise an InputError naming the first repeated key of the text `data` (see duplicate_key)."""
+    repeated = duplicate_key(data, document, counted)
     if repeated is not None:
         place, key = repeated
         raise InputError(
             shown_as, place, key,
             "duplicate key: the object holds it twice, and JSON readers disagree on which value counts",
         )
-    return document
 
 
 def _unparsable(data: bytes, shown_as: str, problem: str) -> InputError:
