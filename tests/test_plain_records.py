@@ -264,3 +264,99 @@ def test_a_plain_panoptic_segment_field_by_field():
         ("category_id", 1), ("bbox_x", 0.0), ("bbox_y", 1.5), ("bbox_w", 2.0), ("bbox_h", 2.0), ("area", 4.0),
         ("iscrowd", 0), ("extra", None),
     ]
+
+
+# -- a list of records read at once (plain.py's batches) -----------------------------------
+
+def _plain_variants(base: dict[str, Any], rng: random.Random, count: int) -> list[dict[str, Any]]:
+    """`count` records of the common shape, each a little different: integers and floats, 0.0
+    and -0.0 in the bbox and area, polygons and valid RLE masks (list counts, and pycocotools'
+    strings), ids 1..count."""
+    records = []
+    for index in range(count):
+        record = copy.deepcopy(base)
+        record["id"] = index + 1
+        if "bbox" in record:
+            record["bbox"] = [rng.choice([0, 0.0, -0.0, 1, 2.5, 3]) for _ in range(4)]
+            record["area"] = rng.choice([0, 0.0, -0.0, 4, 4.5])
+            record["iscrowd"] = rng.choice([0, 1])
+            record["segmentation"] = rng.choice([
+                [[1, 1, 3.5, 1, 3, 3]], [[0.0, 0, 1, 0, 1, 1], [1, 1, 2, 2, 3, 3, 4, 4]],
+                {"counts": "b1", "size": [5, 10]}, RLE_LIST, {"counts": "7210612NH02001N10N0", "size": [5, 10]},
+                {"size": [5, 10], "counts": "123ON22N0202OL001011OON"},
+            ])
+        if "caption" in record:
+            record["caption"] = f"caption {index}"
+        records.append(record)
+    return records
+
+
+def _spy_batches(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each batch read by plain.py was read at once (True) or record by record."""
+    from repo.coco import plain
+
+    outcomes: list[bool] = []
+    for name in ("_object_batch", "_caption_batch", "_label_batch", "_image_batch"):
+        def spy(*args: Any, _real: Any = getattr(plain, name), **kwargs: Any) -> Any:
+            result = _real(*args, **kwargs)
+            outcomes.append(result is not None)
+            return result
+        monkeypatch.setattr(plain, name, spy)
+    return outcomes
+
+
+@pytest.mark.parametrize("task,base", [
+    ("instances", OBJECT), ("stuff", _with(OBJECT, segmentation=RLE_STRING)),
+    ("person_keypoints", KEYPOINTS), ("captions", CAPTION), ("labels", LABEL),
+])
+def test_a_file_of_plain_records_reads_the_same_at_once(monkeypatch, task, base):
+    """Many records of the common shape (one with a bad RLE string among them, read step by
+    step) and images with keys of their own, nested objects too: read at once, as step by step."""
+    rng = random.Random(len(task))
+    records = _plain_variants(base, rng, 200)
+    if "bbox" in base:
+        records[150]["segmentation"] = {"counts": "0:1", "size": [5, 10]}  # covers 51 pixels, not 50
+    images = [copy.deepcopy(IMAGE), {"id": 6, "file_name": "b.jpg", "width": 3, "height": 3, "license": 1,
+                                     "meta": {"a": {"b": [1, {"c": 2}]}}}]
+    with monkeypatch.context() as patched:
+        outcomes = _spy_batches(patched)
+        plain, step_by_step = _read_both(patched, _document(records, images), task)
+    assert outcomes == [True, True]
+    assert plain == step_by_step
+    assert len(plain[1]) == 200 - ("bbox" in base) and len(plain[2]) == ("bbox" in base)
+
+
+@pytest.mark.parametrize("task,base", [
+    ("instances", OBJECT), ("person_keypoints", KEYPOINTS), ("captions", CAPTION), ("labels", LABEL),
+])
+def test_records_read_at_once_count_the_keys_of_their_objects(task, base):
+    """The count the duplicate-key check trusts instead of walking the records: exactly the
+    keys of every object in them, as a walk over the parsed value finds."""
+    from repo.model.jsonio import parsed_key_count
+
+    document = _document(_plain_variants(base, random.Random(3), 300), [
+        copy.deepcopy(IMAGE), {**copy.deepcopy(IMAGE), "id": 6, "file_name": "b.jpg", "x": [{"y": {"z": 1}}, {}]},
+    ])
+    reader_ = reader._FileReader("f.json", task, ErrorPolicy())
+    reader_.read(document, "val", "f.json")
+    assert reader_.counted == {
+        id(document["images"]): parsed_key_count(document["images"]),
+        id(document["annotations"]): parsed_key_count(document["annotations"]),
+    }
+
+
+def test_a_repeated_key_in_a_file_read_at_once_is_its_first_problem(tmp_path):
+    """Records read at once are checked for repeated keys after they are read: the repeat is
+    still the file's error, before a bad record of the same file, under either policy."""
+    records = _plain_variants(OBJECT, random.Random(5), 50)
+    records[40]["category_id"] = 99  # no such category
+    text = json.dumps(_document(records)).replace('"id": 31, ', '"id": 31, "id": 31, ', 1)
+    path = tmp_path / "instances_val.json"
+    path.write_text(text)
+    for skip in (False, True):
+        with pytest.raises(InputError) as refused:
+            reader.read_task_file(path, "instances_val.json", "instances", "val", ErrorPolicy(skip=skip))
+        assert str(refused.value) == (
+            "instances_val.json: annotations[30]: field 'id': duplicate key: the object holds it twice, and JSON "
+            "readers disagree on which value counts"
+        )
