@@ -409,18 +409,18 @@ def _object_batch(
         and _ints_only(map(type, iscrowds)) and _flags_only(iscrowds)
     ):
         return None
-    forms = _number_forms(bboxes, areas)
-    if forms is None or not _plain_polygons(segmentations):
+    numbers = _numbers(bboxes, areas)
+    if numbers is None or not _plain_polygons(segmentations):
         return None
     if keypoint_counts is not None and not _plain_keypoints(raw, category_ids, keypoint_counts):
         return None
     digests = record_hashes(raw)
     if digests is None:
         return None
-    numbers = list(map(float, chain.from_iterable(bboxes)))
+    forms, floats, area_floats = numbers
     columns = (
-        ids, image_ids, forms, digests, category_ids, numbers[0::4], numbers[1::4], numbers[2::4], numbers[3::4],
-        list(map(float, areas)), iscrowds, segmentations,
+        ids, image_ids, forms, digests, category_ids, floats[0::4], floats[1::4], floats[2::4], floats[3::4],
+        area_floats, iscrowds, segmentations,
     )
     records: list[Any]
     if keypoint_counts is None:
@@ -525,26 +525,32 @@ def _group_covering(strings: list[tuple[int, bytes, int]]) -> list[bool]:
     return (totals == np.fromiter((pixels for _, _, pixels in strings), dtype=np.int64)).tolist()
 
 
-def _number_forms(bboxes: tuple[Any, ...], areas: tuple[Any, ...]) -> list[int] | None:
-    """Each record's number_forms bits, as `_bbox_and_area` works them out; None unless every
-    bbox is 4 numbers and every area a number, within the exact range wherever it is needed."""
+def _numbers(bboxes: tuple[Any, ...], areas: tuple[Any, ...]) -> tuple[list[int], list[float], list[float]] | None:
+    """Each record's number_forms bits, as `_bbox_and_area` works them out, and the bbox values
+    (four a record) and areas as floats; None unless every bbox is 4 numbers and every area a
+    number, all within the exact range (which `_bbox_and_area` asks only of a bbox holding an
+    integer: a float beyond it sends this batch record by record)."""
     if not (_lists_only(map(type, bboxes)) and _fours_only(map(len, bboxes))):
         return None
-    forms = list(map(_BBOX_FORMS.get, map(tuple, map(map, repeat(type), bboxes))))
-    if None in forms:
-        return None
     numbers = list(chain.from_iterable(bboxes))
-    if any(forms) and not -EXACT_FLOAT_LIMIT <= min(numbers) <= max(numbers) <= EXACT_FLOAT_LIMIT:
-        return None  # only a bbox holding an integer needs the range: `_bbox_and_area` reads the rest
-    area_types = list(map(type, areas))
-    if not _numbers_only(area_types):
+    kinds = list(map(type, numbers))
+    forms = list(map(_BBOX_FORMS.get, zip(kinds[0::4], kinds[1::4], kinds[2::4], kinds[3::4])))
+    area_kinds = list(map(type, areas))
+    if None in forms or not _numbers_only(area_kinds):
         return None
-    if int in area_types:
-        integers = list(compress(areas, map(_is_int, area_types)))
-        if not -EXACT_FLOAT_LIMIT <= min(integers) <= max(integers) <= EXACT_FLOAT_LIMIT:
+    try:
+        floats, area_floats = list(map(float, numbers)), list(map(float, areas))
+    except OverflowError:  # an integer beyond the doubles
+        return None
+    # Strictly inside: an integer just beyond the limit may round to it.
+    if not (-EXACT_FLOAT_LIMIT < min(floats) and max(floats) < EXACT_FLOAT_LIMIT):
+        return None
+    if int in area_kinds:
+        if not (-EXACT_FLOAT_LIMIT < min(area_floats) and max(area_floats) < EXACT_FLOAT_LIMIT):
             return None
-        forms = list(map(or_, forms, (_AREA_BIT if kind is int else 0 for kind in area_types)))
-    if 0.0 in numbers or 0.0 in areas:  # -0.0 is told apart from 0.0 by its sign alone
+        forms = list(map(or_, forms, (_AREA_BIT if kind is int else 0 for kind in area_kinds)))
+    # -0.0 is told apart from 0.0 by its sign alone; without a negative sign there is none.
+    if min(map(math.copysign, repeat(1.0), chain(floats, area_floats))) < 0:
         zeros = compress(range(len(forms)), map(or_, map(contains, bboxes, repeat(0.0)), map(_is_zero, areas)))
         for index in zeros:
             for bit, value in zip(_BBOX_BITS, bboxes[index]):
@@ -553,7 +559,7 @@ def _number_forms(bboxes: tuple[Any, ...], areas: tuple[Any, ...]) -> list[int] 
             area = areas[index]
             if area == 0.0 and type(area) is float and math.copysign(1.0, area) < 0:
                 forms[index] |= _AREA_BIT << NEGATIVE_ZERO_SHIFT
-    return forms
+    return forms, floats, area_floats
 
 
 def _plain_polygons(segmentations: tuple[Any, ...]) -> bool:

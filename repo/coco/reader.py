@@ -178,7 +178,7 @@ class _Unique:
         self.seen.add(value)
 
     def admit_all(self, records: list[Any]) -> bool:
-        values = list(map(self.value, records))
+        values = list(map(itemgetter(self.field), records))  # records read at once are dicts
         if len(set(values)) != len(values) or not self.seen.isdisjoint(values):
             return False
         self.seen.update(values)
