@@ -417,10 +417,9 @@ def _object_batch(
     digests = record_hashes(raw)
     if digests is None:
         return None
-    forms, floats, area_floats = numbers
+    forms, (xs, ys, widths, heights), area_floats = numbers
     columns = (
-        ids, image_ids, forms, digests, category_ids, floats[0::4], floats[1::4], floats[2::4], floats[3::4],
-        area_floats, iscrowds, segmentations,
+        ids, image_ids, forms, digests, category_ids, xs, ys, widths, heights, area_floats, iscrowds, segmentations,
     )
     records: list[Any]
     if keypoint_counts is None:
@@ -464,11 +463,12 @@ def _masks(
 ) -> dict[int, tuple[bytes, str] | None]:
     """The RLE of each record that has one, by its index, as `read_rle` reads it (None: refused,
     or not an object of exactly `counts` and `size`: the record is read step by step, which
-    names the problem). Compressed strings are decoded and checked together, by one set of
-    numpy calls; any other, or any string that fails together, is read by `read_rle`."""
+    names the problem). Compressed strings are decoded and checked together, a group at a time
+    (`_covering`); any other, or a string found wanting, is read by `read_rle`."""
     indexes = [index for index, segmentation in enumerate(segmentations) if type(segmentation) is dict]
     masks = dict.fromkeys(indexes)
     together: list[tuple[int, bytes, int]] = []
+    indexes_left: list[int] = []  # read by `read_rle`
     for index in indexes:
         segmentation = segmentations[index]
         if segmentation.keys() != _RLE_KEYS:
@@ -480,21 +480,18 @@ def _masks(
             and type(size[0]) is int and type(size[1]) is int and size == [image["height"], image["width"]]
         ):
             together.append((index, counts.encode("ascii"), size[0] * size[1]))
-            continue
+        else:
+            indexes_left.append(index)
+    for (index, encoded, _), covers in zip(together, _covering(together)):
+        if covers:
+            masks[index] = encoded, RLE_STRING
+        else:
+            indexes_left.append(index)
+    for index in sorted(indexes_left):
         try:
-            masks[index] = read_rle(segmentation, f"annotation id {ids[index]}", image)
+            masks[index] = read_rle(segmentations[index], f"annotation id {ids[index]}", images[image_ids[index]])
         except InputError:
             pass
-    if together:
-        cover = _covering(together)
-        for (index, encoded, _), covers in zip(together, cover):
-            if covers:
-                masks[index] = encoded, RLE_STRING
-            else:
-                try:
-                    masks[index] = read_rle(segmentations[index], f"annotation id {ids[index]}", images[image_ids[index]])
-                except InputError:
-                    pass
     return masks
 
 
@@ -525,32 +522,35 @@ def _group_covering(strings: list[tuple[int, bytes, int]]) -> list[bool]:
     return (totals == np.fromiter((pixels for _, _, pixels in strings), dtype=np.int64)).tolist()
 
 
-def _numbers(bboxes: tuple[Any, ...], areas: tuple[Any, ...]) -> tuple[list[int], list[float], list[float]] | None:
-    """Each record's number_forms bits, as `_bbox_and_area` works them out, and the bbox values
-    (four a record) and areas as floats; None unless every bbox is 4 numbers and every area a
-    number, all within the exact range (which `_bbox_and_area` asks only of a bbox holding an
-    integer: a float beyond it sends this batch record by record)."""
+def _numbers(
+    bboxes: tuple[Any, ...], areas: tuple[Any, ...]
+) -> tuple[list[int], list[list[float]], list[float]] | None:
+    """Each record's number_forms bits, as `_bbox_and_area` works them out, the bbox values as
+    floats (the x, y, width and height of every record) and the areas as floats; None unless
+    every bbox is 4 numbers and every area a number, all within the exact range (which
+    `_bbox_and_area` asks only of a bbox holding an integer: a float beyond it sends this batch
+    record by record)."""
     if not (_lists_only(map(type, bboxes)) and _fours_only(map(len, bboxes))):
         return None
-    numbers = list(chain.from_iterable(bboxes))
-    kinds = list(map(type, numbers))
+    kinds = list(map(type, chain.from_iterable(bboxes)))
     forms = list(map(_BBOX_FORMS.get, zip(kinds[0::4], kinds[1::4], kinds[2::4], kinds[3::4])))
     area_kinds = list(map(type, areas))
     if None in forms or not _numbers_only(area_kinds):
         return None
-    try:
-        floats, area_floats = list(map(float, numbers)), list(map(float, areas))
+    try:  # numbers only, each as float() reads it
+        values = np.fromiter(chain.from_iterable(bboxes), dtype=np.float64, count=len(kinds))
+        area_values = np.fromiter(areas, dtype=np.float64, count=len(areas))
     except OverflowError:  # an integer beyond the doubles
         return None
     # Strictly inside: an integer just beyond the limit may round to it.
-    if not (-EXACT_FLOAT_LIMIT < min(floats) and max(floats) < EXACT_FLOAT_LIMIT):
+    if not (-EXACT_FLOAT_LIMIT < values.min() and values.max() < EXACT_FLOAT_LIMIT):
         return None
     if int in area_kinds:
-        if not (-EXACT_FLOAT_LIMIT < min(area_floats) and max(area_floats) < EXACT_FLOAT_LIMIT):
+        if not (-EXACT_FLOAT_LIMIT < area_values.min() and area_values.max() < EXACT_FLOAT_LIMIT):
             return None
         forms = list(map(or_, forms, (_AREA_BIT if kind is int else 0 for kind in area_kinds)))
     # -0.0 is told apart from 0.0 by its sign alone; without a negative sign there is none.
-    if min(map(math.copysign, repeat(1.0), chain(floats, area_floats))) < 0:
+    if np.signbit(values).any() or np.signbit(area_values).any():
         zeros = compress(range(len(forms)), map(or_, map(contains, bboxes, repeat(0.0)), map(_is_zero, areas)))
         for index in zeros:
             for bit, value in zip(_BBOX_BITS, bboxes[index]):
@@ -559,7 +559,8 @@ def _numbers(bboxes: tuple[Any, ...], areas: tuple[Any, ...]) -> tuple[list[int]
             area = areas[index]
             if area == 0.0 and type(area) is float and math.copysign(1.0, area) < 0:
                 forms[index] |= _AREA_BIT << NEGATIVE_ZERO_SHIFT
-    return forms, floats, area_floats
+    floats = values.tolist()
+    return forms, [floats[at::4] for at in range(4)], area_values.tolist()
 
 
 def _plain_polygons(segmentations: tuple[Any, ...]) -> bool:

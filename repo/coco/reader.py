@@ -199,7 +199,9 @@ class _UniqueImages:
             raise self.error(where, "id", "the id is listed twice")
         other = self.names.get(record["file_name"])
         if other is not None:
-            raise self.error(where, "file_name", f"{describe(record['file_name'])} is also the file of image id {other}")
+            raise self.error(
+                where, "file_name", f"{describe(record['file_name'])} is also the file of image id {other}"
+            )
         self.ids.add(record["coco_id"])
         self.names[record["file_name"]] = record["coco_id"]
 
