@@ -9,6 +9,8 @@ drained so that every record is checked.
 
 Usage: python scripts/bench_reader.py [--repeat R] [--profile] FILE[:TASK] ...
 (the task defaults to the file name's prefix: instances, captions, person_keypoints, ...).
+The `repo` measured is the one Python imports (the editable install's checkout): from another
+worktree, run it with PYTHONPATH set to that worktree. The first line printed names it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import orjson
 
+import repo
 from repo.coco.reader import read_task_file
 from repo.coco.tasks import split_file_name
 from repo.model.policy import ErrorPolicy
@@ -57,6 +60,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="print the reader's top functions by own time")
     args = parser.parse_args()
+    print(f"repo: {Path(repo.__file__).parent}")
     gc.disable()  # as an import runs: the cyclic collector is paused while records are built
     for spec in args.files:
         name, _, task = spec.partition(":")
