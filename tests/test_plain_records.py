@@ -360,3 +360,19 @@ def test_a_repeated_key_in_a_file_read_at_once_is_its_first_problem(tmp_path):
             "instances_val.json: annotations[30]: field 'id': duplicate key: the object holds it twice, and JSON "
             "readers disagree on which value counts"
         )
+
+
+def test_digests_of_a_list_are_those_of_each_record():
+    """Records written at once and cut apart: each digest as `record_hash` gives it, also for
+    records whose strings hold the marker the cut looks for, or pieces of it."""
+    from repo.model import hashing
+
+    marker = "\x00record\x00"
+    records: list[Any] = [copy.deepcopy(OBJECT), copy.deepcopy(CAPTION), {}, {"a": [1, marker, 2]}]
+    for text in (marker, f'",{marker}', f"{marker}\",\"", '"\\u0000record\\u0000",', f"}},{marker},{{"):
+        records.append({"caption": text, "id": 1})
+        records.append({text: [text, {text: text}]})
+    digests = hashing.record_hashes(records)
+    assert digests == [hashing.record_hash(record) for record in records] == [_digest(r) for r in records]
+    assert hashing.record_hashes([{"a": 2**64}]) is None and hashing.record_hashes([[1]]) is None
+    assert hashing.record_hashes([]) == []
