@@ -488,7 +488,7 @@ Notes:
   - "regen s" is a second dsrepo export with DSREPO_REGENERATE_PNG=1 (every PNG painted and encoded
     again); it is compared with Datumaro's panoptic export, which always encodes.
   - The floor (bench_floor.py) is the same data through raw libraries: orjson, sqlite3 executemany,
-    OpenCV decode on every core; select + orjson dump + PNG bytes written; ISA-L encode. No
+    libspng (imagecodecs) decode on every core; select + orjson dump + PNG bytes written; ISA-L encode. No
     validation, versions or lossless bookkeeping. It runs on SQLite only.
   - check: every export's JSON parses equal to the input, every PNG decodes (Pillow) to the input's
     pixels; "same bytes" counts PNGs written byte for byte as imported.
