@@ -23,7 +23,7 @@ but those its shape names.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from itertools import chain, compress, islice, repeat
 from operator import contains, is_, itemgetter, or_
@@ -361,15 +361,7 @@ def _caption_batch(raw: list[Any], images: dict[int, ImageRecord]) -> Batch | No
         and "\x00" not in "".join(captions)
     ):
         return None
-    digests = record_hashes(raw)
-    if digests is None:
-        return None
-    records = [
-        {"coco_id": coco_id, "image_id": image_id, "number_forms": 0, "hash": digest, "caption": caption,
-         "kind": "caption", "extra": None}
-        for coco_id, image_id, caption, digest in zip(ids, image_ids, captions, digests)
-    ]
-    return records, 3 * len(raw)
+    return _one_field_records(raw, ids, image_ids, "caption", "caption", captions)
 
 
 def _label_batch(raw: list[Any], images: dict[int, ImageRecord], categories: set[int] | None) -> Batch | None:
@@ -378,13 +370,21 @@ def _label_batch(raw: list[Any], images: dict[int, ImageRecord], categories: set
     ids, image_ids, category_ids = zip(*map(itemgetter("id", "image_id", "category_id"), raw))
     if not (_valid_ids(ids) and _known_images(image_ids, images) and _known_categories(category_ids, categories)):
         return None
+    return _one_field_records(raw, ids, image_ids, "label", "category_id", category_ids)
+
+
+def _one_field_records(
+    raw: list[Any], ids: Sequence[int], image_ids: Sequence[int], kind: str, field: str, values: Sequence[Any]
+) -> Batch | None:
+    """The records of checked captions and labels: an id, an image id and one field of their
+    own (a caption's `caption`, a label's `category_id`)."""
     digests = record_hashes(raw)
     if digests is None:
         return None
     records = [
-        {"coco_id": coco_id, "image_id": image_id, "number_forms": 0, "hash": digest, "category_id": category_id,
-         "kind": "label", "extra": None}
-        for coco_id, image_id, category_id, digest in zip(ids, image_ids, category_ids, digests)
+        {"coco_id": coco_id, "image_id": image_id, "number_forms": 0, "hash": digest, field: value,
+         "kind": kind, "extra": None}
+        for coco_id, image_id, value, digest in zip(ids, image_ids, values, digests)
     ]
     return records, 3 * len(raw)
 
