@@ -363,8 +363,8 @@ def test_a_repeated_key_in_a_file_read_at_once_is_its_first_problem(tmp_path):
 
 
 def test_digests_of_a_list_are_those_of_each_record():
-    """Records written at once and cut apart: each digest as `record_hash` gives it, also for
-    records whose strings hold the marker the cut looks for, or pieces of it."""
+    """Each digest of a list as `record_hash` gives it, whatever the records' strings hold
+    (among them the marker an earlier version cut a list's text at, and pieces of it)."""
     from repo.model import hashing
 
     marker = "\x00record\x00"

@@ -29,6 +29,7 @@ from repo.coco.plain import (
     PANOPTIC_ID_LIMIT,
     plain_annotation_batch,
     plain_images,
+    plain_images_one_by_one,
     plain_segment,
 )
 from repo.coco.rle import RleError, check_runs, compress_runs, decode_string
@@ -273,14 +274,14 @@ class _FileReader:
         sizes: dict[int, ImageRecord] = {}
         first = 0
         for raw in chunked.windows("images"):
-            images = self._collect(raw, "images", self._image, check, first, plain_images)
+            images = self._collect(raw, "images", self._image, check, first, plain_images_one_by_one)
             first += len(raw)
             for image in images:
                 kept = {"coco_id": image["coco_id"], "width": image["width"], "height": image["height"]}
                 sizes[image["coco_id"]] = kept  # type: ignore[assignment]
             yield FilePart(images=images)
         known_categories, keypoint_counts = _category_facts(task_file.categories)
-        parse, check, plain = self._annotation_steps(sizes, known_categories, keypoint_counts)
+        parse, check, plain = self._annotation_steps(sizes, known_categories, keypoint_counts, one_by_one=True)
         first = 0
         for raw in chunked.windows("annotations"):
             self._check_image_info(raw)
@@ -433,17 +434,21 @@ class _FileReader:
             )
 
     def _annotation_steps(
-        self, images: dict[int, ImageRecord], categories: set[int] | None, keypoint_counts: dict[int, int]
+        self, images: dict[int, ImageRecord], categories: set[int] | None, keypoint_counts: dict[int, int],
+        one_by_one: bool = False,
     ) -> tuple[
         Callable[[Any, str], AnnotationRecord], _Check[AnnotationRecord],
         Callable[[list[Any]], tuple[list[AnnotationRecord | None], int | None]],
     ]:
-        """How `_collect` parses, checks and reads in one go the annotations of this file's task."""
+        """How `_collect` parses, checks and reads in one go the annotations of this file's task.
+        A big file's windows are read `one_by_one`: read a list at a time, the records of a
+        118,000-image file took longer and longer to hash and parse as the import went on (55 ->
+        65 s in all; cause not found), while a whole file's read faster."""
         parse = {"captions": self._caption, "labels": self._label}.get(self.task, self._object)
         return (
             lambda obj, where: parse(obj, where, images, categories, keypoint_counts),
             self._unique("annotation id {}", "coco_id", "the id is listed twice"),
-            plain_annotation_batch(self.task, images, categories, keypoint_counts, self._rle),
+            plain_annotation_batch(self.task, images, categories, keypoint_counts, self._rle, one_by_one),
         )
 
     def _common(
