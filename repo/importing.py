@@ -287,7 +287,6 @@ class _ImageFinder:
                     store_blob(self.connection, digest, data)
                 else:
                     digest, size = self.digests.found_file_sha256(real, status), status.st_size
-                shown = candidate.removeprefix(self._root_prefix) if candidate.startswith(self._root_prefix) else candidate
-                ref = ImageRef(shown, size, digest)
+                ref = ImageRef(candidate.removeprefix(self._root_prefix), size, digest)
             self._found[candidate] = ref
         return self._found[candidate]

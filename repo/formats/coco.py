@@ -109,7 +109,8 @@ class CocoReader:
         that its records are gone (the consumer drops them too) before the next is read."""
         metas: dict[Path, tuple[DatasetMeta, str] | None] = {}
         for annotation_file in self.files:
-            digest = previous.digests.file_sha256(str(annotation_file.path)) if previous else file_sha256(annotation_file.path)
+            path = annotation_file.path
+            digest = previous.digests.file_sha256(str(path)) if previous is not None else file_sha256(path)
             if previous is not None and _unchanged(annotation_file, digest, previous):
                 yield UnchangedFile(annotation_file.task, annotation_file.subset, annotation_file.shown_as)
             else:
@@ -120,6 +121,7 @@ def _read_file(
     annotation_file: AnnotationFile, digest: str | None, policy: ErrorPolicy, progress: Progress,
     previous: PreviousImport | None, metas: dict[Path, tuple[DatasetMeta, str] | None],
 ) -> ReadFile:
+    """One annotation file read, validated and (panoptic) cut from its PNGs."""
     progress.start(f"reading {annotation_file.path.name}", 1)
     task_file = read_task_file(
         annotation_file.path, annotation_file.shown_as, annotation_file.task, annotation_file.subset, policy
@@ -135,7 +137,8 @@ def _read_file(
             jobs, outcomes = _decode(annotation_file, task_file, kept, digests, workers)
             reused = _attach_decoded(annotation_file, task_file, jobs, outcomes, policy, progress, digests)
         if kept:
-            notes.append(f"{annotation_file.shown_as}: {reused} of {len(task_file.panoptic)} PNGs unchanged, not decoded")
+            counts = f"{reused} of {len(task_file.panoptic)}"
+            notes.append(f"{annotation_file.shown_as}: {counts} PNGs unchanged, not decoded")
     return ReadFile(task_file, annotation_file.shown_as, annotation_file.image_dirs(), notes)
 
 

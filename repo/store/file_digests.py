@@ -28,6 +28,7 @@ CHUNK = 1 << 20  # bytes read at a time
 SAVE_BATCH = 5000
 
 _table = schema.file_digests
+_COLUMNS = ("path", "device", "inode", "size", "mtime_ns", "ctime_ns", "sha256")
 
 
 class FileDigests:
@@ -92,10 +93,8 @@ class FileDigests:
         in path order, so that two concurrent imports of one folder lock rows in one order."""
         entries = sorted(self._taken.items())
         for start in range(0, len(entries), SAVE_BATCH):
-            rows = [
-                dict(zip(("path", "device", "inode", "size", "mtime_ns", "ctime_ns", "sha256"), (path, *status, digest)))
-                for path, (status, digest) in entries[start:start + SAVE_BATCH]
-            ]
+            batch = entries[start:start + SAVE_BATCH]
+            rows = [dict(zip(_COLUMNS, (path, *status, digest))) for path, (status, digest) in batch]
             statement = dialect_insert(self.connection, _table)
             statement = statement.on_conflict_do_update(
                 index_elements=[_table.c.path],

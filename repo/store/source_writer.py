@@ -132,7 +132,9 @@ class SourceWriter:
         )
         for row in map(stored_item._make, connection.execute(query).all()):
             self._stored_items[(row.subset, row.file_name)] = row
-            self._items_by_id[row.id] = _StoredItem((row.subset, row.file_name), row.hash, row.image_path, row.image_sha256)
+            self._items_by_id[row.id] = _StoredItem(
+                (row.subset, row.file_name), row.hash, row.image_path, row.image_sha256
+            )
 
     # -- one file ---------------------------------------------------------------------------
 

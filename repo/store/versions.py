@@ -127,7 +127,9 @@ class VersionWriter:
             statement, [{"target_row": row["row_id"], **{f"new_{name}": row[name] for name in columns}} for row in rows]
         )
 
-    def _execute_insert(self, table: Table, rows: Sequence[dict[str, Any]], row_ids: list[int], new_lineages: bool) -> None:
+    def _execute_insert(
+        self, table: Table, rows: Sequence[dict[str, Any]], row_ids: list[int], new_lineages: bool
+    ) -> None:
         """Rows are taken a batch at a time: a sequence that makes its rows when sliced (see
         source_writer) never has them all in memory."""
         for start in range(0, len(rows), BATCH_ROWS):
