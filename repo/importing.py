@@ -26,7 +26,7 @@ from repo.formats.registry import DatasetReader, ImportRequest, ReadFile, Unchan
 from repo.labels import LabelMap, apply_label_map, load_label_map
 from repo.model.paths import FolderFiles, read_real_file
 from repo.model.policy import ErrorPolicy
-from repo.model.records import FilePart, ImageRecord, TaskFile, gather_parts
+from repo.model.records import FilePart, ImageRecord, PanopticRecord, gather_parts
 from repo.progress import Progress, Silent
 from repo.project import Project
 from repo.store import schema
@@ -157,7 +157,8 @@ def write_files(
         for part in parts:
             refs = finder.locate(read_file, part.images)
             count(read_file.task_file.subset, part.images, refs)
-            result.annotations += len(part.annotations)
+            keep_pngs(connection, part.panoptic)
+            result.annotations += len(part.annotations) + sum(len(record.segments) for record in part.panoptic)
             yield part, refs
 
     def write(index: int, read_file: ReadFile | UnchangedFile) -> None:
@@ -169,7 +170,6 @@ def write_files(
             result.notes.append(f"{read_file.shown_as}: unchanged, skipped")
             return
         task_file = read_file.task_file
-        result.notes.extend(read_file.notes)
         if label_map or writer.stores_file(task_file):
             gather_parts(task_file)
         if label_map:
@@ -177,9 +177,11 @@ def write_files(
         result.files.append(read_file.shown_as)
         if task_file.parts is not None:  # a big file, a window at a time
             writer.write_parts(task_file, fresh_position(index), located(read_file, task_file.parts))
+            result.notes.extend(read_file.notes)  # a file read in parts has its notes once read
             return
+        result.notes.extend(read_file.notes)
         refs = finder.locate(read_file, task_file.images)
-        keep_pngs(connection, task_file)
+        keep_pngs(connection, task_file.panoptic)
         writer.write_file(task_file, fresh_position(index), refs)
         count(task_file.subset, task_file.images, refs)
         result.annotations += len(task_file.annotations) + sum(len(r.segments) for r in task_file.panoptic)
@@ -211,11 +213,11 @@ def report_skipped(
     result.error_report = report
 
 
-def keep_pngs(connection: Connection, task_file: TaskFile) -> None:
-    """Store the bytes of the panoptic PNGs the file's records were cut from (each once, a
-    batch at a time), so that an export of unchanged segments writes them as they were. A PNG
-    that changed since it was decoded is not kept: its record's PNG is painted at export."""
-    records = [record for record in task_file.panoptic if record.png_sha256 and record.png_path]
+def keep_pngs(connection: Connection, panoptic: list[PanopticRecord]) -> None:
+    """Store the bytes of the panoptic PNGs the records were cut from (each once, a batch at a
+    time), so that an export of unchanged segments writes them as they were. A PNG that
+    changed since it was decoded is not kept: its record's PNG is painted at export."""
+    records = [record for record in panoptic if record.png_sha256 and record.png_path]
     for start in range(0, len(records), KEEP_BATCH):
         batch = [(record, str(record.png_sha256), Path(str(record.png_path))) for record in records[start:start + KEEP_BATCH]]
         held = held_blobs(connection, schema.panoptic_pngs, {digest for _, digest, _ in batch})

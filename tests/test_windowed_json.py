@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from repo.exporting import export_dataset
 from repo.importing import import_dataset
 from repo.model import chunked_json
 from repo.model.chunked_json import ChunkError, read_chunked
+from repo.sources import update_source
 
 WINDOWED = frozenset({"images", "annotations"})
 
@@ -221,3 +223,90 @@ def test_a_windowed_import_skips_what_a_whole_file_import_skips(backend, edge_da
     assert len(expected) >= 3
     read_in_windows(monkeypatch)
     assert skipped("windowed") == expected
+
+
+# -- panoptic files: each part's PNGs cut as the part is taken --------------------------------
+
+def _panoptic_copy(edge_dataset: Path, tmp_path: Path, change=None) -> tuple[Path, dict[str, Any]]:
+    """A copy of the edge dataset's panoptic file and PNGs, its document changed by `change`."""
+    data = tmp_path / "panoptic"
+    annotations = data / "annotations"
+    annotations.mkdir(parents=True)
+    source = next((edge_dataset / "annotations").glob("panoptic_*.json"))
+    shutil.copytree(source.with_suffix(""), annotations / source.stem)
+    document = json.loads(source.read_text())
+    if change is not None:
+        change(document)
+    (annotations / source.name).write_text(json.dumps(document))
+    return data, document
+
+
+def _break_png(data: Path, document: dict[str, Any], index: int) -> None:
+    """Cut short the PNG of the panoptic file's record `index`."""
+    png = next((data / "annotations").glob("panoptic_*/")) / document["annotations"][index]["file_name"]
+    png.write_bytes(png.read_bytes()[:40])
+
+
+def _late_bad_segment(document: dict[str, Any]) -> None:
+    document["annotations"][-2]["segments_info"][0]["category_id"] = "seven"
+
+
+def _panoptic_import_error(backend, name: str, data: Path) -> str:
+    project = backend.create(name)
+    before = database_contents(project)
+    with pytest.raises(InputError) as caught:
+        import_dataset(project, "coco_panoptic", data)
+    assert database_contents(project) == before
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("late_bad_record", [False, True])
+def test_a_panoptic_file_in_windows_fails_as_a_whole_file_does(
+    backend, edge_dataset, tmp_path, monkeypatch, late_bad_record
+):
+    """A PNG of the first part is cut short. A whole-file import checks every record before it
+    decodes a PNG, so a bad record late in the file is its first problem; a file read in parts
+    meets the PNG first and must still name that record."""
+    data, document = _panoptic_copy(edge_dataset, tmp_path, _late_bad_segment if late_bad_record else None)
+    _break_png(data, document, 0)
+    expected = _panoptic_import_error(backend, "whole", data)
+    assert ("category_id" in expected) == late_bad_record
+    read_in_windows(monkeypatch)
+    assert _panoptic_import_error(backend, "windowed", data) == expected
+
+
+def test_a_panoptic_file_in_windows_skips_what_a_whole_file_skips(backend, edge_dataset, tmp_path, monkeypatch):
+    """The same records are skipped; a whole file reports its records' problems before its
+    PNGs', a file read in parts each part's in turn."""
+    data, document = _panoptic_copy(edge_dataset, tmp_path, _late_bad_segment)
+    _break_png(data, document, 0)
+
+    def skipped(name: str) -> tuple[list[str], dict[str, list[tuple[Any, ...]]]]:
+        project = backend.create(name)
+        result = import_dataset(project, "coco_panoptic", data, on_error="skip", error_report=tmp_path / "r.json")
+        return sorted(str(error) for error in result.skipped), _stored_rows(project)
+
+    expected = skipped("whole")
+    assert len(expected[0]) == 2
+    read_in_windows(monkeypatch)
+    assert skipped("windowed") == expected
+
+
+def test_an_update_of_a_panoptic_file_in_windows_reuses_its_pngs(backend, edge_dataset, tmp_path, monkeypatch):
+    """An update matches a stored file whole (its parts gathered); PNGs whose bytes did not
+    change are not decoded again, and the note says so, as for a whole file."""
+    data, _ = _panoptic_copy(edge_dataset, tmp_path)
+    _, changed = _panoptic_copy(edge_dataset, tmp_path / "changed", lambda d: d["annotations"].pop(3))
+    newer = tmp_path / "changed" / "panoptic"
+
+    def updated(name: str) -> tuple[list[str], dict[str, list[tuple[Any, ...]]]]:
+        project = backend.create(name)
+        import_dataset(project, "coco_panoptic", data, name="src")
+        result = update_source(project, "src", newer)
+        return result.notes, _stored_rows(project)
+
+    expected = updated("whole")
+    records = len(changed["annotations"])
+    assert f"{records} of {records} PNGs unchanged" in " ".join(expected[0])
+    read_in_windows(monkeypatch)
+    assert updated("windowed") == expected

@@ -133,7 +133,9 @@ def id_map_of(data: bytes, shown_as: str, record: str, width: int, height: int) 
         raise _size_error(shown_as, record, header[:2], width, height)
     try:
         id_map = decode_id_map(data)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError:  # Pillow's message names its in-memory buffer, not the file
+        raise InputError(shown_as, record, "file_name", "the PNG cannot be read (not an image Pillow knows)") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InputError(shown_as, record, "file_name", f"the PNG cannot be read ({exc})") from None
     if id_map.shape != (height, width):
         raise _size_error(shown_as, record, id_map.shape[::-1], width, height)

@@ -290,11 +290,7 @@ def _known_categories(category_ids: tuple[Any, ...], categories: set[int] | None
 def plain_images(raw: list[Any]) -> Batch:
     """`plain_image` of each element of `raw`, all at once when every image is plain."""
     batch = _image_batch(raw) if raw else None
-    return batch if batch is not None else plain_images_one_by_one(raw)
-
-
-def plain_images_one_by_one(raw: list[Any]) -> Batch:
-    return [plain_image(obj) for obj in raw], None
+    return batch if batch is not None else ([plain_image(obj) for obj in raw], None)
 
 
 def _image_batch(raw: list[Any]) -> Batch | None:
@@ -328,15 +324,13 @@ def _image_batch(raw: list[Any]) -> Batch | None:
 
 def plain_annotation_batch(
     task: str, images: dict[int, ImageRecord], categories: set[int] | None, keypoint_counts: dict[int, int],
-    read_rle: RleReader, one_by_one: bool = False,
+    read_rle: RleReader,
 ) -> Callable[[list[Any]], Batch]:
     """The batch reader of the annotations of `task`'s files: all at once when every record is
-    of the common shape, else (and always with `one_by_one`) `plain_annotations`'s reader on each."""
+    of the common shape, else `plain_annotations`'s reader on each."""
     single = plain_annotations(task, images, categories, keypoint_counts, read_rle)
     batch: Callable[[list[Any]], Batch | None]
-    if one_by_one:
-        batch = lambda raw: None
-    elif task == "captions":
+    if task == "captions":
         batch = lambda raw: _caption_batch(raw, images)
     elif task == "labels":
         batch = lambda raw: _label_batch(raw, images, categories)

@@ -29,7 +29,6 @@ from repo.coco.plain import (
     PANOPTIC_ID_LIMIT,
     plain_annotation_batch,
     plain_images,
-    plain_images_one_by_one,
     plain_segment,
 )
 from repo.coco.rle import RleError, check_runs, compress_runs, decode_string
@@ -60,8 +59,9 @@ R = TypeVar("R")
 
 _CATEGORIES_REQUIRED = LABELLED_TASKS
 # Files larger than this are read in windows (see repo.model.chunked_json): parsing one whole
-# takes ten times its size in memory. Smaller ones are parsed whole, which is faster.
-WINDOWED_BYTES = int(os.environ.get("DSREPO_WINDOWED_JSON_BYTES", 64 << 20))
+# takes ten times its size in memory, which for a 10 MB instances file is more than all of
+# dsrepo's libraries take. Smaller ones are parsed whole, in one step.
+WINDOWED_BYTES = int(os.environ.get("DSREPO_WINDOWED_JSON_BYTES", 1 << 20))
 _WINDOWED_SECTIONS = frozenset({"images", "annotations"})
 _SECTIONS = ("info", "licenses", "categories", "images", "annotations")
 
@@ -96,7 +96,7 @@ def text_problem(value: str) -> str | None:
 def read_task_file(
     path: Path, shown_as: str, task: str, subset: str, policy: ErrorPolicy
 ) -> TaskFile:
-    if task != "panoptic" and path.is_file() and path.stat().st_size > WINDOWED_BYTES:
+    if path.is_file() and path.stat().st_size > WINDOWED_BYTES:
         task_file = _read_in_windows(path, shown_as, task, subset, policy)
         if task_file is not None:
             return task_file
@@ -143,6 +143,14 @@ def _parts_or_whole_file_error(
             if isinstance(problem, InputError):
                 raise
             raise reader.error(None, None, f"not valid JSON ({problem})") from None
+
+
+def refuse_first_record_problem(path: Path, shown_as: str, task_file: TaskFile) -> None:
+    """Raise the first problem the whole-file reader finds in the records of a file read in
+    parts, if it finds one: a part's PNG may fail before a later part's records are checked,
+    where a whole-file import reports the record first."""
+    document = load_json_file(path, shown_as)
+    read_task_document(document, shown_as, task_file.task, task_file.subset, task_file.name, ErrorPolicy(skip=False))
 
 
 def read_task_document(
@@ -274,15 +282,21 @@ class _FileReader:
         sizes: dict[int, ImageRecord] = {}
         first = 0
         for raw in chunked.windows("images"):
-            images = self._collect(raw, "images", self._image, check, first, plain_images_one_by_one)
+            images = self._collect(raw, "images", self._image, check, first, plain_images)
             first += len(raw)
             for image in images:
                 kept = {"coco_id": image["coco_id"], "width": image["width"], "height": image["height"]}
                 sizes[image["coco_id"]] = kept  # type: ignore[assignment]
             yield FilePart(images=images)
         known_categories, keypoint_counts = _category_facts(task_file.categories)
-        parse, check, plain = self._annotation_steps(sizes, known_categories, keypoint_counts, one_by_one=True)
         first = 0
+        if self.task == "panoptic":
+            unique_images = self._unique_panoptic_images()
+            for raw in chunked.windows("annotations"):
+                yield FilePart(panoptic=self._panoptic(raw, sizes, known_categories, unique_images, first))
+                first += len(raw)
+            return
+        parse, check, plain = self._annotation_steps(sizes, known_categories, keypoint_counts)
         for raw in chunked.windows("annotations"):
             self._check_image_info(raw)
             yield FilePart(annotations=self._collect(raw, "annotations", parse, check, first, plain))
@@ -435,20 +449,16 @@ class _FileReader:
 
     def _annotation_steps(
         self, images: dict[int, ImageRecord], categories: set[int] | None, keypoint_counts: dict[int, int],
-        one_by_one: bool = False,
     ) -> tuple[
         Callable[[Any, str], AnnotationRecord], _Check[AnnotationRecord],
         Callable[[list[Any]], tuple[list[AnnotationRecord | None], int | None]],
     ]:
-        """How `_collect` parses, checks and reads in one go the annotations of this file's task.
-        A big file's windows are read `one_by_one`: read a list at a time, the records of a
-        118,000-image file took longer and longer to hash and parse as the import went on (55 ->
-        65 s in all; cause not found), while a whole file's read faster."""
+        """How `_collect` parses, checks and reads in one go the annotations of this file's task."""
         parse = {"captions": self._caption, "labels": self._label}.get(self.task, self._object)
         return (
             lambda obj, where: parse(obj, where, images, categories, keypoint_counts),
             self._unique("annotation id {}", "coco_id", "the id is listed twice"),
-            plain_annotation_batch(self.task, images, categories, keypoint_counts, self._rle, one_by_one),
+            plain_annotation_batch(self.task, images, categories, keypoint_counts, self._rle),
         )
 
     def _common(
@@ -687,12 +697,18 @@ class _FileReader:
     # -- panoptic ---------------------------------------------------------------------------
 
     def _panoptic(
-        self, raw: list[Any], images: dict[int, ImageRecord], categories: set[int] | None
+        self, raw: list[Any], images: dict[int, ImageRecord], categories: set[int] | None,
+        check: _Unique | None = None, first: int = 0,
     ) -> list[PanopticRecord]:
+        """The panoptic records of `raw` (from index `first` of the file's annotations); `check`
+        refuses a second record of an image (across a big file's windows: one for the file)."""
         return self._collect(
             raw, "annotations", lambda obj, where: self._panoptic_record(obj, where, images, categories),
-            self._unique("annotation for image id {}", "image_id", "the image has a second panoptic record"),
+            check or self._unique_panoptic_images(), first,
         )
+
+    def _unique_panoptic_images(self) -> _Unique:
+        return self._unique("annotation for image id {}", "image_id", "the image has a second panoptic record")
 
     def _panoptic_record(
         self, obj: Any, where: str, images: dict[int, ImageRecord], categories: set[int] | None

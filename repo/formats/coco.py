@@ -3,8 +3,9 @@
 The wire format itself is `repo.coco` (layout, reading and validating, writing, RLE, panoptic
 PNGs); this module connects it to the store through the registry.
 
-Import: every annotation file is read and validated on its own (memory holds one file), and a
-panoptic file's PNGs are cut into per-segment masks on all cores.
+Import: every annotation file is read and validated on its own (memory holds one file, or one
+window of a file above 1 MB), and a panoptic file's PNGs are cut into per-segment masks on all
+cores (repo.formats.coco_pngs).
 
 Export: each output file `annotations/<task>_<subset>.json` is composed from the stored files
 of that task and subset (see `repo._internal.compose`): one source's file comes back exactly as
@@ -34,11 +35,12 @@ from repo.coco.meta import DatasetMeta, check_categories, find_meta, read_meta
 from repo.coco.reader import read_task_file
 from repo.coco.tasks import FORMAT_TASKS, LABELLED_TASKS, file_name_for
 from repo.coco.writer import panoptic_object, write_task_file
-from repo.errors import ConfigError, ConflictError, InputError
+from repo.errors import ConfigError, ConflictError
 from repo.exporting import copy_image
 from repo.formats import coco_images, coco_options
 from repo.formats.coco_images import planned_images, save_planned
 from repo.formats.coco_options import Rewrite, chosen_files, nothing_to_write, write_dataset_meta
+from repo.formats.coco_pngs import PngCutter, image_sizes
 from repo.formats.registry import (
     DatasetReader,
     ExportContext,
@@ -55,19 +57,18 @@ from repo.formats.registry import (
 )
 from repo.model.hashing import segments_fingerprint
 from repo.model.policy import ErrorPolicy
-from repo.model.records import KeptPng, TaskFile
+from repo.model.records import TaskFile
 from repo.progress import Progress
 from repo.store import fetch, schema
 from repo.store.blobs import blob_datas
-from repo.store.file_digests import FileDigests, file_sha256
+from repo.store.file_digests import file_sha256
 from repo.transforms.attributes import without_attributes
 
 if TYPE_CHECKING:
-    from repo.coco.panoptic import DecodeJob, KeptJob, PaintJob
+    from repo.coco.panoptic import KeptJob, PaintJob
 
 # repo.coco.panoptic (Pillow, ISA-L) and repo.formats.coco_derive are imported where they are
-# used: an update or import that decodes no panoptic PNG, and an export that derives no task,
-# do not load them.
+# used: an export that paints no panoptic PNG, or derives no task, does not load them.
 
 PAINT_BATCH = 1024  # panoptic records whose segments are held in memory at once
 
@@ -121,7 +122,8 @@ def _read_file(
     annotation_file: AnnotationFile, digest: str | None, policy: ErrorPolicy, progress: Progress,
     previous: PreviousImport | None, metas: dict[Path, tuple[DatasetMeta, str] | None],
 ) -> ReadFile:
-    """One annotation file read, validated and (panoptic) cut from its PNGs."""
+    """One annotation file read, validated and (panoptic) cut from its PNGs; a file read in
+    parts has each part's PNGs cut as the part is taken."""
     progress.start(f"reading {annotation_file.path.name}", 1)
     task_file = read_task_file(
         annotation_file.path, annotation_file.shown_as, annotation_file.task, annotation_file.subset, policy
@@ -131,14 +133,12 @@ def _read_file(
     progress.advance()
     notes: list[str] = []
     if task_file.task == "panoptic":
-        kept = previous.kept_pngs(task_file.task, task_file.subset) if previous is not None else {}
-        digests = previous.digests if previous is not None else None
-        with Workers(len(task_file.panoptic)) as workers:
-            jobs, outcomes = _decode(annotation_file, task_file, kept, digests, workers)
-            reused = _attach_decoded(annotation_file, task_file, jobs, outcomes, policy, progress, digests)
-        if kept:
-            counts = f"{reused} of {len(task_file.panoptic)}"
-            notes.append(f"{annotation_file.shown_as}: {counts} PNGs unchanged, not decoded")
+        cutter = PngCutter(annotation_file, task_file, policy, progress, previous, notes)
+        if task_file.parts is None:
+            task_file.panoptic = cutter.cut(task_file.panoptic, image_sizes(task_file.images))
+            cutter.note()
+        else:
+            task_file.parts = cutter.cut_parts(task_file.parts)
     return ReadFile(task_file, annotation_file.shown_as, annotation_file.image_dirs(), notes)
 
 
@@ -169,65 +169,6 @@ def _check_meta(
     found = metas[root]
     if found is not None and task_file.task in LABELLED_TASKS:
         check_categories(found[0], found[1], annotation_file.shown_as, task_file.categories)
-
-
-def _decode(
-    annotation_file: AnnotationFile, task_file: TaskFile, kept: Mapping[str, KeptPng], digests: FileDigests | None,
-    workers: Workers,
-) -> tuple[list[DecodeJob], Iterator[Any]]:
-    """Each record's decoding job and, as they finish on the worker threads, their outcomes.
-    A PNG in `kept` whose bytes did not change, for an image of the same size and the same
-    segment ids, is not decoded: the kept masks are its masks (and if its `stat` is the one
-    remembered with its digest, it is not even read)."""
-    from repo.coco.panoptic import DecodeJob, decode_job
-
-    keep_freed_memory()  # PNG after PNG frees and allocates the same megabytes
-    images = {image["coco_id"]: image for image in task_file.images}
-    shown_dir = annotation_file.shown_as.removesuffix(".json")
-    jobs = []
-    for record in task_file.panoptic:
-        image = images[record.image_id]
-        segment_ids = tuple(segment["coco_id"] for segment in record.segments)
-        known = kept.get(record.png_name)
-        reusable = (
-            known is not None and (known.width, known.height) == (image["width"], image["height"])
-            and len(set(segment_ids)) == len(segment_ids) and set(segment_ids) == set(known.masks)
-        )
-        png_path = str(annotation_file.png_dir / record.png_name)
-        jobs.append(DecodeJob(
-            png_path, f"{shown_dir}/{record.png_name}", record.image_id, image["width"], image["height"], segment_ids,
-            known.sha256 if known is not None and reusable else None,
-            tuple(known.masks[i] for i in segment_ids) if known is not None and reusable else None,
-            digests.entry(png_path) if known is not None and reusable and digests is not None else None,
-        ))
-    return jobs, workers.map(decode_job, jobs)
-
-
-def _attach_decoded(
-    annotation_file: AnnotationFile, task_file: TaskFile, jobs: list[DecodeJob], outcomes: Iterator[Any],
-    policy: ErrorPolicy, progress: Progress, digests: FileDigests | None,
-) -> int:
-    """Each record's per-segment masks from its PNG's outcome; a bad PNG fails the import, or
-    under `skip` drops its record; the digests of PNGs read are remembered. Returns how many
-    PNGs were not decoded."""
-    from repo.coco.panoptic import attach_segment_masks
-
-    progress.start(f"decoding {annotation_file.png_dir.name}/", len(jobs))
-    decoded = []
-    reused = 0
-    for record, job, outcome in zip(task_file.panoptic, jobs, outcomes):
-        progress.advance()
-        if isinstance(outcome, tuple):
-            policy.report(InputError(*outcome))
-            continue
-        attach_segment_masks(record, outcome.masks)
-        record.png_path, record.png_sha256 = job.png_path, outcome.sha256
-        if digests is not None and outcome.status is not None:
-            digests.remember(job.png_path, outcome.status, outcome.sha256)
-        reused += not outcome.decoded
-        decoded.append(record)
-    task_file.panoptic = decoded
-    return reused
 
 
 def open_reader(request: ImportRequest) -> DatasetReader:

@@ -96,19 +96,21 @@ class PanopticRecord:
 
 @dataclass
 class FilePart:
-    """A window of a file too big to hold at once: some of its images or annotations."""
+    """A window of a file too big to hold at once: some of its images, annotations or panoptic
+    records (a panoptic part's segments are cut from their PNGs before it is written)."""
 
     images: list[ImageRecord] = field(default_factory=list)
     annotations: list[AnnotationRecord] = field(default_factory=list)
+    panoptic: list[PanopticRecord] = field(default_factory=list)
 
 
 @dataclass
 class TaskFile:
     """One COCO annotation file, validated, in the order the file had everything.
 
-    A file too big to hold comes with `parts`: its images, then its annotations, validated
-    a window at a time as they are taken (`images` and `annotations` stay empty until
-    `gather_parts`)."""
+    A file too big to hold comes with `parts`: its images, then its annotations or panoptic
+    records, validated a window at a time as they are taken (`images`, `annotations` and
+    `panoptic` stay empty until `gather_parts`)."""
 
     task: str
     subset: str
@@ -137,11 +139,12 @@ class KeptPng:
 
 
 def gather_parts(task_file: TaskFile) -> None:
-    """Hold all of a windowed file's records in `images` and `annotations`, for the steps that
-    need them all at once (an update's matching, a label map's merges)."""
+    """Hold all of a windowed file's records in `images`, `annotations` and `panoptic`, for the
+    steps that need them all at once (an update's matching, a label map's merges)."""
     if task_file.parts is None:
         return
     for part in task_file.parts:
         task_file.images.extend(part.images)
         task_file.annotations.extend(part.annotations)
+        task_file.panoptic.extend(part.panoptic)
     task_file.parts = None

@@ -27,7 +27,15 @@ from sqlalchemy import Row, Table, select
 
 from repo.model.hashing import record_hash
 from repo.model.paths import FolderFiles
-from repo.model.records import ANNOTATION_FIELDS, AnnotationRecord, FilePart, ImageRecord, KeptPng, TaskFile
+from repo.model.records import (
+    ANNOTATION_FIELDS,
+    AnnotationRecord,
+    FilePart,
+    ImageRecord,
+    KeptPng,
+    PanopticRecord,
+    TaskFile,
+)
 from repo.store import schema
 from repo.store.file_digests import FileDigests
 from repo.store.labels import ensure_labels
@@ -159,10 +167,14 @@ class SourceWriter:
         file_id, stored, _ = self._write_header(task_file, position)
         assert stored is None, "a stored file is matched whole: gather its parts first"
         item_ids: dict[int, int] = {}
-        images = annotations = 0
+        images = annotations = records = 0
         for part, image_refs in parts:
             item_ids.update(self._write_images(file_id, task_file.subset, part.images, image_refs, False, images))
             images += len(part.images)
+            if part.panoptic:
+                annotations += self._write_panoptic(file_id, part.panoptic, item_ids, False, records, annotations)
+                records += len(part.panoptic)
+                continue
             wanted, complete = _annotation_rows(
                 file_id, part.annotations, [item_ids[a["image_id"]] for a in part.annotations],
                 [a["coco_id"] for a in part.annotations],
@@ -332,25 +344,7 @@ class SourceWriter:
 
     def _write_annotations(self, file_id: int, task_file: TaskFile, item_ids: dict[int, int], exists: bool) -> None:
         if task_file.task == "panoptic":
-            records = [
-                (item_ids[record.image_id], {
-                    "file_id": file_id, "item_id": item_ids[record.image_id], "png_name": record.png_name,
-                    "extra": record.extra, "hash": record.hash,
-                    "png_sha256": record.png_sha256, "png_segments_hash": record.png_segments_hash,
-                })
-                for record in task_file.panoptic
-            ]
-            stored_records = self._stored(schema.panoptic_records, file_id, exists, lambda row: row.item_id)
-            self._sync(schema.panoptic_records, stored_records, records)
-            # A segment id is unique within its PNG only: segments are keyed by (image, id),
-            # and ordered by record, then by place in segments_info.
-            segments = [segment for record in task_file.panoptic for segment in record.segments]
-            owners = [item_ids[record.image_id] for record in task_file.panoptic for _ in record.segments]
-            wanted, complete = _annotation_rows(
-                file_id, segments, owners, zip(owners, [segment["coco_id"] for segment in segments])
-            )
-            stored = self._stored(schema.annotations, file_id, exists, lambda row: (row.item_id, row.coco_id))
-            self._sync(schema.annotations, stored, wanted, complete=complete)
+            self._write_panoptic(file_id, task_file.panoptic, item_ids, exists)
             return
         annotations = task_file.annotations
         wanted, complete = _annotation_rows(
@@ -358,6 +352,33 @@ class SourceWriter:
         )
         stored = self._stored(schema.annotations, file_id, exists, lambda row: row.coco_id)
         self._sync(schema.annotations, stored, wanted, complete=complete)
+
+    def _write_panoptic(
+        self, file_id: int, panoptic: list[PanopticRecord], item_ids: dict[int, int], exists: bool,
+        first_record: int = 0, first_segment: int = 0,
+    ) -> int:
+        """Write panoptic records and their segments (after `first_record` records and
+        `first_segment` segments of the file already written); returns how many segments."""
+        records = [
+            (item_ids[record.image_id], {
+                "file_id": file_id, "item_id": item_ids[record.image_id], "png_name": record.png_name,
+                "extra": record.extra, "hash": record.hash,
+                "png_sha256": record.png_sha256, "png_segments_hash": record.png_segments_hash,
+            })
+            for record in panoptic
+        ]
+        stored_records = self._stored(schema.panoptic_records, file_id, exists, lambda row: row.item_id)
+        self._sync(schema.panoptic_records, stored_records, records, first=first_record)
+        # A segment id is unique within its PNG only: segments are keyed by (image, id),
+        # and ordered by record, then by place in segments_info.
+        segments = [segment for record in panoptic for segment in record.segments]
+        owners = [item_ids[record.image_id] for record in panoptic for _ in record.segments]
+        wanted, complete = _annotation_rows(
+            file_id, segments, owners, zip(owners, [segment["coco_id"] for segment in segments])
+        )
+        stored = self._stored(schema.annotations, file_id, exists, lambda row: (row.item_id, row.coco_id))
+        self._sync(schema.annotations, stored, wanted, first=first_segment, complete=complete)
+        return len(wanted)
 
     # -- matching ---------------------------------------------------------------------------
 
