@@ -257,6 +257,8 @@ class _ImageFinder:
         self._found: dict[str, ImageRef | None] = {}
 
     def locate(self, read_file: ReadFile, images: list[ImageRecord]) -> dict[str, ImageRef]:
+        if not images:  # a part of a big file with annotations only: no progress bar for it
+            return {}
         folders = [str(folder) for folder in read_file.image_dirs]
         refs: dict[str, ImageRef] = {}
         self.progress.start(f"hashing images of {Path(read_file.shown_as).name}", len(images))

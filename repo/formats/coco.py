@@ -135,7 +135,7 @@ def _read_file(
     if task_file.task == "panoptic":
         cutter = PngCutter(annotation_file, task_file, policy, progress, previous, notes)
         if task_file.parts is None:
-            task_file.panoptic = cutter.cut(task_file.panoptic, image_sizes(task_file.images))
+            task_file.panoptic = cutter.cut(task_file.panoptic, image_sizes(task_file.images), len(task_file.panoptic))
             cutter.note()
         else:
             task_file.parts = cutter.cut_parts(task_file.parts)

@@ -42,12 +42,18 @@ class PngCutter:
         self.digests = previous.digests if previous is not None else None
         self.notes = notes
         self.records_cut = self.pngs_reused = 0
+        self.shown = False  # the progress bar of the file's decoding
 
-    def cut(self, records: list[PanopticRecord], sizes: Mapping[int, tuple[int, int]]) -> list[PanopticRecord]:
+    def cut(
+        self, records: list[PanopticRecord], sizes: Mapping[int, tuple[int, int]], expected: int
+    ) -> list[PanopticRecord]:
         """The records whose PNGs decoded, their masks attached; a bad PNG fails the import,
-        or under `skip` drops its record."""
+        or under `skip` drops its record. The file has about `expected` records in all."""
         from repo.coco.panoptic import decode_job
 
+        if not self.shown:
+            self.progress.start(f"decoding {self.annotation_file.png_dir.name}/", expected)
+            self.shown = True
         keep_freed_memory()  # PNG after PNG frees and allocates the same megabytes
         with Workers(len(records)) as workers:
             jobs = self._jobs(records, sizes)
@@ -63,8 +69,8 @@ class PngCutter:
         for part in parts:
             sizes.update(image_sizes(part.images))
             if part.panoptic:
-                try:
-                    part.panoptic = self.cut(part.panoptic, sizes)
+                try:  # at most one record per image, and every image is read by now
+                    part.panoptic = self.cut(part.panoptic, sizes, len(sizes))
                 except InputError:
                     refuse_first_record_problem(self.annotation_file.path, self.annotation_file.shown_as, self.task_file)
                     raise
@@ -107,7 +113,6 @@ class PngCutter:
         remembered."""
         from repo.coco.panoptic import attach_segment_masks
 
-        self.progress.start(f"decoding {self.annotation_file.png_dir.name}/", len(jobs))
         decoded = []
         for record, job, outcome in zip(records, jobs, outcomes):
             self.progress.advance()
