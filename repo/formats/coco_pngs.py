@@ -72,7 +72,8 @@ class PngCutter:
                 try:  # at most one record per image, and every image is read by now
                     part.panoptic = self.cut(part.panoptic, sizes, len(sizes))
                 except InputError:
-                    refuse_first_record_problem(self.annotation_file.path, self.annotation_file.shown_as, self.task_file)
+                    source = self.annotation_file
+                    refuse_first_record_problem(source.path, source.shown_as, self.task_file)
                     raise
             yield part
         self.note()
