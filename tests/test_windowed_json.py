@@ -61,7 +61,10 @@ def in_windows(text: bytes) -> Any:
         chunked = read_chunked(io.BytesIO(text), WINDOWED)
         document = chunked.document
         for key in chunked.spans:
-            document[key] = [element for window in chunked.windows(key) for element in window]
+            document[key] = []
+            for window in chunked.windows(key):
+                window.refuse_repeated_keys()
+                document[key].extend(window.elements)
         return document
     except ChunkError:
         return "refused"
@@ -117,8 +120,27 @@ def test_windows_hold_whole_elements_and_cut_big_arrays(tiny_windows):
     text = json.dumps({"annotations": elements, "info": {"a": [1]}}).encode()
     chunked = read_chunked(io.BytesIO(b"\xef\xbb\xbf" + text), WINDOWED)
     windows = list(chunked.windows("annotations"))
-    assert len(windows) > 5 and [e for w in windows for e in w] == elements
+    assert len(windows) > 5 and [e for w in windows for e in w.elements] == elements
     assert chunked.document == {"annotations": [], "info": {"a": [1]}}
+
+
+def test_a_window_refuses_a_repeated_key_with_or_without_a_count(tiny_windows):
+    """A window's keys are counted by the reader of its records, or else by the window; either
+    way a key an object repeats is refused, and only then."""
+    elements = [{"id": n, "v": [n, {"k": n}]} for n in range(30)]
+    text = json.dumps({"annotations": elements}).encode()
+    repeated = text.replace(b'{"k": 17}', b'{"k": 17, "k": 18}')
+    for data, refused in ((text, False), (repeated, True)):
+        for counted in (False, True):
+            outcomes = []
+            for window in read_chunked(io.BytesIO(data), WINDOWED).windows("annotations"):
+                keys = sum(2 + 1 for _ in window.elements) if counted else None  # id, v and k
+                try:
+                    window.refuse_repeated_keys(keys)
+                    outcomes.append(False)
+                except ChunkError:
+                    outcomes.append(True)
+            assert any(outcomes) == refused and outcomes.count(True) <= 1
 
 
 # -- imports ---------------------------------------------------------------------------------

@@ -281,8 +281,10 @@ class _FileReader:
         check = self._image_check()
         sizes: dict[int, ImageRecord] = {}
         first = 0
-        for raw in chunked.windows("images"):
+        for window in chunked.windows("images"):
+            raw = window.elements
             images = self._collect(raw, "images", self._image, check, first, plain_images)
+            window.refuse_repeated_keys(self.counted.pop(id(raw), None))
             first += len(raw)
             for image in images:
                 kept = {"coco_id": image["coco_id"], "width": image["width"], "height": image["height"]}
@@ -292,14 +294,19 @@ class _FileReader:
         first = 0
         if self.task == "panoptic":
             unique_images = self._unique_panoptic_images()
-            for raw in chunked.windows("annotations"):
-                yield FilePart(panoptic=self._panoptic(raw, sizes, known_categories, unique_images, first))
-                first += len(raw)
+            for window in chunked.windows("annotations"):
+                records = self._panoptic(window.elements, sizes, known_categories, unique_images, first)
+                window.refuse_repeated_keys()
+                yield FilePart(panoptic=records)
+                first += len(window.elements)
             return
         parse, check, plain = self._annotation_steps(sizes, known_categories, keypoint_counts)
-        for raw in chunked.windows("annotations"):
+        for window in chunked.windows("annotations"):
+            raw = window.elements
             self._check_image_info(raw)
-            yield FilePart(annotations=self._collect(raw, "annotations", parse, check, first, plain))
+            annotations = self._collect(raw, "annotations", parse, check, first, plain)
+            window.refuse_repeated_keys(self.counted.pop(id(raw), None))
+            yield FilePart(annotations=annotations)
             first += len(raw)
 
     def _check_sections(self, document: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from repo.model.jsonio import MAX_DEPTH, duplicate_key, parse_json
+from repo.model.jsonio import MAX_DEPTH, duplicate_key, parse_json, parsed_key_count, repeats_a_key
 
 BLOCK_BYTES = 1 << 20  # read and scanned at a time
 # About this much of a big array is parsed at a time. A window's records (~10x its bytes) then
@@ -63,6 +63,21 @@ class Span:
 
 
 @dataclass
+class Window:
+    """Whole elements of a windowed array, and the text they were parsed from, which is
+    checked for repeated keys once the elements are read (`refuse_repeated_keys`)."""
+
+    elements: list[Any]
+    text: bytes
+
+    def refuse_repeated_keys(self, keys: int | None = None) -> None:
+        """Raise ChunkError if an object of the window repeats a key. `keys` is how many keys
+        its elements' objects hold, if whoever read them counted (else they are counted here)."""
+        if repeats_a_key(self.text, parsed_key_count(self.elements) if keys is None else keys):
+            raise ChunkError("a duplicate key")
+
+
+@dataclass
 class ChunkedObject:
     """A scanned top-level object: `document` holds every value, except that the keys named
     in `windowed` hold an empty list whose elements `windows(key)` yields."""
@@ -71,8 +86,9 @@ class ChunkedObject:
     document: dict[str, Any]
     spans: dict[str, Span]
 
-    def windows(self, key: str) -> Iterator[list[Any]]:
-        """The elements of the windowed array `key`, a list of whole elements at a time."""
+    def windows(self, key: str) -> Iterator[Window]:
+        """The elements of the windowed array `key`, a window of whole elements at a time;
+        each window's `refuse_repeated_keys` must be called for the file to be checked whole."""
         span = self.spans.get(key)
         if span is None:
             return
@@ -80,9 +96,11 @@ class ChunkedObject:
         for index, (start, end) in enumerate(zip(bounds, bounds[1:])):
             piece = _read(self.file, start, end)
             if not index:
-                yield _parse(b"[" + piece + b"]")
+                text = b"[" + piece + b"]"
+                yield Window(_parse_value(text), text)
             else:  # `, element, ...` after a stand-in element: a missing or extra comma fails
-                yield _parse(b"[0" + piece + b"]")[1:]
+                text = b"[0" + piece + b"]"
+                yield Window(_parse_value(text)[1:], text)
 
 
 def read_chunked(file: IO[bytes], windowed: frozenset[str]) -> ChunkedObject:
@@ -119,13 +137,17 @@ def _read(file: IO[bytes], start: int, end: int | None) -> bytes:
 
 
 def _parse(text: bytes) -> Any:
-    try:
-        value = parse_json(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ChunkError(str(exc)) from None
+    value = _parse_value(text)
     if duplicate_key(text, value) is not None:
         raise ChunkError("a duplicate key")
     return value
+
+
+def _parse_value(text: bytes) -> Any:
+    try:
+        return parse_json(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ChunkError(str(exc)) from None
 
 
 def _scan(file: IO[bytes], offset: int) -> list[Span]:

@@ -153,7 +153,7 @@ def duplicate_key(
         keys += parsed_key_count([value for value in values if id(value) not in counted])
     else:
         keys = parsed_key_count(parsed)
-    if _text_key_count(data) == keys or _exact_text_key_count(data) == keys:
+    if not repeats_a_key(data, keys):
         return None
     repeated: list[tuple[str, dict[str, Any]]] = []
 
@@ -173,6 +173,12 @@ def duplicate_key(
         return None
     key, obj = repeated[0]
     return _place_of(document, obj, key), key
+
+
+def repeats_a_key(data: bytes, keys: int) -> bool:
+    """Whether the JSON text `data`, whose parsed objects hold `keys` distinct keys in all,
+    repeats a key."""
+    return _text_key_count(data) != keys and _exact_text_key_count(data) != keys
 
 
 _SPACED_KEY_END = re.compile(rb'"[ \t\r\n]+:')
