@@ -26,7 +26,16 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row
 
-from repo._internal.compose import ComposedFile, Contributor, ImageFile, annotations, compose, id_maps, panoptic_records
+from repo._internal.compose import (
+    ComposedFile,
+    Contributor,
+    ImageFile,
+    annotations,
+    compose,
+    id_maps,
+    panoptic_record_count,
+    panoptic_records,
+)
 from repo._internal.heap import keep_freed_memory
 from repo._internal.parallel import Workers
 from repo.coco.layout import AnnotationFile, annotation_path, discover
@@ -69,7 +78,7 @@ if TYPE_CHECKING:
 # used: an update or import that decodes no panoptic PNG, and an export that derives no task,
 # do not load them.
 
-PAINT_BATCH = 1024  # panoptic records whose segments are held in memory at once
+PAINT_BATCH = 128  # panoptic records whose segments are held in memory at once
 
 IMPORT_OPTIONS = (
     flag("copy_images", "--copy-images", help="Store the image files in the database."),
@@ -342,12 +351,13 @@ def _panoptic_objects(
     kept PNG whose segments did not change as it was imported, any other painted again."""
     from repo.coco.panoptic import png_job
 
-    pending = list(panoptic_records(context.connection, context.snapshot, composed, context.selected))
-    context.progress.start(f"painting {png_folder}/", len(pending))
+    connection, snapshot = context.connection, context.snapshot
+    total = panoptic_record_count(connection, snapshot, composed)
+    records = panoptic_records(connection, snapshot, composed, context.selected)
+    context.progress.start(f"painting {png_folder}/", total)
     keep_freed_memory()  # PNG after PNG frees and allocates the same megabytes
-    with Workers(len(pending)) as workers:
-        for start in range(0, len(pending), PAINT_BATCH):
-            batch = pending[start:start + PAINT_BATCH]
+    with Workers(total) as workers:
+        while batch := list(itertools.islice(records, PAINT_BATCH)):
             jobs = _png_jobs(context, png_folder, batch, regenerate)
             for (record, segments, placement), overlap in zip(batch, workers.map(png_job, jobs)):
                 if overlap is not None:
