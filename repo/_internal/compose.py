@@ -19,6 +19,7 @@ they are pixel values, unique per PNG only).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ RowRewrite = Callable[[Iterable[tuple[Mapping[str, Any], "Placement"]], str], It
 REINDEX_HINT = "use --reindex to assign new ids"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Placement:
     """Where an item lands in the output file: its image id there, and its size."""
 
@@ -47,7 +48,7 @@ class Placement:
     width: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageFile:
     """An image file an export may copy: from the database, or from the source's folder."""
 
@@ -85,6 +86,12 @@ class Contributor:
     file: Row[Any]
     source: str
 
+    @functools.cached_property
+    def owner(self) -> str:
+        """Its annotations' owner in an id collision's message: one string for all of them,
+        which a file's ids are kept with."""
+        return f"source {self.source}"
+
 
 @dataclass
 class ComposedFile:
@@ -102,7 +109,7 @@ class ComposedFile:
     category_ids: Ids
     annotation_ids: Ids
     contributors: list[Contributor] = field(default_factory=list)
-    listed_by: dict[int, list[str]] = field(default_factory=dict)  # output image id -> sources
+    listed_by: dict[int, tuple[str, ...]] = field(default_factory=dict)  # output image id -> sources
 
     def segment_object(self, row: Row[Any], file_id: int) -> dict[str, Any]:
         """A stored panoptic segment as a `segments_info` entry of this file: category ids are
@@ -173,6 +180,7 @@ def _compose_images(connection: Connection, snapshot: Snapshot, composed: Compos
     seen: dict[str, tuple[Placement, str]] = {}  # file_name -> placement, source
     for contributor in composed.contributors:
         file_id, source = contributor.file.id, contributor.source
+        listed_by = (source,)  # one tuple for the images this source lists first
         for (item_id, coco_id, record, file_name, width, height, extra, subset, source_id, image_path,
              image_sha256, image_size) in fetch.image_rows(connection, snapshot, file_id):  # unpacked: 118,000 rows
             obj = dict(record) if record is not None else image_object(coco_id, file_name, width, height, extra)
@@ -185,13 +193,13 @@ def _compose_images(connection: Connection, snapshot: Snapshot, composed: Compos
                         f"{first} but {obj['width']}x{obj['height']} in source {source} (width x height)"
                     )
                 composed.placements[(file_id, item_id)] = placement
-                composed.listed_by[placement.coco_id].append(source)
+                composed.listed_by[placement.coco_id] += listed_by
                 continue
             new_id = composed.image_ids.assign(coco_id, f"'{file_name}' (source {source})", source)
             obj["id"] = new_id
             placement = Placement(new_id, obj["height"], obj["width"])
             seen[file_name] = (placement, source)
-            composed.listed_by[new_id] = [source]
+            composed.listed_by[new_id] = listed_by
             composed.placements[(file_id, item_id)] = placement
             composed.images.append(obj)
             composed.image_files.append(ImageFile(subset, file_name, image_sha256, image_size, source_id, image_path))
@@ -233,8 +241,8 @@ def candidates(
 def with_output_id(composed: ComposedFile, candidate: Candidate) -> dict[str, Any]:
     """The annotation with its output id: kept (collisions refused) or reindexed."""
     if "id" in candidate.obj:
-        source = candidate.contributor.source
-        candidate.obj["id"] = composed.annotation_ids.assign(candidate.obj["id"], f"source {source}", source)
+        contributor = candidate.contributor
+        candidate.obj["id"] = composed.annotation_ids.assign(candidate.obj["id"], contributor.owner, contributor.source)
     return candidate.obj
 
 

@@ -287,6 +287,7 @@ def write(context: ExportContext) -> ExportResult:
         maps[name] = id_maps(composed)
         for image in composed.image_files:
             image_files.setdefault((image.subset, image.file_name), image)
+        del composed  # its images and ids are freed before the next file's are read
     for derivation in derivations:
         composed = write_derivation(context, derivation, names, rewrite, planned, result)
         categories.extend(composed.sections["categories"])
