@@ -19,8 +19,11 @@ they are pixel values, unique per PNG only).
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Connection, Row
@@ -36,7 +39,7 @@ RowRewrite = Callable[[Iterable[tuple[Mapping[str, Any], "Placement"]], str], It
 REINDEX_HINT = "use --reindex to assign new ids"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Placement:
     """Where an item lands in the output file: its image id there, and its size."""
 
@@ -45,7 +48,7 @@ class Placement:
     width: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageFile:
     """An image file an export may copy: from the database, or from the source's folder."""
 
@@ -83,6 +86,12 @@ class Contributor:
     file: Row[Any]
     source: str
 
+    @functools.cached_property
+    def owner(self) -> str:
+        """Its annotations' owner in an id collision's message: one string for all of them,
+        which a file's ids are kept with."""
+        return f"source {self.source}"
+
 
 @dataclass
 class ComposedFile:
@@ -100,7 +109,7 @@ class ComposedFile:
     category_ids: Ids
     annotation_ids: Ids
     contributors: list[Contributor] = field(default_factory=list)
-    listed_by: dict[int, list[str]] = field(default_factory=dict)  # output image id -> sources
+    listed_by: dict[int, tuple[str, ...]] = field(default_factory=dict)  # output image id -> sources
 
     def segment_object(self, row: Row[Any], file_id: int) -> dict[str, Any]:
         """A stored panoptic segment as a `segments_info` entry of this file: category ids are
@@ -171,6 +180,7 @@ def _compose_images(connection: Connection, snapshot: Snapshot, composed: Compos
     seen: dict[str, tuple[Placement, str]] = {}  # file_name -> placement, source
     for contributor in composed.contributors:
         file_id, source = contributor.file.id, contributor.source
+        listed_by = (source,)  # one tuple for the images this source lists first
         for (item_id, coco_id, record, file_name, width, height, extra, subset, source_id, image_path,
              image_sha256, image_size) in fetch.image_rows(connection, snapshot, file_id):  # unpacked: 118,000 rows
             obj = dict(record) if record is not None else image_object(coco_id, file_name, width, height, extra)
@@ -183,13 +193,13 @@ def _compose_images(connection: Connection, snapshot: Snapshot, composed: Compos
                         f"{first} but {obj['width']}x{obj['height']} in source {source} (width x height)"
                     )
                 composed.placements[(file_id, item_id)] = placement
-                composed.listed_by[placement.coco_id].append(source)
+                composed.listed_by[placement.coco_id] += listed_by
                 continue
             new_id = composed.image_ids.assign(coco_id, f"'{file_name}' (source {source})", source)
             obj["id"] = new_id
             placement = Placement(new_id, obj["height"], obj["width"])
             seen[file_name] = (placement, source)
-            composed.listed_by[new_id] = [source]
+            composed.listed_by[new_id] = listed_by
             composed.placements[(file_id, item_id)] = placement
             composed.images.append(obj)
             composed.image_files.append(ImageFile(subset, file_name, image_sha256, image_size, source_id, image_path))
@@ -231,8 +241,8 @@ def candidates(
 def with_output_id(composed: ComposedFile, candidate: Candidate) -> dict[str, Any]:
     """The annotation with its output id: kept (collisions refused) or reindexed."""
     if "id" in candidate.obj:
-        source = candidate.contributor.source
-        candidate.obj["id"] = composed.annotation_ids.assign(candidate.obj["id"], f"source {source}", source)
+        contributor = candidate.contributor
+        candidate.obj["id"] = composed.annotation_ids.assign(candidate.obj["id"], contributor.owner, contributor.source)
     return candidate.obj
 
 
@@ -248,22 +258,24 @@ def annotations(
 
 def panoptic_records(
     connection: Connection, snapshot: Snapshot, composed: ComposedFile, selected: set[int] | None
-) -> Iterator[tuple[Row[Any], list[Row[Any]], Any]]:
-    """(record, segments, placement) per output image; records of one image from several
-    sources merge into one, whose segment ids must then differ."""
-    by_image: dict[int, tuple[Row[Any], list[Row[Any]], Any, str]] = {}
-    order: list[int] = []
+) -> Iterator[tuple[Row[Any], list[Row[Any]], Placement]]:
+    """(record, segments, placement) per output image, in output order, streamed when one
+    file makes the output; records of one image from several sources merge into one, whose
+    segment ids must then differ (those are held until the last source is read)."""
+    if len(composed.contributors) == 1:
+        file_id = composed.contributors[0].file.id
+        for record, segments in _records_with_segments(connection, snapshot, file_id):
+            yield record, _kept(segments, selected), composed.placements[(file_id, record.item_id)]
+        return
+    by_image: dict[int, tuple[Row[Any], list[Row[Any]], Placement, str]] = {}
     for contributor in composed.contributors:
         file_id = contributor.file.id
-        records = {row.item_id: row for row in fetch.panoptic_rows(connection, snapshot, file_id)}
-        for item_id, segments in _segments_by_item(connection, snapshot, file_id, records):
-            record = records[item_id]
-            placement = composed.placements[(file_id, item_id)]
-            kept = [row for row in segments if selected is None or row.row_id in selected]
+        for record, segments in _records_with_segments(connection, snapshot, file_id):
+            placement = composed.placements[(file_id, record.item_id)]
+            kept = _kept(segments, selected)
             known = by_image.get(placement.coco_id)
             if known is None:
                 by_image[placement.coco_id] = (record, kept, placement, contributor.source)
-                order.append(placement.coco_id)
                 continue
             ids = {row.coco_id for row in known[1]}
             for row in kept:
@@ -274,22 +286,44 @@ def panoptic_records(
                         "values and are never reindexed"
                     )
             known[1].extend(kept)
-    for image_id in order:
+    for image_id in list(by_image):  # in the order images were first met, each freed once written
         record, segments, placement, _ = by_image.pop(image_id)
         yield record, segments, placement
 
 
-def _segments_by_item(
-    connection: Connection, snapshot: Snapshot, file_id: int, records: dict[int, Row[Any]]
-) -> Iterator[tuple[int, list[Row[Any]]]]:
-    """Each record's segments in their order, records in file order (also those without
-    segments). One scan of the file's annotations, grouped here: no join for the planner to
-    get wrong on tables it has no statistics for yet."""
-    grouped: dict[int, list[Row[Any]]] = {}
-    for row in fetch.annotation_rows(connection, snapshot, file_id):
-        grouped.setdefault(row.item_id, []).append(row)
-    for item_id in sorted(records, key=lambda item: records[item].position):
-        yield item_id, grouped.get(item_id, [])
+def panoptic_record_count(connection: Connection, snapshot: Snapshot, composed: ComposedFile) -> int:
+    """How many records `panoptic_records` yields, without reading their segments."""
+    if len(composed.contributors) == 1:
+        return fetch.panoptic_count(connection, snapshot, composed.contributors[0].file.id)
+    return len({
+        composed.placements[(contributor.file.id, record.item_id)].coco_id
+        for contributor in composed.contributors
+        for record in fetch.panoptic_rows(connection, snapshot, contributor.file.id)
+    })
+
+
+def _kept(segments: list[Row[Any]], selected: set[int] | None) -> list[Row[Any]]:
+    return segments if selected is None else [row for row in segments if row.row_id in selected]
+
+
+def _records_with_segments(
+    connection: Connection, snapshot: Snapshot, file_id: int
+) -> Iterator[tuple[Row[Any], list[Row[Any]]]]:
+    """Each record of the file with its segments in their order, records in file order (also
+    those without segments). Two streams in position order, merged: the writer numbers a
+    panoptic file's segments record by record (`source_writer`), so a record's segments are
+    the next run of the segments' stream. Each stream scans one index: no join for the
+    planner to get wrong on tables it has no statistics for yet, and never the whole file."""
+    runs = itertools.groupby(fetch.segment_rows(connection, snapshot, file_id), key=attrgetter("item_id"))
+    run = next(runs, None)
+    for record in fetch.panoptic_rows(connection, snapshot, file_id):
+        if run is not None and run[0] == record.item_id:
+            yield record, list(run[1])
+            run = next(runs, None)
+        else:
+            yield record, []
+    if run is not None:
+        raise RuntimeError(f"file id {file_id}: the segments of item id {run[0]} are out of their records' order")
 
 
 def id_maps(composed: ComposedFile) -> dict[str, list[tuple[str, int, int]]]:

@@ -27,7 +27,16 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row
 
-from repo._internal.compose import ComposedFile, Contributor, ImageFile, annotations, compose, id_maps, panoptic_records
+from repo._internal.compose import (
+    ComposedFile,
+    Contributor,
+    ImageFile,
+    annotations,
+    compose,
+    id_maps,
+    panoptic_record_count,
+    panoptic_records,
+)
 from repo._internal.heap import keep_freed_memory
 from repo._internal.parallel import Workers
 from repo.coco.layout import AnnotationFile, annotation_path, discover
@@ -70,7 +79,7 @@ if TYPE_CHECKING:
 # repo.coco.panoptic (Pillow, ISA-L) and repo.formats.coco_derive are imported where they are
 # used: an export that paints no panoptic PNG, or derives no task, does not load them.
 
-PAINT_BATCH = 1024  # panoptic records whose segments are held in memory at once
+PAINT_BATCH = 128  # panoptic records whose segments are held in memory at once
 
 IMPORT_OPTIONS = (
     flag("copy_images", "--copy-images", help="Store the image files in the database."),
@@ -200,7 +209,9 @@ def write(context: ExportContext) -> ExportResult:
     categories: list[dict[str, Any]] = []
     files.sort(key=lambda row: (tasks.index(row.task), row.subset, row.source_id, row.position))
     maps: dict[str, Any] = {}
-    image_files: dict[tuple[str, str], ImageFile] = {}
+    listed: set[tuple[str, str]] = set()  # (subset, file_name): an image listed by several files is one image
+    copying = context.options["save_images"] and planned is None
+    to_copy: dict[tuple[str, str], ImageFile] | None = {} if copying else None
     for (task, subset), group in itertools.groupby(files, key=lambda row: (row.task, row.subset)):
         contributors = [Contributor(row, sources[row.source_id].name) for row in group]
         name = file_name_for(task, subset)
@@ -217,26 +228,37 @@ def write(context: ExportContext) -> ExportResult:
         result.annotations += written
         result.pngs += pngs
         maps[name] = id_maps(composed)
-        for image in composed.image_files:
-            image_files.setdefault((image.subset, image.file_name), image)
+        _note_images(composed, listed, to_copy)
+        del composed  # its images and ids are freed before the next file's are read
     for derivation in derivations:
         composed = write_derivation(context, derivation, names, rewrite, planned, result)
         categories.extend(composed.sections["categories"])
         maps[derivation.name] = id_maps(composed)
-        for image in composed.image_files:
-            image_files.setdefault((image.subset, image.file_name), image)
-    result.images = len(image_files)  # an image listed by several files is one image
+        _note_images(composed, listed, to_copy)
+    result.images = len(listed)
     if rewrite is not None:
         result.iou_line, result.emptied = rewrite.iou_line(), rewrite.emptied
     if context.options["save_dataset_meta"]:
         result.files.append(write_dataset_meta(context.out_dir, categories))
     if planned is not None:
         save_planned(context, planned, {source_id: row.path for source_id, row in sources.items()}, result)
-    elif context.options["save_images"]:
-        _save_images(context, sources, list(image_files.values()), result)
+    elif to_copy is not None:
+        _save_images(context, sources, list(to_copy.values()), result)
     if reindex and context.options["reindex_map"]:
         _write_reindex_map(context, context.options["reindex_map"], maps)
     return result
+
+
+def _note_images(
+    composed: ComposedFile, listed: set[tuple[str, str]], to_copy: dict[tuple[str, str], ImageFile] | None
+) -> None:
+    """Note the file's images as listed; with `to_copy`, also the first listing of each, to
+    copy (without, none is held: its hash and path are most of what an image holds)."""
+    for image in composed.image_files:
+        key = (image.subset, image.file_name)
+        if to_copy is not None and key not in listed:
+            to_copy[key] = image
+        listed.add(key)
 
 
 def regenerate_png(options: Mapping[str, Any]) -> bool:
@@ -261,14 +283,21 @@ def _write_file(
         )
         if not context.options["allow_attributes"]:
             records = map(without_attributes, records)
-        _, written = write_task_file(target, composed.layout, composed.sections, composed.images, records)
+        _, written = write_task_file(target, composed.layout, composed.sections, _handed_over(composed.images), records)
         return written, 0
     painted = _Painted()
     records = _panoptic_objects(context, composed, target.with_suffix("").name, painted, regenerate)
     if not context.options["allow_attributes"]:
         records = map(without_attributes, records)
-    _, pngs = write_task_file(target, composed.layout, composed.sections, composed.images, records)
+    _, pngs = write_task_file(target, composed.layout, composed.sections, _handed_over(composed.images), records)
     return painted.segments, pngs
+
+
+def _handed_over(images: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The file's image objects, each freed once written: the export does not read them again."""
+    images.reverse()
+    while images:
+        yield images.pop()
 
 
 @dataclass
@@ -283,12 +312,13 @@ def _panoptic_objects(
     kept PNG whose segments did not change as it was imported, any other painted again."""
     from repo.coco.panoptic import png_job
 
-    pending = list(panoptic_records(context.connection, context.snapshot, composed, context.selected))
-    context.progress.start(f"painting {png_folder}/", len(pending))
+    connection, snapshot = context.connection, context.snapshot
+    total = panoptic_record_count(connection, snapshot, composed)
+    records = panoptic_records(connection, snapshot, composed, context.selected)
+    context.progress.start(f"painting {png_folder}/", total)
     keep_freed_memory()  # PNG after PNG frees and allocates the same megabytes
-    with Workers(len(pending)) as workers:
-        for start in range(0, len(pending), PAINT_BATCH):
-            batch = pending[start:start + PAINT_BATCH]
+    with Workers(total) as workers:
+        while batch := list(itertools.islice(records, PAINT_BATCH)):
             jobs = _png_jobs(context, png_folder, batch, regenerate)
             for (record, segments, placement), overlap in zip(batch, workers.map(png_job, jobs)):
                 if overlap is not None:

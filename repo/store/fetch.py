@@ -36,12 +36,19 @@ from repo.store import schema
 from repo.store.versions import Snapshot
 
 STREAM_BATCH = 2000
+SEGMENT_BATCH = 500  # a panoptic segment's row holds its mask
 _a, _fi, _i, _pr = schema.annotations, schema.file_images, schema.items, schema.panoptic_records
 COPIED_JSON = ("polygons", "keypoints", "attributes")  # annotation columns an export writes as they are
 # The columns a COCO annotation record is written from (repo.coco.writer), and its item.
 RECORD_COLUMNS = (
     "item_id", "coco_id", "category_id", "iscrowd", "score", "area", "bbox_x", "bbox_y", "bbox_w", "bbox_h",
     "number_forms", "polygons", "rle", "rle_form", "keypoints", "num_keypoints", "caption", "attributes", "extra",
+)
+# The columns a panoptic segment is written (repo.coco.writer.segment_object) and painted from,
+# its item, and its row id (what `--where` selects).
+SEGMENT_COLUMNS = (
+    "row_id", "item_id", "coco_id", "category_id", "iscrowd", "score", "area", "bbox_x", "bbox_y", "bbox_w", "bbox_h",
+    "number_forms", "rle", "attributes", "extra",
 )
 
 
@@ -55,9 +62,9 @@ class _JsonAsStored(TypeDecorator[Any]):
         return None if value is None else orjson.Fragment(value)
 
 
-def _stream(connection: Connection, query: Any) -> Iterator[Row[Any]]:
+def _stream(connection: Connection, query: Any, batch: int = STREAM_BATCH) -> Iterator[Row[Any]]:
     """Rows in batches from a server-side cursor (the options apply to this statement only)."""
-    yield from connection.execute(query, execution_options={"stream_results": True, "yield_per": STREAM_BATCH})
+    yield from connection.execute(query, execution_options={"stream_results": True, "yield_per": batch})
 
 
 def source_rows(connection: Connection, snapshot: Snapshot) -> list[Row[Any]]:
@@ -131,5 +138,16 @@ def among(connection: Connection, column: ColumnElement[Any], ids: Collection[in
     return (column + 0).in_(select(values.c.value))
 
 
+def segment_rows(connection: Connection, snapshot: Snapshot, file_id: int) -> Iterator[Row[Any]]:
+    """The panoptic file's segments in file order (SEGMENT_COLUMNS only)."""
+    query = _in_file(_a, snapshot, file_id).with_only_columns(*(_a.c[name] for name in SEGMENT_COLUMNS))
+    return _stream(connection, query, SEGMENT_BATCH)
+
+
 def panoptic_rows(connection: Connection, snapshot: Snapshot, file_id: int) -> Iterator[Row[Any]]:
     return _stream(connection, _in_file(_pr, snapshot, file_id))
+
+
+def panoptic_count(connection: Connection, snapshot: Snapshot, file_id: int) -> int:
+    query = select(func.count()).select_from(_pr).where(_pr.c.file_id == file_id, snapshot.visible(_pr))
+    return connection.execute(query).scalar_one()
