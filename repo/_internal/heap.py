@@ -6,7 +6,7 @@ at the top of the heap, so every image paid for its pages again: a forced regene
 2,000 PNGs took 1.1 million page faults and more system time than painting took user time.
 Serving blocks up to 32 MiB from the heap, and trimming it only beyond 64 MiB free, lets each
 PNG reuse the pages of the one before. The worker threads share the main heap, whose freed
-memory (an import's earlier files) they then reuse: a heap of their own per thread took 7-9 MB
+memory (an import's earlier files) they then reuse: a heap of their own per thread took ~7 MB
 more at the peak of a 2,000-image import with two threads, and sharing costs no measurable CPU.
 Only glibc has these knobs; elsewhere nothing changes.
 """
