@@ -332,3 +332,21 @@ def test_an_update_of_a_panoptic_file_in_windows_reuses_its_pngs(backend, edge_d
     assert f"{records} of {records} PNGs unchanged" in " ".join(expected[0])
     read_in_windows(monkeypatch)
     assert updated("windowed") == expected
+
+
+def test_a_windowed_import_with_a_label_map_writes_what_a_whole_file_import_writes(
+    backend, edge_dataset, monkeypatch
+):
+    """A label map gathers a file's windows (panoptic ones with their masks cut) before it
+    renames and drops categories: every task comes out as from whole files."""
+    label_map = {"person": "human", "bicycle": None}
+
+    def imported(name: str) -> dict[str, list[tuple[Any, ...]]]:
+        project = backend.create(name)
+        import_dataset(project, "coco", edge_dataset, label_map=label_map)
+        return _stored_rows(project)
+
+    expected = imported("whole")
+    assert any("human" in row for row in expected["categories"])
+    read_in_windows(monkeypatch)
+    assert imported("windowed") == expected
