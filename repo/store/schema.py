@@ -278,12 +278,12 @@ _working_index("uq_items_key", items, "source_id", "subset", "file_name", unique
 _working_index("ix_file_images_file", file_images, "file_id", "position")
 _working_index("ix_file_images_item", file_images, "item_id")
 _working_index("ix_annotations_file", annotations, "file_id", "position")
-_working_index("ix_annotations_item", annotations, "item_id")
 _working_index("ix_panoptic_records_file", panoptic_records, "file_id", "position")
 # The per-label questions (migration 0005): the annotations_v join answered from indexes.
 _working_index("ix_categories_code", categories, "file_id", "coco_id")
 _working_index("ix_file_images_link", file_images, "file_id", "item_id")
 _working_index("ix_items_working", items, "id")
+# It also serves every lookup of an item's annotations (migration 0009 dropped their own index).
 _working_index("ix_annotations_item_cover", annotations, "item_id", "file_id", "category_id")
 for _table in VERSIONED:
     _history_index(_table)
