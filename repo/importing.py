@@ -226,7 +226,7 @@ def keep_pngs(connection: Connection, panoptic: list[PanopticRecord]) -> None:
             if digest in held or digest in files:
                 continue
             try:
-                data = path.read_bytes()
+                data = read_real_file(path)  # the real path the PNG was decoded from
             except OSError:
                 data = b""
             if hashlib.sha256(data).hexdigest() == digest:

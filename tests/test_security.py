@@ -31,6 +31,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from gen_coco import generate
 from helpers import DATA, Backend, PlainRoleBackend
 from helpers import assert_one_line_error, invoke
 from helpers import database_contents, load_json
@@ -542,6 +543,59 @@ def test_symlinks_inside_the_dataset_are_followed(backend, tmp_path):
     invoke("export", "-p", project.directory, "-f", "coco", "-o", out, "--save-images")
     assert (out / "images" / "train" / "a.jpg").read_bytes() == (INSTANCES / "images" / "train" / "a.jpg").read_bytes()
     assert not (out / "images" / "train" / "a.jpg").is_symlink()
+
+
+# -- symlinks: panoptic PNGs too ---------------------------------------------------------------------
+
+def _panoptic_dataset(tmp_path: Path) -> tuple[Path, Path, str]:
+    """A generated panoptic dataset, its PNG folder, and the name of its first record's PNG."""
+    dataset = tmp_path / "dataset"
+    generate(dataset, images=4, tasks=("panoptic",))
+    folder = dataset / "annotations" / "panoptic_val2017"
+    first = json.loads((dataset / "annotations" / "panoptic_val2017.json").read_text())["annotations"][0]
+    return dataset, folder, first["file_name"]
+
+
+@pytest.mark.parametrize("how", ["file", "folder"])
+def test_panoptic_pngs_leading_out_of_the_dataset_are_not_read(backend, tmp_path, how):
+    """A panoptic PNG that is a symlink to a file outside the dataset, or reached through a
+    PNG folder symlinked outside, is not read, although it is a valid PNG of the right size:
+    the import fails naming the record (the database as before), or under `skip` drops the
+    record, and the outside bytes are stored nowhere."""
+    dataset, folder, name = _panoptic_dataset(tmp_path)
+    outside = tmp_path / "private"
+    shutil.copytree(folder, outside)  # the same, valid PNGs, outside the dataset
+    outside_bytes = (outside / name).read_bytes()
+    if how == "file":
+        (folder / name).unlink()
+        (folder / name).symlink_to(outside / name)
+    else:
+        shutil.rmtree(folder)
+        folder.symlink_to(outside, target_is_directory=True)
+    project = backend.create()
+    before = database_contents(project)
+    result = invoke("import", "-p", project.directory, "-f", "coco_panoptic", "-n", "src", dataset, code=None)
+    assert_one_line_error(result, f"{folder / name}: annotation for image id ")
+    assert "field 'file_name'" in result.stderr and "leads out of the dataset folder" in result.stderr
+    assert database_contents(project) == before
+    skipped = import_dataset(project, "coco_panoptic", dataset, on_error="skip", error_report=tmp_path / "r.json")
+    assert skipped.skipped and all("leads out of the dataset folder" in str(error) for error in skipped.skipped)
+    digest = hashlib.sha256(outside_bytes).hexdigest()
+    assert not any(digest in repr(row) for row in database_contents(project).get("panoptic_pngs", []))
+
+
+def test_panoptic_png_symlinks_inside_the_dataset_are_followed(backend, tmp_path):
+    """A PNG symlinked to another place inside the dataset is read, and exported as it was."""
+    dataset, folder, name = _panoptic_dataset(tmp_path)
+    shared = dataset / "shared"
+    shared.mkdir()
+    (folder / name).rename(shared / name)
+    (folder / name).symlink_to(Path("..") / ".." / "shared" / name)
+    project = backend.create()
+    import_dataset(project, "coco_panoptic", dataset)
+    out = tmp_path / "out"
+    invoke("export", "-p", project.directory, "-f", "coco_panoptic", "-o", out)
+    assert (out / "annotations" / "panoptic_val2017" / name).read_bytes() == (shared / name).read_bytes()
 
 
 # -- subset names ------------------------------------------------------------------------------------

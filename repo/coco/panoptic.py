@@ -27,7 +27,7 @@ from pycocotools import mask as coco_mask
 from repo.coco.rle import RleError, check_compressible, decode_strings
 from repo.errors import InputError
 from repo.model.hashing import segment_hash, segments_fingerprint
-from repo.model.paths import Stamp, stamp
+from repo.model.paths import Stamp, read_real_file, stamp
 from repo.model.records import RLE_STRING, PanopticRecord
 
 # Masks of this many pixels can have runs pycocotools' encoder cannot take (see repo.coco.rle).
@@ -114,9 +114,10 @@ def read_id_map(path: Path, shown_as: str, record: str, width: int, height: int)
 
 
 def read_png(path: Path, shown_as: str, record: str) -> bytes:
-    """A panoptic PNG's bytes; an InputError naming the file if there are none to read."""
+    """A panoptic PNG's bytes, from its real path (a symlink swapped in since that path was
+    found is refused: see repo.model.paths); an InputError naming the file if there are none."""
     try:
-        return path.read_bytes()
+        return read_real_file(path)
     except FileNotFoundError:
         raise InputError(shown_as, record, "file_name", "the PNG file does not exist") from None
     except OSError as exc:
@@ -224,6 +225,9 @@ class DecodeJob:
     """One panoptic record to decode, on a worker thread."""
 
     png_path: str
+    # The PNG's real path, inside the dataset folder (repo.model.paths.FolderFiles); None for a
+    # PNG that is missing, or whose symlinks lead out of the folder.
+    real_path: str | None
     png_shown: str
     image_id: int
     width: int
@@ -250,15 +254,17 @@ def decode_job(job: DecodeJob) -> Decoded | tuple[str, str | None, str | None, s
     """The segments' masks, or the parts of an InputError, for the caller to report in order."""
     record = f"annotation for image id {job.image_id}"
     try:
+        if job.real_path is None:
+            raise InputError(job.png_shown, record, "file_name", _unreadable_png_problem(job.png_path))
         try:
-            status: os.stat_result | None = os.stat(job.png_path)
+            status: os.stat_result | None = os.stat(job.real_path)
         except OSError:
             status = None  # read_png says why
         if job.known_masks is not None and job.remembered is not None and status is not None:
             remembered_stamp, remembered_sha256 = job.remembered
             if remembered_sha256 == job.known_sha256 and remembered_stamp == stamp(status):
                 return Decoded(list(job.known_masks), remembered_sha256, None, decoded=False)
-        data = read_png(Path(job.png_path), job.png_shown, record)
+        data = read_png(Path(job.real_path), job.png_shown, record)
         sha256 = hashlib.sha256(data).hexdigest()
         if job.known_masks is not None and sha256 == job.known_sha256:
             return Decoded(list(job.known_masks), sha256, status, decoded=False)
@@ -267,6 +273,12 @@ def decode_job(job: DecodeJob) -> Decoded | tuple[str, str | None, str | None, s
         return Decoded(masks, sha256, status)
     except InputError as error:
         return (error.file, error.record, error.field, error.problem)
+
+
+def _unreadable_png_problem(path: str) -> str:
+    if os.path.lexists(path):
+        return "the PNG leads out of the dataset folder (a symlink) or is not a file; dsrepo does not read it"
+    return "the PNG file does not exist"
 
 
 class OverlapError(ValueError):

@@ -13,6 +13,7 @@ from repo.coco.layout import AnnotationFile
 from repo.coco.reader import refuse_first_record_problem
 from repo.errors import InputError
 from repo.formats.registry import PreviousImport
+from repo.model.paths import FolderFiles
 from repo.model.policy import ErrorPolicy
 from repo.model.records import FilePart, ImageRecord, PanopticRecord, TaskFile
 from repo.progress import Progress
@@ -43,6 +44,7 @@ class PngCutter:
         self.notes = notes
         self.records_cut = self.pngs_reused = 0
         self.shown = False  # the progress bar of the file's decoding
+        self.files = FolderFiles(annotation_file.root)  # a PNG counts only inside the dataset folder
 
     def cut(
         self, records: list[PanopticRecord], sizes: Mapping[int, tuple[int, int]], expected: int
@@ -99,8 +101,9 @@ class PngCutter:
                 and len(set(segment_ids)) == len(segment_ids) and set(segment_ids) == set(known.masks)
             )
             png_path = str(png_dir / record.png_name)
+            found = self.files.find(png_path)
             jobs.append(DecodeJob(
-                png_path, f"{shown_dir}/{record.png_name}", record.image_id, width, height, segment_ids,
+                png_path, found[0] if found is not None else None, f"{shown_dir}/{record.png_name}", record.image_id, width, height, segment_ids,
                 known.sha256 if known is not None and reusable else None,
                 tuple(known.masks[i] for i in segment_ids) if known is not None and reusable else None,
                 self.digests.entry(png_path) if known is not None and reusable and self.digests is not None else None,
@@ -121,7 +124,7 @@ class PngCutter:
                 self.policy.report(InputError(*outcome))
                 continue
             attach_segment_masks(record, outcome.masks)
-            record.png_path, record.png_sha256 = job.png_path, outcome.sha256
+            record.png_path, record.png_sha256 = job.real_path, outcome.sha256
             if self.digests is not None and outcome.status is not None:
                 self.digests.remember(job.png_path, outcome.status, outcome.sha256)
             self.pngs_reused += not outcome.decoded

@@ -4,11 +4,12 @@ A file name in a dataset (an image's `file_name`, a panoptic PNG's) is a path re
 dataset folder; one that is absolute or climbs out with `..` is refused at import, and every
 path an export writes is checked to stay inside the output folder (symbolic links included).
 
-Image files stay inside their dataset folder, whatever symlinks say. A dataset handed over as
+Image files and panoptic PNGs stay inside their dataset folder, whatever symlinks say. A dataset handed over as
 an archive can hold symlinks: `images/train/a.jpg -> /etc/passwd`, or `images/train ->
 /home/someone`. Following them would store (`--copy-images`) or export (`--save-images`) files
 that were never part of the dataset. So an image file counts only when its real path (every
-symlink resolved) lies inside the real dataset folder; otherwise it is treated as missing.
+symlink resolved) lies inside the real dataset folder; otherwise it is treated as missing (a
+panoptic PNG's record is refused).
 Symlinks that stay inside the folder are followed. The check is repeated at export time, for
 the folder may have changed since the import, and files are opened without following a
 symlink put in place after the check.

@@ -87,7 +87,7 @@ class PanopticRecord:
     extra: dict[str, Any] | None
     hash: bytes
     segments: list[AnnotationRecord] = field(default_factory=list)
-    # The PNG as read: where it is, its SHA-256 and the fingerprint of the segments cut from
+    # The PNG as read: its real path, its SHA-256 and the fingerprint of the segments cut from
     # it (repo.model.hashing.segments_fingerprint), so that an export can write it as it was.
     png_path: str | None = None
     png_sha256: str | None = None
