@@ -1,4 +1,4 @@
-"""Inserting many rows fast: COPY on PostgreSQL, the driver's executemany on SQLite.
+"""Inserting many rows fast: COPY on PostgreSQL (see copy_pipe), the driver's executemany on SQLite.
 
 SQLAlchemy's executemany runs every value of every row through Python-level processing
 (parameter dicts, type processors); for tens of thousands of annotations that was most of an
@@ -16,6 +16,7 @@ from sqlalchemy import JSON, Connection, Insert, Table
 from sqlalchemy.exc import DBAPIError
 
 from repo.model.jsonio import dumps_text
+from repo.store.copy_pipe import put_copy
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -30,19 +31,13 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
             if values[place] is not None:
                 values[place] = dumps_text(values[place])
         tuples.append(values)
-    raw = connection.connection.driver_connection
     columns = ", ".join(names)
     if connection.dialect.name == "postgresql":
-        statement = f"COPY {table.name} ({columns}) FROM STDIN"
-    else:
-        statement = f"INSERT INTO {table.name} ({columns}) VALUES ({', '.join('?' * len(names))})"
+        put_copy(connection, f"COPY {table.name} ({columns}) FROM STDIN", tuples)  # sent by another thread
+        return
+    statement = f"INSERT INTO {table.name} ({columns}) VALUES ({', '.join('?' * len(names))})"
     try:
-        if connection.dialect.name == "postgresql":
-            with raw.cursor() as cursor, cursor.copy(statement) as copy:
-                for values in tuples:
-                    copy.write_row(values)
-        else:
-            raw.executemany(statement, tuples)
+        connection.connection.driver_connection.executemany(statement, tuples)
     except connection.dialect.loaded_dbapi.Error as exc:
         # The same exception types as SQLAlchemy's own execute (IntegrityError, ...).
         raise DBAPIError.instance(statement, None, exc, connection.dialect.loaded_dbapi.Error) from exc

@@ -27,6 +27,7 @@ from sqlalchemy.pool import NullPool
 
 from repo.errors import BusyError, ConfigError, NotFoundError, OutputError, SchemaError
 from repo.model.jsonio import dumps_text, parse_json
+from repo.store.copy_pipe import pipe_copies
 
 DEFAULT_BUSY_TIMEOUT = 10.0
 _MISSING_DATABASE = re.compile(r'database ".*" does not exist')
@@ -75,7 +76,9 @@ def make_engine(url: str, read_only: bool = False) -> Engine:
     common = dict(json_serializer=dumps_text, json_deserializer=parse_json)
     timeout = busy_timeout()
     if not is_sqlite(url):
-        return create_engine(url, poolclass=NullPool, connect_args=_pg_session_options(url, timeout), **common)
+        engine = create_engine(url, poolclass=NullPool, connect_args=_pg_session_options(url, timeout), **common)
+        pipe_copies(engine)
+        return engine
     database = Path(make_url(url).database).resolve()
 
     def connect() -> sqlite3.Connection:

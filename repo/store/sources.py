@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Row, select
 from repo.errors import ConflictError, NotFoundError
 from repo.model.hashing import record_hash
 from repo.store import schema
+from repo.store.copy_pipe import settle
 from repo.store.versions import WORKING_STATE, Snapshot, VersionWriter
 
 _sources = schema.sources
@@ -55,6 +56,7 @@ def insert_source(
         )
     record = {"name": name, "format": format_name, "path": path, "options": options}
     [source_id] = versions.insert(_sources, [{**record, "hash": record_hash(record)}])
+    settle(versions.connection)  # a concurrent import of the same name fails here, not later
     return source_id
 
 

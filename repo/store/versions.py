@@ -20,6 +20,9 @@ from repo.store.engine import LABELS_LOCK
 from repo.store.schema import revisions
 
 BATCH_ROWS = 2000
+# PostgreSQL row ids drawn from the sequence at a time: a draw is a statement, which waits for
+# the COPYs handed over before it (see copy_pipe); ids left over at the end are never used.
+DRAWN_IDS = 10_000
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class VersionWriter:
     connection: Connection
     pending: int
     _next_row_id: dict[str, int] = field(default_factory=dict)
+    _drawn_ids: list[int] = field(default_factory=list)
 
     @classmethod
     def begin(cls, connection: Connection) -> "VersionWriter":
@@ -85,10 +89,14 @@ class VersionWriter:
         if count == 0:
             return []
         if self.is_postgresql:
-            rows = self.connection.execute(
-                text("SELECT nextval('dsrepo_row_ids') FROM generate_series(1, :n)"), {"n": count}
-            )
-            return [row[0] for row in rows]
+            if len(self._drawn_ids) < count:
+                rows = self.connection.execute(
+                    text("SELECT nextval('dsrepo_row_ids') FROM generate_series(1, :n)"),
+                    {"n": max(DRAWN_IDS, count - len(self._drawn_ids))},
+                )
+                self._drawn_ids.extend(row[0] for row in rows)
+            ids, self._drawn_ids = self._drawn_ids[:count], self._drawn_ids[count:]
+            return ids
         start = self._next_row_id.get(table.name)
         if start is None:  # AUTOINCREMENT's counter remembers ids of rows deleted since
             used = self.connection.execute(
