@@ -5,10 +5,11 @@ window of the file at a time: waiting for each COPY made the server's work and o
 (118,000 images: 13 s of 58 s spent waiting). Here `insert_rows` hands each COPY to one thread
 per transaction and goes back to reading the file; the thread sends the rows and waits for the
 server, with the GIL released. Any other use of the connection first waits for the COPYs handed
-over (the engine's `before_cursor_execute`, `commit` and `rollback` events call `settle`), so
-statements still run in the order they were issued, and a COPY's error is raised there, as the
-statement's own error would have been. Code that must see an insert's error at once (a unique
-name) calls `settle` itself.
+over (the engine's `before_cursor_execute` and `commit` events call `settle`), so statements
+still run in the order they were issued, and a COPY's error is raised there, as the statement's
+own error would have been. Code that must see an insert's error at once (a unique name) calls
+`settle` itself. A rollback (an error, Ctrl-C) drops the COPYs still queued and cancels the one
+being sent, which may be waiting for a lock: the user is not kept waiting for work thrown away.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DBAPIError
 
 _PIPE = "dsrepo_copy_pipe"  # the key of a connection's pipe in its `info`
-AHEAD = 4  # COPYs handed over and not yet written, at most: the reader waits beyond (memory)
-_DONE = None  # the queue's last item: the transaction is over
+AHEAD = 4  # COPYs handed over and not yet sent, at most: the reader waits beyond (memory)
+_STOP = None  # the queue's last item: the transaction is over
 
 
 class CopyPipe:
@@ -32,41 +33,54 @@ class CopyPipe:
     def __init__(self, connection: Connection):
         self._driver = connection.connection.driver_connection
         self._error_class = connection.dialect.loaded_dbapi.Error
-        self._copies: queue.SimpleQueue[tuple[str, list[Sequence[Any]]] | None] = queue.SimpleQueue()
-        self._pending = 0
-        self._settled = threading.Condition()
-        self.error: DBAPIError | None = None
+        # COPYs (statement, rows), events set once every item before them is done, or _STOP.
+        self._items: queue.Queue[tuple[str, list[Sequence[Any]]] | threading.Event | None] = queue.Queue(AHEAD)
+        self.error: BaseException | None = None
+        self._dropping = False  # the transaction rolls back: what is queued is not sent
+        self._sending = False
         self._thread = threading.Thread(target=self._send, name="dsrepo-copy", daemon=True)
         self._thread.start()
 
     def put(self, statement: str, rows: list[Sequence[Any]]) -> None:
-        with self._settled:
-            self._settled.wait_for(lambda: self._pending < AHEAD)
-            self._pending += 1
-        self._copies.put((statement, rows))
+        self._items.put((statement, rows))
 
     def wait(self) -> None:
-        """Until every COPY handed over has been written (or failed)."""
-        with self._settled:
-            self._settled.wait_for(lambda: self._pending == 0)
+        """Until every COPY handed over has been written (or has failed)."""
+        done = threading.Event()
+        self._items.put(done)
+        done.wait()
+
+    def drop(self) -> None:
+        """Send nothing more, cancel the COPY being sent, and end the thread."""
+        self._dropping = True
+        if self._sending:
+            self._driver.cancel_safe()
+        self._items.put(_STOP)
+        self._thread.join()
 
     def stop(self) -> None:
-        self._copies.put(_DONE)
+        self._items.put(_STOP)
         self._thread.join()
 
     def _send(self) -> None:
-        while (copy := self._copies.get()) is not _DONE:
-            statement, rows = copy
-            if self.error is None:  # after a failure the transaction only rolls back
-                try:
-                    with self._driver.cursor() as cursor, cursor.copy(statement) as writer:
-                        for row in rows:
-                            writer.write_row(row)
-                except self._error_class as exc:
-                    self.error = DBAPIError.instance(statement, None, exc, self._error_class)
-            with self._settled:
-                self._pending -= 1
-                self._settled.notify_all()
+        while (item := self._items.get()) is not _STOP:
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            self._sending = True
+            if self.error is None and not self._dropping:  # after a failure the transaction only rolls back
+                self._copy(*item)
+            self._sending = False
+
+    def _copy(self, statement: str, rows: list[Sequence[Any]]) -> None:
+        try:
+            with self._driver.cursor() as cursor, cursor.copy(statement) as writer:
+                for row in rows:
+                    writer.write_row(row)
+        except self._error_class as exc:
+            self.error = DBAPIError.instance(statement, None, exc, self._error_class)
+        except Exception as exc:  # noqa: BLE001 - raised in the main thread by `settle`, as it is
+            self.error = exc
 
 
 def put_copy(connection: Connection, statement: str, rows: list[Sequence[Any]]) -> None:
@@ -84,15 +98,9 @@ def settle(connection: Connection) -> None:
         return
     pipe.wait()
     if pipe.error is not None:
-        error, pipe.error = pipe.error, None
-        _end(connection)
-        raise error
-
-
-def _end(connection: Connection) -> None:
-    pipe = connection.info.pop(_PIPE, None)
-    if pipe is not None:
+        del connection.info[_PIPE]
         pipe.stop()
+        raise pipe.error
 
 
 def pipe_copies(engine: Engine) -> None:
@@ -105,11 +113,12 @@ def pipe_copies(engine: Engine) -> None:
     @event.listens_for(engine, "commit")
     def _before_commit(connection: Connection) -> None:
         settle(connection)
-        _end(connection)
+        pipe = connection.info.pop(_PIPE, None)
+        if pipe is not None:
+            pipe.stop()
 
     @event.listens_for(engine, "rollback")
     def _before_rollback(connection: Connection) -> None:
-        pipe = connection.info.get(_PIPE)
+        pipe = connection.info.pop(_PIPE, None)
         if pipe is not None:
-            pipe.wait()  # a COPY still running would hold the connection; its error no longer matters
-            _end(connection)
+            pipe.drop()
