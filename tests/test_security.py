@@ -633,3 +633,20 @@ def test_a_remembered_password_is_private(pg_backend, tmp_path):
     config = tmp_path / "p" / "dsrepo.json"
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     assert "s3cret-pw" not in invoke("info", "-p", tmp_path / "p").stdout
+
+
+def test_a_dataset_folder_whose_path_is_not_utf8_is_refused(backend, tmp_path):
+    """A folder named in Latin-1 (byte 0xff) reaches Python as a lone surrogate, which no
+    database takes as text: `import` and `update` refuse it in one line, before writing."""
+    good = tmp_path / "good"
+    shutil.copytree(DATA / "datumaro_coco" / "coco_instances", good)
+    latin1 = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9"))
+    shutil.copytree(good, latin1)
+    project = backend.create()
+    import_dataset(project, "coco_instances", good, name="src")
+    before = database_contents(project)
+    for args in (["import", "-f", "coco_instances", "-n", "other"], ["update", "src"]):
+        result = invoke(*args[:1], "-p", project.directory, *args[1:], latin1, code=None)
+        assert_one_line_error(result)
+        assert "the path is not UTF-8 text" in result.stderr and "caf" in result.stderr
+    assert database_contents(project) == before
