@@ -51,7 +51,9 @@ from repo.model.records import (
     ImageRecord,
     PanopticRecord,
     TaskFile,
+    WindowDigests,
 )
+from repo.model.windows import LastWindows
 
 _UINT32_LIMIT = 1 << 32
 _COCO_ID, _FILE_NAME = itemgetter("coco_id"), itemgetter("file_name")
@@ -94,10 +96,11 @@ def text_problem(value: str) -> str | None:
 
 
 def read_task_file(
-    path: Path, shown_as: str, task: str, subset: str, policy: ErrorPolicy
+    path: Path, shown_as: str, task: str, subset: str, policy: ErrorPolicy, last: LastWindows | None = None
 ) -> TaskFile:
+    """A file validated; a big one in windows, of which those `last` knows are not read again."""
     if path.is_file() and path.stat().st_size > WINDOWED_BYTES:
-        task_file = _read_in_windows(path, shown_as, task, subset, policy)
+        task_file = _read_in_windows(path, shown_as, task, subset, policy, last)
         if task_file is not None:
             return task_file
     data, document = parse_json_file(path, shown_as)
@@ -113,7 +116,9 @@ def read_task_file(
     return task_file
 
 
-def _read_in_windows(path: Path, shown_as: str, task: str, subset: str, policy: ErrorPolicy) -> TaskFile | None:
+def _read_in_windows(
+    path: Path, shown_as: str, task: str, subset: str, policy: ErrorPolicy, last: LastWindows | None
+) -> TaskFile | None:
     """A big file with its images and annotations in `parts`, or None for one that is not a
     valid JSON object with valid sections: the whole-file reader names its problem."""
     file = path.open("rb")
@@ -124,19 +129,19 @@ def _read_in_windows(path: Path, shown_as: str, task: str, subset: str, policy: 
     except (ChunkError, InputError):
         file.close()
         return None
-    task_file.parts = _parts_or_whole_file_error(reader, chunked, task_file, path)
+    task_file.parts = _parts_or_whole_file_error(reader, chunked, task_file, path, last)
     return task_file
 
 
 def _parts_or_whole_file_error(
-    reader: _FileReader, chunked: ChunkedObject, task_file: TaskFile, path: Path
+    reader: _FileReader, chunked: ChunkedObject, task_file: TaskFile, path: Path, last: LastWindows | None
 ) -> Iterator[FilePart]:
     """The file's parts; on the first problem (bad JSON, a bad record under `fail`) the whole
     file is read the usual way, which fails with the message it always gave (its first problem
     in the whole-file reader's order, not necessarily the one met here). The import rolls back."""
     with chunked.file:
         try:
-            yield from reader.read_windows(chunked, task_file)
+            yield from reader.read_windows(chunked, task_file, last)
         except (ChunkError, InputError) as problem:
             document = load_json_file(path, reader.file)
             read_task_document(document, reader.file, task_file.task, task_file.subset, task_file.name, reader.policy)
@@ -275,9 +280,12 @@ class _FileReader:
             categories=categories, images=[], annotations=[], panoptic=[],
         )
 
-    def read_windows(self, chunked: ChunkedObject, task_file: TaskFile) -> Iterator[FilePart]:
+    def read_windows(self, chunked: ChunkedObject, task_file: TaskFile, last: LastWindows | None) -> Iterator[FilePart]:
         """The images, then the annotations, of a file read in windows, checked as `read`
-        checks them; of each image only what its annotations are checked against is kept."""
+        checks them; of each image only what its annotations are checked against is kept.
+        An annotations window `last` knows, in a file whose other bytes are those last read,
+        is taken from the stored rows instead (see repo.model.windows)."""
+        reported = len(self.policy.skipped)
         check = self._image_check()
         sizes: dict[int, ImageRecord] = {}
         first = 0
@@ -301,13 +309,27 @@ class _FileReader:
                 first += len(window.elements)
             return
         parse, check, plain = self._annotation_steps(sizes, known_categories, keypoint_counts)
+        digests = WindowDigests(chunked.frame_digest("annotations")) if "annotations" in chunked.spans else None
+        if digests is None or self.policy.skip or (last is not None and last.frame != digests.frame):
+            last = None  # under `skip`, a window taken could hide which of two records to drop
         for window in chunked.windows("annotations"):
-            raw = window.elements
-            self._check_image_info(raw)
-            annotations = self._collect(raw, "annotations", parse, check, first, plain)
-            window.refuse_repeated_keys(self.counted.pop(id(raw), None))
+            digest = window.digest
+            taken = last.take(digest) if last is not None else None
+            if taken is not None:
+                if not check.admit_all(taken):  # an id repeated in a window read: reading it all names it
+                    raise self.error(None, "annotations", "an annotation id is listed twice")
+                annotations, count = taken, len(taken)
+            else:
+                raw = window.elements
+                self._check_image_info(raw)
+                annotations, count = self._collect(raw, "annotations", parse, check, first, plain), len(raw)
+                window.refuse_repeated_keys(self.counted.pop(id(raw), None))
+            if digests is not None:
+                digests.windows.append((digest, count))
             yield FilePart(annotations=annotations)
-            first += len(raw)
+            first += count
+        if len(self.policy.skipped) == reported:
+            task_file.windows = digests
 
     def _check_sections(self, document: dict[str, Any]) -> None:
         required = ["images"]

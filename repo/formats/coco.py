@@ -66,7 +66,8 @@ from repo.formats.registry import (
 )
 from repo.model.hashing import segments_fingerprint
 from repo.model.policy import ErrorPolicy
-from repo.model.records import TaskFile
+from repo.model.records import FilePart, TaskFile
+from repo.model.windows import LastWindows
 from repo.progress import Progress
 from repo.store import fetch, schema
 from repo.store.blobs import blob_datas
@@ -134,13 +135,15 @@ def _read_file(
     """One annotation file read, validated and (panoptic) cut from its PNGs; a file read in
     parts has each part's PNGs cut as the part is taken."""
     progress.start(f"reading {annotation_file.path.name}", 1)
-    task_file = read_task_file(
-        annotation_file.path, annotation_file.shown_as, annotation_file.task, annotation_file.subset, policy
-    )
+    task, subset = annotation_file.task, annotation_file.subset
+    last = previous.last_windows(task, subset) if previous is not None and task != "panoptic" else None
+    task_file = read_task_file(annotation_file.path, annotation_file.shown_as, task, subset, policy, last)
     task_file.sha256 = digest
     _check_meta(annotation_file, task_file, metas)
     progress.advance()
     notes: list[str] = []
+    if last is not None and task_file.parts is not None:
+        task_file.parts = _noting_taken_windows(task_file.parts, last, notes, annotation_file.shown_as)
     if task_file.task == "panoptic":
         cutter = PngCutter(annotation_file, task_file, policy, progress, previous, notes)
         if task_file.parts is None:
@@ -149,6 +152,15 @@ def _read_file(
         else:
             task_file.parts = cutter.cut_parts(task_file.parts)
     return ReadFile(task_file, annotation_file.shown_as, annotation_file.image_dirs(), notes)
+
+
+def _noting_taken_windows(
+    parts: Iterator[FilePart], last: LastWindows, notes: list[str], shown_as: str
+) -> Iterator[FilePart]:
+    """The parts; once they are all taken, a note of the windows not read again."""
+    yield from parts
+    if last.taken:
+        notes.append(f"{shown_as}: {last.taken} of {last.taken + last.read} windows unchanged, not read again")
 
 
 def _unchanged(annotation_file: AnnotationFile, digest: str | None, previous: PreviousImport) -> bool:

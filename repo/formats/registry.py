@@ -72,6 +72,7 @@ from repo.errors import NotFoundError, OptionError
 from repo.model.paths import output_path
 from repo.model.policy import ErrorPolicy
 from repo.model.records import KeptPng, TaskFile
+from repo.model.windows import LastWindows
 from repo.progress import Progress
 from repo.store.file_digests import FileDigests
 from repo.store.versions import Snapshot
@@ -271,6 +272,11 @@ class PreviousImport(Protocol):
     def kept_pngs(self, task: str, subset: str) -> Mapping[str, KeptPng]:
         """The file's panoptic PNGs as last imported, by PNG name (those whose stored
         segments are still the ones cut from them)."""
+        ...
+
+    def last_windows(self, task: str, subset: str) -> LastWindows | None:
+        """The annotations windows of the file as last read in windows, with the records its
+        rows still hold, for a big file to be read again only where it changed."""
         ...
 
 

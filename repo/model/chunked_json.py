@@ -7,6 +7,12 @@ value lies, and inside the arrays to be windowed the ends of elements about ever
 WINDOW_BYTES. Each piece is then parsed by `jsonio.parse_json`, the same parse as a whole
 file, so numbers and strings come out exactly as they would from it.
 
+Windows are cut where the content says, not at byte counts: after an element whose last
+bytes hash under a threshold (proportional to the element's length, so that a window holds
+about WINDOW_BYTES whatever its elements' sizes), within bounds. An edit that makes one element
+longer or shorter then moves no cut after the next one, and the other windows keep their bytes:
+an update can tell them unchanged by their digests and leave them unread (see reader).
+
 Every byte of the file is parsed in exactly one piece: the top-level object with each of its
 container values replaced by an empty one of the same kind (`{"images": [], ...}`), each
 small container whole, each window as `[element, ...]` (a window after the first keeps the
@@ -18,7 +24,9 @@ the message it always gave.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -37,6 +45,9 @@ WINDOW_BYTES = 128 << 10
 # a deeper file is left to the whole-file reader (and stdlib's recursion limit never differs
 # between a window and the whole file).
 _DEEPEST = MAX_DEPTH + 2
+# The bytes before an element's closing bracket whose hash says whether a window ends there.
+_TAIL_BYTES = 32
+_MIXERS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x85EBCA77C2B2AE63], dtype=np.uint64)
 
 _QUOTE, _BACKSLASH, _OPEN_LIST, _OPEN_OBJECT, _CLOSE = 1, 2, 3, 4, 5
 _KINDS = np.zeros(256, dtype=np.uint8)
@@ -60,15 +71,30 @@ class Span:
     end: int = -1
     is_list: bool = False
     cuts: list[int] = field(default_factory=list)
+    last_end: int = -1  # of the array's last element scanned so far (its opening bracket at first)
 
 
-@dataclass
 class Window:
-    """Whole elements of a windowed array, and the text they were parsed from, which is
-    checked for repeated keys once the elements are read (`refuse_repeated_keys`)."""
+    """Whole elements of a windowed array: its bytes, read, and its elements, parsed when first
+    asked for (an update leaves a window whose digest it knows unparsed). The text they were
+    parsed from is checked for repeated keys once the elements are read (`refuse_repeated_keys`)."""
 
-    elements: list[Any]
-    text: bytes
+    def __init__(self, piece: bytes, first: bool):
+        self.piece = piece  # the file's bytes from after the element before to the last one's end
+        self.text = b"[" + piece + b"]" if first else b"[0" + piece + b"]"
+        self._first = first
+        self._elements: list[Any] | None = None
+
+    @property
+    def digest(self) -> bytes:
+        return hashlib.sha256(self.piece).digest()
+
+    @property
+    def elements(self) -> list[Any]:
+        if self._elements is None:
+            parsed = _parse_value(self.text)
+            self._elements = parsed if self._first else parsed[1:]  # `, element, ...` after a stand-in
+        return self._elements
 
     def refuse_repeated_keys(self, keys: int | None = None) -> None:
         """Raise ChunkError if an object of the window repeats a key. `keys` is how many keys
@@ -87,20 +113,24 @@ class ChunkedObject:
     spans: dict[str, Span]
 
     def windows(self, key: str) -> Iterator[Window]:
-        """The elements of the windowed array `key`, a window of whole elements at a time;
-        each window's `refuse_repeated_keys` must be called for the file to be checked whole."""
+        """The windowed array `key`, a window of whole elements at a time; each window's
+        `refuse_repeated_keys` must be called for the file to be checked whole. A window after
+        the first keeps the comma before its first element, so a missing or extra one fails."""
         span = self.spans.get(key)
         if span is None:
             return
         bounds = [span.start + 1, *(cut + 1 for cut in span.cuts), span.end]
         for index, (start, end) in enumerate(zip(bounds, bounds[1:])):
-            piece = _read(self.file, start, end)
-            if not index:
-                text = b"[" + piece + b"]"
-                yield Window(_parse_value(text), text)
-            else:  # `, element, ...` after a stand-in element: a missing or extra comma fails
-                text = b"[0" + piece + b"]"
-                yield Window(_parse_value(text)[1:], text)
+            yield Window(_read(self.file, start, end), not index)
+
+    def frame_digest(self, key: str) -> bytes:
+        """The digest of every byte of the file but those of the windowed array `key`'s
+        elements: equal for two files that differ only in that array's windows."""
+        span = self.spans[key]
+        hashed = hashlib.sha256()
+        _hash_bytes(self.file, hashed, 0, span.start + 1)
+        _hash_bytes(self.file, hashed, span.end, self.file.seek(0, os.SEEK_END))
+        return hashed.digest()
 
 
 def read_chunked(file: IO[bytes], windowed: frozenset[str]) -> ChunkedObject:
@@ -131,6 +161,14 @@ def read_chunked(file: IO[bytes], windowed: frozenset[str]) -> ChunkedObject:
     return ChunkedObject(file, document, kept)
 
 
+def _hash_bytes(file: IO[bytes], hashed: Any, start: int, end: int) -> None:
+    """Feed bytes [start, end) of `file` to `hashed`, a block at a time."""
+    file.seek(start)
+    while start < end and (block := file.read(min(BLOCK_BYTES, end - start))):
+        hashed.update(block)
+        start += len(block)
+
+
 def _read(file: IO[bytes], start: int, end: int | None) -> bytes:
     file.seek(start)
     return file.read() if end is None else file.read(end - start)
@@ -159,9 +197,12 @@ def _scan(file: IO[bytes], offset: int) -> list[Span]:
     spans: list[Span] = []
     depth, in_string, escape_next = 0, 0, False
     base = offset
+    tail = np.zeros(_TAIL_BYTES, dtype=np.uint8)  # the bytes before the block, for the tail hashes
     file.seek(offset)
     while block := file.read(BLOCK_BYTES):
         data = np.frombuffer(block, dtype=np.uint8)
+        with_tail = np.concatenate([tail, data])
+        tail = with_tail[-_TAIL_BYTES:]
         places = np.flatnonzero(_KINDS[data])
         kinds = _KINDS[data[places]]
         backslashes = places[kinds == _BACKSLASH]
@@ -183,7 +224,7 @@ def _scan(file: IO[bytes], offset: int) -> list[Span]:
             if after.min() < 0 or after.max() > _DEEPEST:
                 raise ChunkError("a bracket closes nothing, or they nest too deep")
             depth = int(after[-1])
-        _record(spans, places, kinds, after - steps, after)
+        _record(spans, places, kinds, after - steps, after, with_tail, base - _TAIL_BYTES)
         base += len(block)
     if depth or in_string:
         raise ChunkError("the text ends inside a value")
@@ -202,35 +243,62 @@ def _escaped(backslashes: list[int], escape_first: bool, size: int) -> tuple[set
     return escaped, size in escaped
 
 
-def _record(spans: list[Span], places: Any, kinds: Any, before: Any, after: Any) -> None:
-    """Note the top-level values that open or close among these brackets, and the element ends
-    (closing brackets back at depth 2) of the array open meanwhile, about WINDOW_BYTES apart."""
+def _record(spans: list[Span], places: Any, kinds: Any, before: Any, after: Any, text: Any, text_start: int) -> None:
+    """Note the top-level values that open or close among these brackets, and the window cuts
+    among the element ends (closing brackets back at depth 2) of the array open meanwhile.
+    `text` holds the file's bytes from `text_start` to the block's end."""
     opens = np.flatnonzero((kinds != _CLOSE) & (before == 1))
     closes = np.flatnonzero((kinds == _CLOSE) & (after == 1))
     ends = places[(kinds == _CLOSE) & (after == 2)]
+    marks = _tail_hashes(text, ends - text_start)
     events = sorted([(index, True) for index in opens.tolist()] + [(index, False) for index in closes.tolist()])
     done = 0  # ends before this index of `ends` are dealt with
     for index, opening in events:
         place = int(places[index])
         upto = int(np.searchsorted(ends, place))
-        _cut(spans, ends[done:upto])
+        _cut(spans, ends[done:upto], marks[done:upto])
         done = upto
         if opening:
-            spans.append(Span(place, is_list=bool(kinds[index] == _OPEN_LIST)))
+            spans.append(Span(place, is_list=bool(kinds[index] == _OPEN_LIST), last_end=place))
         else:
             spans[-1].end = place
-    _cut(spans, ends[done:])
+    _cut(spans, ends[done:], marks[done:])
 
 
-def _cut(spans: list[Span], ends: Any) -> None:
-    """Choose window cuts among element ends of the open array."""
+def _tail_hashes(text: Any, ends: Any) -> Any:
+    """A 32-bit hash of the _TAIL_BYTES bytes before each place of `ends` in `text`."""
+    tails = text[ends[:, None] + np.arange(-_TAIL_BYTES, 0)]
+    words = np.ascontiguousarray(tails).view(np.uint64) * _MIXERS
+    mixed = np.bitwise_xor.reduce(words, axis=1) if len(ends) else np.zeros(0, dtype=np.uint64)
+    mixed ^= mixed >> np.uint64(29)
+    mixed *= _MIXERS[0]
+    return mixed >> np.uint64(32)
+
+
+def _cut(spans: list[Span], ends: Any, marks: Any) -> None:
+    """Choose window cuts among element ends of the open array, as FastCDC does: from half a
+    window on, at the first end whose tail hash falls under a small share of its element's
+    length; from a whole window on, under a large share; at twice a window, at the first end."""
     if not len(ends) or not spans or spans[-1].end >= 0 or not spans[-1].is_list:
         return
     span = spans[-1]
+    lengths = np.diff(ends, prepend=span.last_end).astype(np.uint64)
+    span.last_end = int(ends[-1])
+    per_byte = (1 << 32) // WINDOW_BYTES
+    rare = ends[marks < lengths * np.uint64(per_byte)]  # about once in a window's bytes
+    common = ends[marks < lengths * np.uint64(per_byte * 4)]  # about once in a quarter window's
     last = span.cuts[-1] if span.cuts else span.start
     while True:
-        index = int(np.searchsorted(ends, last + WINDOW_BYTES))
-        if index == len(ends):
+        half, whole, double = last + WINDOW_BYTES // 2, last + WINDOW_BYTES, last + 2 * WINDOW_BYTES
+        early = rare[np.searchsorted(rare, half):np.searchsorted(rare, whole)]
+        late = common[np.searchsorted(common, whole):]
+        forced = ends[np.searchsorted(ends, double):]
+        if len(early):
+            last = int(early[0])
+        elif len(late) and (not len(forced) or late[0] <= forced[0]):
+            last = int(late[0])
+        elif len(forced):
+            last = int(forced[0])
+        else:
             return
-        last = int(ends[index])
         span.cuts.append(last)

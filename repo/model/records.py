@@ -105,6 +105,16 @@ class FilePart:
 
 
 @dataclass
+class WindowDigests:
+    """A file read in windows, as an update knows it again (see repo.model.windows): the digest
+    of every byte but its annotations' and, in file order, each annotations window's digest and
+    number of elements."""
+
+    frame: bytes
+    windows: list[tuple[bytes, int]] = field(default_factory=list)
+
+
+@dataclass
 class TaskFile:
     """One COCO annotation file, validated, in the order the file had everything.
 
@@ -125,6 +135,9 @@ class TaskFile:
     panoptic: list[PanopticRecord]
     sha256: str | None = None  # of the file's bytes, when read from a file (an update skips it if unchanged)
     parts: Iterator[FilePart] | None = None
+    # Of a file read in windows without a problem, once its parts are taken: remembered with
+    # its rows, for an update to read again only the windows that changed.
+    windows: WindowDigests | None = None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from collections.abc import Collection
 from sqlalchemy import Connection, func, select, update
 
 from repo.model.hashing import segments_fingerprint
-from repo.model.records import KeptPng
+from repo.model.records import AnnotationRecord, KeptPng
 from repo.store import schema
 
 FILE_TABLES = (schema.categories, schema.file_images, schema.annotations, schema.panoptic_records)
@@ -54,6 +54,22 @@ def file_links(connection: Connection, file_id: int) -> list[tuple[int, bool]]:
         links.c.file_id == file_id, links.c.rev_to.is_(None)
     )
     return [(item_id, bool(own_record)) for item_id, own_record in connection.execute(query).all()]
+
+
+def annotation_records(connection: Connection, file_id: int) -> list[AnnotationRecord]:
+    """The file's working annotations in file order, as much of a record as an update matches
+    (its id, its image's id in the file, its hash) and the `row_id` the rest is read from."""
+    annotations, links = schema.annotations, schema.file_images
+    query = (
+        select(annotations.c.row_id, annotations.c.coco_id, links.c.coco_id, annotations.c.hash)
+        .join(links, (links.c.file_id == file_id) & (links.c.item_id == annotations.c.item_id) & links.c.rev_to.is_(None))
+        .where(annotations.c.file_id == file_id, annotations.c.rev_to.is_(None))
+        .order_by(annotations.c.position)
+    )
+    return [
+        {"row_id": row_id, "coco_id": coco_id, "image_id": image_id, "hash": digest}  # type: ignore[typeddict-unknown-key]
+        for row_id, coco_id, image_id, digest in connection.execute(query)
+    ]
 
 
 def png_digests(connection: Connection, file_id: int) -> dict[str, str | None]:

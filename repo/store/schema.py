@@ -167,6 +167,19 @@ file_digests = Table(
     Column("sha256", String(64), nullable=False),
 )
 
+# The windows of each big annotation file an import or update read in windows, by the SHA-256
+# of the file's bytes (migration 0010): each window's digest and number of elements, `place` -1
+# the digest of every other byte. A cache outside versions: an update of a file that changed
+# reads again only the windows that did (see repo.model.windows).
+window_digests = Table(
+    "window_digests",
+    metadata,
+    Column("file_sha256", String(64), primary_key=True),
+    Column("place", Integer, primary_key=True),
+    Column("elements", Integer, nullable=False),
+    Column("digest", LargeBinary(32), nullable=False),
+)
+
 sources = _versioned(
     "sources",
     Column("name", String(200), nullable=False),

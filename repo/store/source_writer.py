@@ -23,7 +23,7 @@ from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, Table, select
+from sqlalchemy import Connection, Row, Table, select
 
 from repo.model.hashing import record_hash
 from repo.model.paths import FolderFiles
@@ -36,12 +36,14 @@ from repo.model.records import (
     PanopticRecord,
     TaskFile,
 )
+from repo.model.windows import LastWindows
 from repo.store import schema
 from repo.store.file_digests import FileDigests
 from repo.store.labels import ensure_labels
 from repo.store.positions import fresh_position, reuse_positions
-from repo.store.previous import file_links, kept_pngs, newest_row, png_digests
+from repo.store.previous import annotation_records, file_links, kept_pngs, newest_row, png_digests
 from repo.store.versions import VersionWriter, version_values
+from repo.store.window_digests import known_windows, remember_windows
 
 # Besides its key, what makes a stored row differ from a freshly read record.
 COMPARED: dict[str, tuple[str, ...]] = {
@@ -52,8 +54,8 @@ COMPARED: dict[str, tuple[str, ...]] = {
     "annotations": ("hash", "position", "item_id"),
     "panoptic_records": ("hash", "position"),
 }
-# Makes the whole row to write of wanted record `index` from what matching compared.
-Completion = Callable[[int, dict[str, Any]], dict[str, Any]]
+# Stored rows read at a time for the records an update took from them and writes again.
+_STORED_FIELDS_BATCH = 1000
 # Caches, not content (the kept panoptic PNG and the fingerprint of the segments it paints: an
 # export checks one against the other). A stored row with the same content gets them in place,
 # not as a new version, so no commit, status or diff reports them.
@@ -154,6 +156,7 @@ class SourceWriter:
         self._write_annotations(file_id, task_file, item_ids, exists)
         if exists and not versioned:
             self._restamp_file(stored, task_file.sha256, self.counts.total != written_before)
+        self._remember_windows(task_file)
 
     def stores_file(self, task_file: TaskFile) -> bool:
         """Does the source already hold this file (so that an update matches its rows)?"""
@@ -181,6 +184,11 @@ class SourceWriter:
             )
             self._sync(schema.annotations, {}, wanted, first=annotations, complete=complete)
             annotations += len(wanted)
+        self._remember_windows(task_file)
+
+    def _remember_windows(self, task_file: TaskFile) -> None:
+        if task_file.windows is not None and task_file.sha256 is not None:
+            remember_windows(self.versions.connection, task_file.sha256, task_file.windows)
 
     def _write_header(self, task_file: TaskFile, position: int) -> tuple[int, Row[Any] | None, bool]:
         """The file's row and its categories; returns its id, its stored row if there was one,
@@ -263,6 +271,22 @@ class SourceWriter:
     def kept_pngs(self, task: str, subset: str) -> Mapping[str, KeptPng]:
         stored = self._stored_files.get((task, subset))
         return kept_pngs(self.versions.connection, stored.id) if stored is not None else {}
+
+    def last_windows(self, task: str, subset: str) -> LastWindows | None:
+        """The windows of the file as last read, if its rows are still all and only what they
+        gave: no row changed since (as for `unchanged`), and one row per element (an import
+        that skipped bad records, or a label map that dropped some, leaves fewer)."""
+        stored = self._stored_files.get((task, subset))
+        if stored is None or stored.content_sha256 is None:
+            return None
+        connection = self.versions.connection
+        digests = known_windows(connection, stored.content_sha256)
+        if digests is None or newest_row(connection, stored.id) > stored.rev_from:
+            return None
+        records = annotation_records(connection, stored.id)
+        if len(records) != sum(count for _, count in digests.windows):
+            return None
+        return LastWindows(digests, records)
 
     def keep_file(self, task: str, subset: str, position: int) -> dict[tuple[str, str], bool]:
         """Leave an unread file's rows as they are (see `unchanged`); returns the keys of the
@@ -348,10 +372,12 @@ class SourceWriter:
             return
         annotations = task_file.annotations
         wanted, complete = _annotation_rows(
-            file_id, annotations, [item_ids[a["image_id"]] for a in annotations], [a["coco_id"] for a in annotations]
+            file_id, annotations, [item_ids[a["image_id"]] for a in annotations], [a["coco_id"] for a in annotations],
+            self.versions.connection,
         )
         stored = self._stored(schema.annotations, file_id, exists, lambda row: row.coco_id)
         self._sync(schema.annotations, stored, wanted, complete=complete)
+
 
     def _write_panoptic(
         self, file_id: int, panoptic: list[PanopticRecord], item_ids: dict[int, int], exists: bool,
@@ -389,7 +415,7 @@ class SourceWriter:
         wanted: Sequence[tuple[Hashable, dict[str, Any]]],
         positioned: bool = True,
         first: int = 0,
-        complete: Completion | None = None,
+        complete: AnnotationCompletion | None = None,
     ) -> list[int]:
         """Write `wanted` (key, row) over the `stored` rows; returns the records' ids in order.
         `first` records of the file come before `wanted` (written already, none stored). With
@@ -419,6 +445,8 @@ class SourceWriter:
                 if cached and any(row[c] is not None and getattr(current, c) != row[c] for c in cached):
                     refills.append({"row_id": current.row_id, **{column: row[column] for column in cached}})
         self.versions.fill_in_place(table, refills)
+        if complete is not None:
+            complete.prepare([index for index, _ in versions + new_rows])
         closing.extend(row.row_id for row in stored.values())
         self.versions.close_rows(table, closing)
         new_ids = iter(self.versions.insert(table, _completed(new_rows, complete)))
@@ -456,7 +484,7 @@ def _stored_row(table: Table, keys: tuple[str, ...] = ("item_id", "coco_id")) ->
     return namedtuple(f"Stored_{table.name}", fields)  # type: ignore[misc]
 
 
-def _completed(rows: list[tuple[int, dict[str, Any]]], complete: Completion | None) -> Sequence[dict[str, Any]]:
+def _completed(rows: list[tuple[int, dict[str, Any]]], complete: AnnotationCompletion | None) -> Sequence[dict[str, Any]]:
     if complete is None:
         return [row for _, row in rows]
     return _Completing(rows, complete)
@@ -466,7 +494,7 @@ class _Completing(Sequence[dict[str, Any]]):
     """The whole rows of matched records, made when sliced: the insert takes them a batch at
     a time, so a file's whole rows (the bulk of an import's memory) are never all held."""
 
-    def __init__(self, rows: list[tuple[int, dict[str, Any]]], complete: Completion):
+    def __init__(self, rows: list[tuple[int, dict[str, Any]]], complete: AnnotationCompletion):
         self._rows, self._complete = rows, complete
 
     def __len__(self) -> int:
@@ -479,19 +507,45 @@ class _Completing(Sequence[dict[str, Any]]):
 
 
 def _annotation_rows(
-    file_id: int, records: Sequence[AnnotationRecord], item_ids: Iterable[int], keys: Iterable[Hashable]
-) -> tuple[list[tuple[Hashable, dict[str, Any]]], Completion]:
+    file_id: int, records: Sequence[AnnotationRecord], item_ids: Iterable[int], keys: Iterable[Hashable],
+    connection: Connection | None = None,
+) -> tuple[list[tuple[Hashable, dict[str, Any]]], AnnotationCompletion]:
     """What `_sync` matches of each annotation (its key, item and hash), and how it makes the
-    row of one to write (the record's fields and the file's id are added then)."""
+    row of one to write (see AnnotationCompletion)."""
     wanted = [
         (key, {"item_id": item_id, "hash": record["hash"]}) for key, record, item_id in zip(keys, records, item_ids)
     ]
+    return wanted, AnnotationCompletion(file_id, records, connection)
 
-    def complete(index: int, row: dict[str, Any]) -> dict[str, Any]:
-        record = records[index]
+
+class AnnotationCompletion:
+    """Makes the whole row of a record to write: its fields and the file's id, with what
+    matching compared. A record an update took from the stored rows (repo.model.windows; it
+    has their `row_id`) gets its fields from its stored row, read by `prepare` before `_sync`
+    closes the rows it replaces (a row of the pending revision is deleted then)."""
+
+    def __init__(self, file_id: int, records: Sequence[AnnotationRecord], connection: Connection | None):
+        self.file_id, self.records, self.connection = file_id, records, connection
+        self._stored_fields: dict[int, dict[str, Any]] = {}
+
+    def prepare(self, indexes: list[int]) -> None:
+        """Read the stored fields of the taken records among `indexes`, which are written again
+        (moved, or their file renumbered): rare, and then a batch at a time."""
+        row_ids = [self.records[index]["row_id"] for index in indexes if "row_id" in self.records[index]]  # type: ignore[typeddict-item]
+        table = schema.annotations
+        for start in range(0, len(row_ids), _STORED_FIELDS_BATCH):
+            query = select(table.c.row_id, *(table.c[name] for name in ANNOTATION_FIELDS)).where(
+                table.c.row_id.in_(row_ids[start:start + _STORED_FIELDS_BATCH])
+            )
+            for row in self.connection.execute(query):  # type: ignore[union-attr]
+                fields = row._asdict()
+                self._stored_fields[fields.pop("row_id")] = fields
+
+    def __call__(self, index: int, row: dict[str, Any]) -> dict[str, Any]:
+        record: Mapping[str, Any] = self.records[index]
+        if "row_id" in record:
+            record = self._stored_fields.pop(record["row_id"])
         full = {name: record.get(name) for name in ANNOTATION_FIELDS}
-        full["file_id"] = file_id
+        full["file_id"] = self.file_id
         full.update(row)
         return full
-
-    return wanted, complete
