@@ -183,17 +183,28 @@ def json_name(task: str) -> str:
 
 
 def make_view(data: Path, scenario: Scenario, views: Path) -> Path:
-    """A folder with only the scenario's files (symlinks), and the images/ dir Datumaro insists on."""
+    """A folder with only the scenario's files, and the images/ dir Datumaro insists on. JSON
+    files are symlinks; image and PNG folders are real folders of hard links (copies across
+    file systems), since dsrepo does not read an image or PNG whose symlink leads out of the
+    dataset folder."""
     view = views / scenario.name
     (view / "annotations").mkdir(parents=True)
-    names = [json_name(task) for task in scenario.tasks] + ([PANOPTIC_DIR] if "panoptic" in scenario.tasks else [])
-    for name in names:
-        (view / "annotations" / name).symlink_to((data / "annotations" / name).resolve())
+    for task in scenario.tasks:
+        (view / "annotations" / json_name(task)).symlink_to((data / "annotations" / json_name(task)).resolve())
+    if "panoptic" in scenario.tasks:
+        shutil.copytree(data / "annotations" / PANOPTIC_DIR, view / "annotations" / PANOPTIC_DIR, copy_function=_link)
     if (data / "images").is_dir():
-        (view / "images").symlink_to((data / "images").resolve())
+        shutil.copytree(data / "images", view / "images", copy_function=_link)
     else:
         (view / "images" / SUBSET).mkdir(parents=True)
     return view
+
+
+def _link(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def describe_data(view: Path, scenario: Scenario) -> dict[str, Any]:
