@@ -126,7 +126,7 @@ def json_difference(expected: Any, actual: Any, path: str = "$") -> str | None:
 
 
 def load_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads(path.read_text(encoding="utf-8-sig"))  # a byte order mark is allowed
 
 
 def assert_same_file(expected: Path, actual: Path) -> None:

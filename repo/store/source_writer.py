@@ -283,10 +283,13 @@ class SourceWriter:
         digests = known_windows(connection, stored.content_sha256)
         if digests is None or newest_row(connection, stored.id) > stored.rev_from:
             return None
-        records = annotation_records(connection, stored.id)
-        if len(records) != sum(count for _, count in digests.windows):
-            return None
-        return LastWindows(digests, records)
+        elements = sum(count for _, count in digests.windows)
+
+        def load_records() -> list[AnnotationRecord] | None:
+            records = annotation_records(connection, stored.id)
+            return records if len(records) == elements else None
+
+        return LastWindows(digests, load_records)
 
     def keep_file(self, task: str, subset: str, position: int) -> dict[tuple[str, str], bool]:
         """Leave an unread file's rows as they are (see `unchanged`); returns the keys of the
