@@ -68,7 +68,7 @@ def annotation_records(connection: Connection, file_id: int) -> list[AnnotationR
     )
     return [
         {"row_id": row_id, "coco_id": coco_id, "image_id": image_id, "hash": digest}  # type: ignore[typeddict-unknown-key]
-        for row_id, coco_id, image_id, digest in connection.execute(query)
+        for row_id, coco_id, image_id, digest in connection.execute(query).all()
     ]
 
 
