@@ -24,7 +24,7 @@ from repo.coco.writer import image_record_object
 from repo.errors import ConflictError, InputError, OptionError
 from repo.formats.registry import DatasetReader, ImportRequest, ReadFile, UnchangedFile, get_format
 from repo.labels import LabelMap, apply_label_map, load_label_map
-from repo.model.paths import FolderFiles, read_real_file, text_folder
+from repo.model.paths import FolderFiles, read_real_file
 from repo.model.policy import ErrorPolicy
 from repo.model.records import FilePart, ImageRecord, PanopticRecord, gather_parts
 from repo.progress import Progress, Silent
@@ -84,7 +84,7 @@ def import_dataset(
     mapping = load_label_map(label_map) if label_map is not None else None
     reader_format = get_format(format_name, role="import")
     options = reader_format.import_settings(format_options)
-    path = text_folder(Path(path))
+    path = Path(path)
     assert reader_format.reader is not None
     reader = reader_format.reader(ImportRequest(format_name, path, relpath, options))
     default_name = Path(relpath or path.resolve().name).stem or "source"

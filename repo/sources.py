@@ -16,7 +16,6 @@ from repo._internal.reports import staged_reports
 from repo.coco.writer import image_record_object
 from repo.formats.registry import ImportRequest, get_format
 from repo.importing import ImportResult, PathLike, report_skipped, write_files
-from repo.model.paths import text_folder
 from repo.progress import Progress
 from repo.project import Project
 from repo.store.source_writer import SourceWriter
@@ -46,7 +45,7 @@ def update_source(
         reader_format = get_format(source.format, role="import")
         options = reader_format.import_settings(format_options)
         assert reader_format.reader is not None
-        reader = reader_format.reader(ImportRequest(source.format, text_folder(Path(path)), stored.get("relpath"), options))
+        reader = reader_format.reader(ImportRequest(source.format, Path(path), stored.get("relpath"), options))
         source_id = move_source(versions, source, str(reader.root.resolve()))
         writer = SourceWriter(versions, source_id, new_source=False, image_object=image_record_object, root=reader.root)
         result = write_files(connection, writer, name, reader, on_error, stored.get("label_map"), progress)

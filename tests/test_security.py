@@ -635,13 +635,19 @@ def test_a_remembered_password_is_private(pg_backend, tmp_path):
     assert "s3cret-pw" not in invoke("info", "-p", tmp_path / "p").stdout
 
 
-def test_a_dataset_folder_whose_path_is_not_utf8_is_refused(backend, tmp_path):
-    """A folder named in Latin-1 (byte 0xff) reaches Python as a lone surrogate, which no
-    database takes as text: `import` and `update` refuse it in one line, before writing."""
+@pytest.mark.parametrize("named", ["folder", "annotation file"])
+def test_a_dataset_folder_whose_path_is_not_utf8_is_refused(backend, tmp_path, named):
+    """A folder or file named in Latin-1 (byte 0xe9) reaches Python as a lone surrogate, which
+    no database takes as text: `import` and `update` refuse it in one line, writing nothing."""
     good = tmp_path / "good"
     shutil.copytree(DATA / "datumaro_coco" / "coco_instances", good)
     latin1 = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9"))
     shutil.copytree(good, latin1)
+    if named == "annotation file":
+        latin1 = tmp_path / "renamed"
+        shutil.copytree(good, latin1)
+        for path in (latin1 / "annotations").glob("instances_*.json"):
+            path.rename(os.fsdecode(os.fsencode(path.parent) + b"/instances_caf\xe9" + os.fsencode(path.name)[9:]))
     project = backend.create()
     import_dataset(project, "coco_instances", good, name="src")
     before = database_contents(project)

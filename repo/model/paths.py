@@ -24,7 +24,7 @@ import stat
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import BinaryIO
 
-from repo.errors import InputError, OptionError
+from repo.errors import InputError
 from repo.model.jsonio import describe
 
 
@@ -48,20 +48,6 @@ def unsafe_path_problem(name: str) -> str | None:
         if ".." in flavour.parts:
             return f"{describe(name)} climbs out of the dataset folder with '..'"
     return None
-
-
-def text_folder(path: Path) -> Path:
-    """A dataset folder's path, refused if it is not UTF-8 text: the project stores the paths it
-    reads from as text, and a name of other bytes (Latin-1, say) cannot be stored."""
-    shown = os.fspath(path.resolve())
-    try:
-        shown.encode("utf-8")
-    except UnicodeEncodeError as bad:
-        raise OptionError(
-            f"{shown.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')}: the path is not UTF-8 text "
-            f"(character {bad.start} is not); dsrepo stores the paths it reads as text: rename the folder"
-        ) from None
-    return path
 
 
 def output_path(out_dir: Path, *parts: str) -> Path:

@@ -22,10 +22,10 @@ from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, StatementError
 from sqlalchemy.pool import NullPool
 
-from repo.errors import BusyError, ConfigError, NotFoundError, OutputError, SchemaError
+from repo.errors import BusyError, ConfigError, InputError, NotFoundError, OutputError, SchemaError
 from repo.model.jsonio import dumps_text, parse_json
 from repo.store.copy_pipe import pipe_copies
 
@@ -226,6 +226,22 @@ def database_errors(engine: Engine) -> Iterator[None]:
         if engine.dialect.name == "sqlite" and _is_damaged(exc.orig or exc):
             raise damaged(engine.url.database, exc.orig or exc) from None
         raise
+    except (UnicodeEncodeError, StatementError) as exc:
+        unencodable = exc if isinstance(exc, UnicodeEncodeError) else exc.orig
+        if not isinstance(unencodable, UnicodeEncodeError):
+            raise
+        raise _not_text(unencodable) from unencodable
+
+
+def _not_text(error: UnicodeEncodeError) -> InputError:
+    """A value no database takes as text: a path or name read from disk in bytes that are not
+    UTF-8 (Python keeps such bytes as lone surrogates), or a JSON string escaping one."""
+    shown = str(error.object).encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+    return InputError(
+        shown[:300], None, None,
+        "not UTF-8 text, which the database cannot store: the path is not UTF-8 text (rename the file or "
+        "folder), or a JSON string holds a lone surrogate escape",
+    )
 
 
 @contextmanager
