@@ -24,6 +24,7 @@ the message it always gave.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -81,7 +82,6 @@ class Window:
 
     def __init__(self, piece: bytes, first: bool):
         self.piece = piece  # the file's bytes from after the element before to the last one's end
-        self.text = b"[" + piece + b"]" if first else b"[0" + piece + b"]"
         self._first = first
         self._elements: list[Any] | None = None
 
@@ -89,11 +89,16 @@ class Window:
     def digest(self) -> bytes:
         return hashlib.sha256(self.piece).digest()
 
+    @functools.cached_property
+    def text(self) -> bytes:
+        """The piece as a JSON array; after the first window, behind a stand-in element."""
+        return b"[" + self.piece + b"]" if self._first else b"[0" + self.piece + b"]"
+
     @property
     def elements(self) -> list[Any]:
         if self._elements is None:
             parsed = _parse_value(self.text)
-            self._elements = parsed if self._first else parsed[1:]  # `, element, ...` after a stand-in
+            self._elements = parsed if self._first else parsed[1:]
         return self._elements
 
     def refuse_repeated_keys(self, keys: int | None = None) -> None:

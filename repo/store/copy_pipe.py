@@ -54,7 +54,10 @@ class CopyPipe:
         """Send nothing more, cancel the COPY being sent, and end the thread."""
         self._dropping = True
         if self._sending:
-            self._driver.cancel_safe()
+            try:
+                self._driver.cancel_safe()
+            except self._error_class:
+                pass  # the COPY could not be cancelled (a broken connection): it ends on its own
         self._items.put(_STOP)
         self._thread.join()
 

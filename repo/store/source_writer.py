@@ -381,7 +381,6 @@ class SourceWriter:
         stored = self._stored(schema.annotations, file_id, exists, lambda row: row.coco_id)
         self._sync(schema.annotations, stored, wanted, complete=complete)
 
-
     def _write_panoptic(
         self, file_id: int, panoptic: list[PanopticRecord], item_ids: dict[int, int], exists: bool,
         first_record: int = 0, first_segment: int = 0,
@@ -449,7 +448,7 @@ class SourceWriter:
                     refills.append({"row_id": current.row_id, **{column: row[column] for column in cached}})
         self.versions.fill_in_place(table, refills)
         if complete is not None:
-            complete.prepare([index for index, _ in versions + new_rows])
+            complete.prepare(versions, new_rows)
         closing.extend(row.row_id for row in stored.values())
         self.versions.close_rows(table, closing)
         new_ids = iter(self.versions.insert(table, _completed(new_rows, complete)))
@@ -531,16 +530,20 @@ class AnnotationCompletion:
         self.file_id, self.records, self.connection = file_id, records, connection
         self._stored_fields: dict[int, dict[str, Any]] = {}
 
-    def prepare(self, indexes: list[int]) -> None:
-        """Read the stored fields of the taken records among `indexes`, which are written again
-        (moved, or their file renumbered): rare, and then a batch at a time."""
+    def prepare(self, *written: list[tuple[int, dict[str, Any]]]) -> None:
+        """Read the stored fields of the taken records among those `written` again (moved, or
+        their file renumbered): rare, and then a batch at a time. Only a stored file's records
+        (given a connection) can have been taken."""
+        if self.connection is None:
+            return
+        indexes = (index for rows in written for index, _ in rows)
         row_ids = [self.records[index]["row_id"] for index in indexes if "row_id" in self.records[index]]  # type: ignore[typeddict-item]
         table = schema.annotations
         for start in range(0, len(row_ids), _STORED_FIELDS_BATCH):
             query = select(table.c.row_id, *(table.c[name] for name in ANNOTATION_FIELDS)).where(
                 table.c.row_id.in_(row_ids[start:start + _STORED_FIELDS_BATCH])
             )
-            for row in self.connection.execute(query):  # type: ignore[union-attr]
+            for row in self.connection.execute(query):
                 fields = row._asdict()
                 self._stored_fields[fields.pop("row_id")] = fields
 

@@ -66,6 +66,7 @@ class VersionWriter:
     pending: int
     _next_row_id: dict[str, int] = field(default_factory=dict)
     _drawn_ids: list[int] = field(default_factory=list)
+    _drawn_taken: int = 0  # how many of `_drawn_ids` were handed out
 
     @classmethod
     def begin(cls, connection: Connection) -> "VersionWriter":
@@ -89,14 +90,16 @@ class VersionWriter:
         if count == 0:
             return []
         if self.is_postgresql:
-            if len(self._drawn_ids) < count:
+            left = len(self._drawn_ids) - self._drawn_taken
+            if left < count:
                 rows = self.connection.execute(
                     text("SELECT nextval('dsrepo_row_ids') FROM generate_series(1, :n)"),
-                    {"n": max(DRAWN_IDS, count - len(self._drawn_ids))},
+                    {"n": max(DRAWN_IDS, count - left)},
                 )
-                self._drawn_ids.extend(row[0] for row in rows)
-            ids, self._drawn_ids = self._drawn_ids[:count], self._drawn_ids[count:]
-            return ids
+                self._drawn_ids = self._drawn_ids[self._drawn_taken:] + [row[0] for row in rows]
+                self._drawn_taken = 0
+            self._drawn_taken += count
+            return self._drawn_ids[self._drawn_taken - count:self._drawn_taken]
         start = self._next_row_id.get(table.name)
         if start is None:  # AUTOINCREMENT's counter remembers ids of rows deleted since
             used = self.connection.execute(
